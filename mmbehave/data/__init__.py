@@ -1,0 +1,1 @@
+"""Data: raw clips -> processed tensors -> training batches."""

@@ -1,0 +1,332 @@
+"""Raw clips -> model inputs, for a whole dataset (see ``layout.py`` for where everything lives).
+
+    raw/metadata/{split}.csv --read_split--> one job per clip:
+        raw/<video_path> (default videos/<clip_id>.mp4)
+            --read_video_frames-->                 processed/video_frames/<clip_id>.pt
+        raw/<audio_path> (default: the video's own track)
+            --read_audio--> --log_mel_spectrogram--> processed/mel_spectrograms/<clip_id>.npy
+    --> processed/manifest.csv: one row per clip with its status and the settings that made its files
+
+Statuses: ``ok``; ``no_audio`` (no audio track: a silent spectrogram is written and has_audio is false);
+``failed: <reason naming the file>`` (nothing written for the clip; the other clips go on).
+Re-running skips clips whose files exist and whose manifest row has the current settings fingerprint and
+the same source paths; changing any setting re-processes everything. Every file is written atomically, and
+the manifest is written even on Ctrl-C, so finished clips are not redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mmbehave.atomic import atomic_path
+from mmbehave.data.clip_io import ClipReadError, read_audio, read_video_frames
+from mmbehave.data.layout import SPLITS, DatasetLayout
+from mmbehave.data.mel import log_mel_spectrogram
+from mmbehave.data.metadata import REQUIRED_COLUMNS, DataError, csv_row, read_split
+
+log = logging.getLogger(__name__)
+
+# Bump when the same settings would produce different files (a code change), so old outputs are redone.
+PREPROCESS_VERSION = 1
+DONE_STATUSES = ("ok", "no_audio")
+SOURCE_COLUMNS = ("video_path", "audio_path")  # relative to raw/; audio_path empty = the video's own track
+SETTINGS_COLUMNS = ("num_frames", "image_size", "frame_window", "sample_rate", "clip_seconds", "n_mels",
+                    "n_fft", "hop_length")
+MANIFEST_COLUMNS = (*REQUIRED_COLUMNS, "split", "status", "has_audio", *SOURCE_COLUMNS, *SETTINGS_COLUMNS,
+                    "fingerprint")
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """Everything that decides what a clip's processed files contain (the ``data`` config keys)."""
+
+    num_frames: int                              # frames sampled uniformly per clip
+    image_size: int                              # square side after short-side resize + centre crop
+    frame_window: tuple[float, float] | None     # (start_s, end_s) to sample frames from; None = whole clip
+    sample_rate: int                             # Hz, mono
+    clip_seconds: float                          # audio cropped / zero-padded to this
+    n_mels: int
+    n_fft: int
+    hop_length: int
+
+    def __post_init__(self) -> None:
+        # Normalise types so that `4` and `4.0` in YAML give the same fingerprint.
+        for name in ("num_frames", "image_size", "sample_rate", "n_mels", "n_fft", "hop_length"):
+            value = getattr(self, name)
+            if int(value) != value or value <= 0:
+                raise ValueError(f"preprocessing setting {name} must be a positive integer; got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not float(self.clip_seconds) > 0:
+            raise ValueError(f"preprocessing setting clip_seconds must be > 0; got {self.clip_seconds!r}")
+        object.__setattr__(self, "clip_seconds", float(self.clip_seconds))
+        if self.frame_window is not None:
+            window = tuple(float(v) for v in self.frame_window)
+            if len(window) != 2 or not 0 <= window[0] < window[1]:
+                raise ValueError(f"frame_window must be null or [start_s, end_s] with 0 <= start < end; "
+                                 f"got {self.frame_window!r}")
+            object.__setattr__(self, "frame_window", window)
+
+    @classmethod
+    def from_config(cls, data_cfg: Mapping[str, Any]) -> PreprocessSettings:
+        """Pick the settings out of the ``data`` config (a DictConfig or dict); other keys are ignored."""
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data_cfg]
+        if missing:
+            raise ValueError(f"the data config lacks preprocessing setting(s) {', '.join(missing)}")
+        return cls(**{f.name: data_cfg[f.name] for f in dataclasses.fields(cls)})
+
+    def fingerprint(self) -> str:
+        """12 hex digits, stable across runs and machines, changing with any setting or PREPROCESS_VERSION."""
+        payload = json.dumps({**dataclasses.asdict(self), "version": PREPROCESS_VERSION}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def manifest_values(self) -> dict[str, str]:
+        """The settings as manifest cells (frame_window as ``[start, end]`` or empty), plus the fingerprint."""
+        values = {name: str(getattr(self, name)) for name in SETTINGS_COLUMNS}
+        values["frame_window"] = json.dumps(list(self.frame_window)) if self.frame_window else ""
+        values["fingerprint"] = self.fingerprint()
+        return values
+
+
+@dataclass
+class PreprocessSummary:
+    """What a run did. ``failed`` holds (clip_id, reason) pairs."""
+
+    ok: int = 0
+    no_audio: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    manifest: Path | None = None
+
+    def add(self, clip_id: str, status: str) -> None:
+        if status == "ok":
+            self.ok += 1
+        elif status == "no_audio":
+            self.no_audio += 1
+        else:
+            self.failed.append((clip_id, status.removeprefix("failed: ")))
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.no_audio + self.skipped + len(self.failed)
+
+    def format(self) -> str:
+        lines = [f"{self.total} clips: {self.ok} ok, {self.no_audio} without audio (silent "
+                 f"spectrogram), {self.skipped} already up to date, {len(self.failed)} failed."]
+        lines += [f"  FAILED {clip_id}: {reason}" for clip_id, reason in self.failed]
+        if self.manifest is not None:
+            lines.append(f"Manifest: {self.manifest}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _ClipJob:
+    clip_id: str
+    video: Path
+    audio: Path | None  # None: the video's own audio track
+    frames_out: Path
+    mel_out: Path
+
+
+def preprocess_clip(video: Path, audio: Path | None,
+                    settings: PreprocessSettings) -> tuple[torch.Tensor, np.ndarray, bool]:
+    """One raw clip -> model inputs: (frames uint8 (num_frames, 3, image_size, image_size),
+    log-mel float32 (n_mels, 1 + samples // hop_length), has_audio).
+
+    ``audio`` is a separate audio file, or None for the video's own track; a video without one gets the
+    spectrogram of silence and has_audio False. Raises ``ClipReadError`` for files that cannot be decoded.
+    """
+    frames = read_video_frames(video, settings.num_frames, settings.image_size, settings.frame_window)
+    waveform = read_audio(audio or video, settings.sample_rate, settings.clip_seconds)
+    if waveform is None and audio is not None:
+        raise ClipReadError(audio, "no audio stream (this is the clip's audio_path)")
+    has_audio = waveform is not None
+    if waveform is None:  # every clip gets the same spectrogram shape
+        waveform = np.zeros(int(round(settings.sample_rate * settings.clip_seconds)), np.float32)
+    mel = log_mel_spectrogram(waveform, settings.sample_rate, settings.n_mels, settings.n_fft, settings.hop_length)
+    return frames, mel, has_audio
+
+
+def _process_clip(job: _ClipJob, settings: PreprocessSettings) -> tuple[str, str, bool]:
+    """Preprocess one clip and write its two files. Returns (clip_id, status, has_audio); never raises for bad input."""
+    try:
+        frames, mel, has_audio = preprocess_clip(job.video, job.audio, settings)
+    except ClipReadError as error:
+        return job.clip_id, _failed(job, str(error)), False
+    except Exception as error:  # one odd file must not stop the dataset: record it and go on
+        return job.clip_id, _failed(job, f"{job.video}: {type(error).__name__}: {error}"), False
+    with atomic_path(job.frames_out) as tmp:
+        torch.save(frames, tmp)
+    with atomic_path(job.mel_out) as tmp:
+        np.save(tmp, mel)
+    return job.clip_id, "ok" if has_audio else "no_audio", has_audio
+
+
+def _failed(job: _ClipJob, reason: str) -> str:
+    """Remove the clip's outputs from an earlier run (they no longer match its source) and build the status."""
+    job.frames_out.unlink(missing_ok=True)
+    job.mel_out.unlink(missing_ok=True)
+    return "failed: " + " ".join(reason.split())  # one line, so the manifest stays one row per clip
+
+
+def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_workers: int = 2, progress: bool = True,
+                       splits: tuple[str, ...] = SPLITS) -> PreprocessSummary:
+    """Preprocess every clip listed in ``raw/metadata/{split}.csv`` under ``root``; see the module docstring.
+
+    Bad metadata (missing file or columns, duplicate ids) raises ``DataError`` before anything is written.
+    ``num_workers`` <= 1 runs in this process (easiest to debug); otherwise one process per worker.
+    """
+    layout = DatasetLayout(Path(root).expanduser().resolve())
+    tables = {split: read_split(layout, split) for split in splits}
+    _check_tables(layout, tables)
+    previous = _read_manifest(layout)
+    fixed = settings.manifest_values()
+    summary = PreprocessSummary(manifest=layout.manifest)
+
+    rows: dict[str, dict[str, str]] = {}  # clip_id -> manifest row, in metadata order; status set once known
+    jobs: list[_ClipJob] = []
+    for split, table in tables.items():
+        for record in table.to_dict("records"):
+            row, job = _plan_clip(layout, split, record, fixed)
+            old = previous.get(job.clip_id)
+            if old is not None and _up_to_date(old, row, job):
+                row.update(status=old["status"], has_audio=old["has_audio"])
+                summary.skipped += 1
+            else:
+                jobs.append(job)
+            rows[job.clip_id] = row
+    log.info("%s: %d clips, %d to process, %d up to date (settings fingerprint %s)", layout.root, len(rows),
+             len(jobs), summary.skipped, fixed["fingerprint"])
+
+    def record_result(clip_id: str, status: str, has_audio: bool) -> None:
+        rows[clip_id].update(status=status, has_audio=str(has_audio).lower())
+        summary.add(clip_id, status)
+
+    try:
+        _run(jobs, settings, num_workers, progress, record_result)
+    finally:
+        # Even after Ctrl-C: a clip not reached keeps its old row (which still describes its files) or none;
+        # rows of splits not processed this time stay, so a partial run does not forget the rest.
+        finished = [row if "status" in row else previous.get(clip_id) for clip_id, row in rows.items()]
+        kept = [row for clip_id, row in previous.items() if clip_id not in rows and row.get("split") not in splits]
+        _write_manifest(layout, [row for row in finished if row is not None] + kept)
+    return summary
+
+
+def _plan_clip(layout: DatasetLayout, split: str, record: dict[str, str],
+               fixed: dict[str, str]) -> tuple[dict[str, str], _ClipJob]:
+    """A metadata row -> its manifest row (no status yet) and the job that makes its files."""
+    clip_id = record["clip_id"]
+    video_rel = record.get("video_path", "").strip() or layout.default_video_path(clip_id)
+    audio_rel = record.get("audio_path", "").strip()
+    row = {**record, "split": split, "video_path": video_rel, "audio_path": audio_rel, **fixed}
+    job = _ClipJob(clip_id, layout.raw_dir / video_rel, layout.raw_dir / audio_rel if audio_rel else None,
+                   layout.video_frames(clip_id), layout.mel_spectrogram(clip_id))
+    return row, job
+
+
+def _up_to_date(old: dict[str, str], row: dict[str, str], job: _ClipJob) -> bool:
+    """Done earlier with the same settings and sources, and both files still there."""
+    return (old.get("fingerprint") == row["fingerprint"] and old.get("status") in DONE_STATUSES
+            and all(old.get(column) == row[column] for column in SOURCE_COLUMNS)
+            and job.frames_out.is_file() and job.mel_out.is_file())
+
+
+def _check_tables(layout: DatasetLayout, tables: dict[str, pd.DataFrame]) -> None:
+    """What read_split cannot see from one file: ids shared across splits, ids unusable as file names,
+    extra columns that would clash with the manifest's own."""
+    reserved = set(MANIFEST_COLUMNS) - set(REQUIRED_COLUMNS) - set(SOURCE_COLUMNS)
+    seen: dict[str, str] = {}
+    for split, table in tables.items():
+        path = layout.metadata_csv(split)
+        clashing = [column for column in table.columns if column in reserved]
+        if clashing:
+            raise DataError(f"{path}: column(s) {', '.join(clashing)} clash with the manifest's own columns; "
+                            "rename them.")
+        for index, clip_id in table["clip_id"].items():
+            parts = PurePath(clip_id).parts
+            if PurePath(clip_id).is_absolute() or ".." in parts or "\\" in clip_id:
+                raise DataError(f"{path}, row {csv_row(index)}: clip_id '{clip_id}' cannot be used as a file name "
+                                "under processed/; use letters, digits, '-', '_' (and '/' for sub-folders).")
+            if clip_id in seen:
+                raise DataError(f"{path}, row {csv_row(index)}: clip_id '{clip_id}' is also in "
+                                f"{layout.metadata_csv(seen[clip_id])}; a clip belongs to one split only.")
+            seen[clip_id] = split
+
+
+def _read_manifest(layout: DatasetLayout) -> dict[str, dict[str, str]]:
+    """The previous run's rows by clip_id; empty if there is none or it is unreadable (then all is redone)."""
+    if not layout.manifest.is_file():
+        return {}
+    try:
+        frame = pd.read_csv(layout.manifest, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        log.warning("%s is unreadable (%s); every clip will be processed again.", layout.manifest, error)
+        return {}
+    if "clip_id" not in frame.columns:
+        log.warning("%s has no clip_id column; every clip will be processed again.", layout.manifest)
+        return {}
+    return {row["clip_id"]: row for row in frame.to_dict("records")}
+
+
+def _write_manifest(layout: DatasetLayout, rows: list[dict[str, str]]) -> None:
+    """Manifest columns first, then the metadata's extra columns in the order first seen."""
+    extra = list(dict.fromkeys(column for row in rows for column in row if column not in MANIFEST_COLUMNS))
+    frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *extra]).fillna("")
+    with atomic_path(layout.manifest) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _run(jobs: list[_ClipJob], settings: PreprocessSettings, num_workers: int, progress: bool,
+         on_result: Callable[[str, str, bool], None]) -> None:
+    """Run the jobs inline or in ``num_workers`` processes, reporting each (clip_id, status, has_audio)."""
+    show = progress and sys.stderr.isatty()  # no bar in logs and CI
+    with tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not show) as bar:
+        if num_workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                on_result(*_process_clip(job, settings))
+                bar.update()
+            return
+        pool = ProcessPoolExecutor(min(num_workers, len(jobs)), mp_context=_worker_context(),
+                                   initializer=_init_worker)
+        try:
+            futures = {pool.submit(_process_clip, job, settings): job for job in jobs}
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    result = future.result()
+                except Exception as error:  # a worker died (say, a decoder crash): record it, go on
+                    # Its files are left alone: the crash need not be this clip's fault.
+                    reason = f"{job.video}: worker process failed ({type(error).__name__}: {error})"
+                    result = (job.clip_id, "failed: " + " ".join(reason.split()), False)
+                on_result(*result)
+                bar.update()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Fork server, not fork: forking a parent whose threads hold locks (torch's pools, CUDA) can deadlock the
+    child. Not plain spawn either: it re-imports torch in every worker (seconds each); the fork server imports
+    this module once per parent process and forks workers from it."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _init_worker() -> None:
+    # One thread per worker: the workers already use every core between them.
+    torch.set_num_threads(1)

@@ -1,0 +1,141 @@
+"""The built-in benchmark dataset: real MP4 clips (H.264 + AAC) and label tables, then real preprocessing.
+
+    python -m mmbehave.data.synthetic                      # generate data/synthetic (the default data.root)
+    python -m mmbehave.data.synthetic data.seed=1 data.root=/tmp/synth1
+
+Training with ``data=synthetic`` calls ``ensure_synthetic_dataset`` first, so the first run generates it.
+What the clips contain, and why fusion matters on them, is in ``synthetic_scenes.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import json
+import logging
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from mmbehave.atomic import atomic_path, write_text_atomic
+from mmbehave.data.clip_io import write_clip
+from mmbehave.data.layout import SPLITS, DatasetLayout
+from mmbehave.data.synthetic_scenes import BEHAVIORS, SPECIES, SceneSize, render_audio, render_video
+from mmbehave.paths import config_dir
+
+log = logging.getLogger(__name__)
+
+# What the raw clips depend on; a change regenerates them. (Preprocessing settings are the preprocessor's.)
+GENERATOR_KEYS = ("seed", "clips_per_split", "fps", "clip_seconds", "raw_frame_size", "raw_sample_rate")
+SETTINGS_FILE = "synthetic.json"
+
+
+def generator_settings(data_cfg: DictConfig) -> dict:
+    container = OmegaConf.to_container(data_cfg, resolve=True)
+    return {key: container[key] for key in GENERATOR_KEYS}
+
+
+def clip_plan(settings: dict) -> dict[str, pd.DataFrame]:
+    """Per split: clip ids and labels, every (species, behaviour) pair equally often, in a seeded order."""
+    combos = list(itertools.product(SPECIES, BEHAVIORS))
+    plan = {}
+    for split_index, split in enumerate(SPLITS):
+        count = int(settings["clips_per_split"][split])
+        labels = [combos[i % len(combos)] for i in range(count)]
+        order = np.random.default_rng([settings["seed"], split_index]).permutation(count)
+        plan[split] = pd.DataFrame({
+            "clip_id": [f"{split}_{i:05d}" for i in range(count)],
+            "species": [labels[j][0] for j in order],
+            "behavior": [labels[j][1] for j in order],
+        })
+    return plan
+
+
+def _write_one(job: tuple) -> None:
+    path, species, behavior, rng_key, settings = job
+    fps, seconds = int(settings["fps"]), float(settings["clip_seconds"])
+    size = SceneSize(num_frames=max(2, int(round(fps * seconds))), frame_size=int(settings["raw_frame_size"]),
+                     sample_rate=int(settings["raw_sample_rate"]), clip_seconds=seconds)
+    rng = np.random.default_rng(rng_key)  # one stream per clip: the same clip whatever the worker count
+    frames = render_video(rng, species, behavior, size)
+    audio = render_audio(rng, species, behavior, size)
+    write_clip(path, frames, fps=fps, audio=audio, sample_rate=size.sample_rate)
+
+
+def generate_raw(root: Path, settings: dict, num_workers: int = 2, progress: bool = True) -> None:
+    """Write ``raw/videos/*.mp4``, ``raw/metadata/*.csv`` and the settings file (last: it marks completion)."""
+    layout = DatasetLayout(root)
+    plan = clip_plan(settings)
+    jobs = [(layout.raw_dir / layout.default_video_path(row.clip_id), row.species, row.behavior,
+             [settings["seed"], split_index, index], settings)
+            for split_index, split in enumerate(SPLITS) for index, row in enumerate(plan[split].itertuples())]
+    executor = ProcessPoolExecutor(num_workers) if num_workers > 1 else None
+    mapper = executor.map(_write_one, jobs, chunksize=16) if executor else map(_write_one, jobs)
+    try:
+        for _ in tqdm(mapper, total=len(jobs), desc="generating clips", unit="clip", disable=not progress):
+            pass
+    finally:
+        if executor:
+            executor.shutdown()
+    for split, table in plan.items():
+        with atomic_path(layout.metadata_csv(split)) as tmp:
+            table.to_csv(tmp, index=False)
+    write_text_atomic(layout.raw_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True))
+
+
+@contextlib.contextmanager
+def _exclusive(root: Path):
+    """One generator per dataset folder at a time (parallel sweep trials may all start on a fresh machine)."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_synthetic_dataset(data_cfg: DictConfig, num_workers: int = 2, progress: bool | None = None) -> Path:
+    """Generate the raw clips if missing or made with other settings, then preprocess (skips done clips)."""
+    from mmbehave.preprocess import run_preprocess  # the same preprocessing as real data
+
+    root = Path(data_cfg.root)
+    settings = generator_settings(data_cfg)
+    show = progress if progress is not None else _is_terminal()
+    with _exclusive(root):
+        marker = DatasetLayout(root).raw_dir / SETTINGS_FILE
+        current = json.loads(marker.read_text()) if marker.is_file() else None
+        if current != settings:
+            if root.exists():
+                log.info("Synthetic settings changed: regenerating %s", root)
+                shutil.rmtree(root)
+            log.info("Generating the synthetic benchmark in %s (seed %s)", root, settings["seed"])
+            generate_raw(root, settings, num_workers=num_workers, progress=show)
+        summary = run_preprocess(data_cfg, num_workers=num_workers, progress=show)
+    if summary.failed:
+        raise RuntimeError(f"preprocessing the synthetic clips in {root} failed:\n{summary.format()}")
+    return root
+
+
+def _is_terminal() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+@hydra.main(config_path=str(config_dir()), config_name="synthetic")
+def main(cfg: DictConfig) -> None:
+    root = ensure_synthetic_dataset(cfg.data, num_workers=int(cfg.num_workers))
+    counts = {split: len(table) for split, table in clip_plan(generator_settings(cfg.data)).items()}
+    print(f"synthetic benchmark ready in {root}: {counts}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Checks of the processed files before any training starts.
+
+Every clip the metadata lists is opened cheaply (memory-mapped, no full read) and its dtype and shape are
+compared with what the config promises, so a bad file stops the run in seconds with its path and the
+metadata row, not an hour in with a collate error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from mmbehave.data.layout import DatasetLayout
+from mmbehave.data.metadata import DataError, csv_row
+
+PREPROCESS_HINT = "Re-create it with `python -m mmbehave.preprocess data.root=<root>` or drop the row."
+
+
+def read_manifest(layout: DatasetLayout) -> pd.DataFrame | None:
+    """The preprocessing manifest, or None for data preprocessed by other tools (the seed's layout has none)."""
+    if not layout.manifest.is_file():
+        return None
+    return pd.read_csv(layout.manifest, dtype=str, keep_default_na=False)
+
+
+def audio_flags(manifest: pd.DataFrame | None) -> dict[str, bool]:
+    """clip_id -> whether the clip has a real audio track (clips without one train as missing audio)."""
+    if manifest is None or "has_audio" not in manifest.columns:
+        return {}
+    return dict(zip(manifest["clip_id"], manifest["has_audio"].str.lower().eq("true")))
+
+
+def check_processed_clips(
+    layout: DatasetLayout,
+    tables: dict[str, pd.DataFrame],
+    modalities: tuple[str, ...],
+    num_frames: int,
+    image_size: int,
+    n_mels: int,
+    progress: bool = False,
+) -> None:
+    """Raise DataError naming the file and metadata row of the first clip that cannot be trained on."""
+    failed = _failed_in_manifest(read_manifest(layout))
+    mel_frames: int | None = None
+    rows = [(split, index, clip_id) for split, t in tables.items() for index, clip_id in zip(t.index, t["clip_id"])]
+    for split, index, clip_id in tqdm(rows, desc="checking clips", unit="clip", disable=not progress):
+        where = f"{layout.metadata_csv(split)}, row {csv_row(index)} (clip_id '{clip_id}')"
+        if clip_id in failed:
+            raise DataError(f"{where}: preprocessing failed for this clip ({failed[clip_id]}). {PREPROCESS_HINT}")
+        if "video" in modalities:
+            _check_video(layout, clip_id, where, (num_frames, 3, image_size, image_size))
+        if "audio" in modalities:
+            frames = _check_mel(layout, clip_id, where, n_mels, mel_frames)
+            mel_frames = mel_frames or frames
+
+
+def _failed_in_manifest(manifest: pd.DataFrame | None) -> dict[str, str]:
+    if manifest is None or "status" not in manifest.columns:
+        return {}
+    bad = manifest[manifest["status"].str.startswith("failed")]
+    return dict(zip(bad["clip_id"], bad["status"]))
+
+
+def _check_video(layout: DatasetLayout, clip_id: str, where: str, expected: tuple[int, ...]) -> None:
+    path = layout.video_frames(clip_id)
+    if not path.is_file():
+        raise DataError(f"{path}: missing video frames for {where}. {PREPROCESS_HINT}")
+    try:
+        frames = torch.load(path, weights_only=True, mmap=True)
+    except Exception as error:  # any unpickling/zip failure means the same thing to the user
+        raise DataError(f"{path}: unreadable tensor for {where} ({type(error).__name__}: {error}). {PREPROCESS_HINT}") from error
+    if not isinstance(frames, torch.Tensor):
+        raise DataError(f"{path}: holds a {type(frames).__name__}, expected a uint8 tensor (T, C, H, W), for {where}.")
+    if frames.dtype != torch.uint8:
+        raise DataError(f"{path}: dtype {frames.dtype}, expected torch.uint8 frames (T, C, H, W), for {where}. "
+                        "Save frames as uint8 0-255, not normalised floats.")
+    if tuple(frames.shape) != expected:
+        raise DataError(f"{path}: shape {tuple(frames.shape)}, expected (T, C, H, W) = {expected} from "
+                        f"data.num_frames and data.image_size, for {where}. "
+                        "Re-run preprocessing with these settings or set data.num_frames/data.image_size to match.")
+
+
+def _check_mel(layout: DatasetLayout, clip_id: str, where: str, n_mels: int, mel_frames: int | None) -> int:
+    path = layout.mel_spectrogram(clip_id)
+    if not path.is_file():
+        raise DataError(f"{path}: missing mel spectrogram for {where}. {PREPROCESS_HINT}")
+    try:
+        mel = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as error:
+        raise DataError(f"{path}: unreadable .npy for {where} ({type(error).__name__}: {error}). {PREPROCESS_HINT}") from error
+    if not np.issubdtype(mel.dtype, np.floating):
+        raise DataError(f"{path}: dtype {mel.dtype}, expected a float log-mel (n_mels, time), for {where}.")
+    if mel.ndim != 2 or mel.shape[0] != n_mels:
+        raise DataError(f"{path}: shape {tuple(mel.shape)}, expected (n_mels={n_mels}, time) from data.n_mels, for {where}.")
+    if mel_frames is not None and mel.shape[1] != mel_frames:
+        raise DataError(f"{path}: {mel.shape[1]} time frames, but other clips have {mel_frames}, for {where}. "
+                        "All clips must be cropped/padded to the same data.clip_seconds.")
+    return int(mel.shape[1])

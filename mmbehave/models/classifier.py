@@ -1,0 +1,135 @@
+"""The whole model: encoders → fusion → species and behaviour heads.
+
+    video (B, 3, T, H, W) ──► video_encoder ──► (B, N_v, D_v) ──┐
+                                                                ├──► fusion ──► fused (B, hidden)
+    audio (B, 1, n_mels, time) ──► audio_encoder ──► (B, N_a, D_a) ┘                │
+                                                                   ┌─────────────┴─────────────┐
+                                                            species_head                behavior_head
+                                                      Dropout, Linear → (B, S)     Dropout, Linear → (B, K)
+
+One fused representation, two heads: species and behaviour are predicted jointly (multi-task),
+so the evidence that tells a red deer from a roe deer is shared with the one that tells grazing
+from alarm calling. Either encoder may be None (ablation, `conf/<group>/none.yaml`); the fusion is
+then built for the one remaining modality. Fusion: Nagrani et al., "Attention Bottlenecks for
+Multimodal Fusion", NeurIPS 2021 (`mmbehave.models.mbt`), or the late-fusion baseline.
+Losses live with the trainer, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+MODALITIES = ("video", "audio")  # fixed order: fusion and configs rely on video coming first
+
+
+@dataclass
+class ClassifierOutput:
+    """species_logits (B, S); behavior_logits (B, K); fused (B, hidden) the representation both heads
+    read; attentions: the fusion's attention maps ({modality: per-layer (B, heads, L, L)}) or None."""
+
+    species_logits: torch.Tensor
+    behavior_logits: torch.Tensor
+    fused: torch.Tensor
+    attentions: dict[str, list[torch.Tensor]] | None = None
+
+
+class MultiModalClassifier(nn.Module):
+    """Video and/or audio clip → species and behaviour logits.
+
+    video_encoder / audio_encoder: modules mapping their input to tokens (B, N, output_dim), or None
+        to leave that modality out. At least one is needed.
+    fusion: factory called as `fusion(input_dims={"video": D_v, "audio": D_a})` with the modalities
+        present (a Hydra partial of MBTFusion or ConcatFusion); the result has `hidden_dim`.
+    num_species / num_behaviors: classes per head. head_dropout: before each head's Linear.
+    """
+
+    def __init__(
+        self,
+        video_encoder: nn.Module | None,
+        audio_encoder: nn.Module | None,
+        fusion: Callable[..., nn.Module],
+        num_species: int,
+        num_behaviors: int,
+        head_dropout: float = 0.1,
+    ):
+        super().__init__()
+        if video_encoder is None and audio_encoder is None:
+            raise ValueError("video_encoder=none and audio_encoder=none: at least one modality is needed")
+        self.video_encoder = video_encoder
+        self.audio_encoder = audio_encoder
+        input_dims = {m: int(encoder.output_dim) for m, encoder in self._encoders().items()}
+        self.fusion = fusion(input_dims=input_dims)
+        hidden = self.fusion.hidden_dim
+        self.species_head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(hidden, num_species))
+        self.behavior_head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(hidden, num_behaviors))
+
+    def _encoders(self) -> dict[str, nn.Module]:
+        encoders = {"video": self.video_encoder, "audio": self.audio_encoder}
+        return {m: encoders[m] for m in MODALITIES if encoders[m] is not None}
+
+    @property
+    def modalities(self) -> str:
+        """The modalities this model was built with: "video+audio", "video" or "audio"."""
+        return "+".join(self._encoders())
+
+    @property
+    def fallbacks(self) -> dict[str, str]:
+        """{"video_encoder" / "audio_encoder": reason} for encoders that replaced missing pretrained weights."""
+        return {
+            f"{m}_encoder": encoder.fallback_reason
+            for m, encoder in self._encoders().items()
+            if getattr(encoder, "fallback_reason", None)
+        }
+
+    def encode(self, video: torch.Tensor | None = None, audio: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Tokens {modality: (B, N_m, D_m)} for each modality the model has and was given.
+
+        Inputs for a modality the model was built without are ignored (an ablated run reads the same
+        batches as a full one). ValueError if none of the model's modalities was given.
+        """
+        inputs = {"video": video, "audio": audio}
+        tokens = {m: encoder(inputs[m]) for m, encoder in self._encoders().items() if inputs[m] is not None}
+        if not tokens:
+            raise ValueError(f"this {self.modalities} model got no input for any of its modalities")
+        return tokens
+
+    def classify_tokens(
+        self,
+        tokens: dict[str, torch.Tensor],
+        present: dict[str, torch.Tensor] | None = None,
+        return_attention: bool = False,
+    ) -> ClassifierOutput:
+        """Fusion and heads over tokens from `encode` (e.g. cached encoder outputs).
+
+        present: {modality: (B,) bool}, False where a sample lacks that modality (default: all present).
+        """
+        fused = self.fusion(tokens, present=present, return_attention=return_attention)
+        return ClassifierOutput(
+            species_logits=self.species_head(fused.pooled),
+            behavior_logits=self.behavior_head(fused.pooled),
+            fused=fused.pooled,
+            attentions=fused.attentions,
+        )
+
+    def forward(
+        self,
+        video: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        video_present: torch.Tensor | None = None,
+        audio_present: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> ClassifierOutput:
+        """video: (B, 3, T, H, W) in [0, 1]; audio: (B, 1, n_mels, time) standardised log-mel.
+
+        Either may be None: that modality is then absent for the whole batch (e.g. `audio=None` on a
+        video+audio model runs video only). *_present: (B,) bool, False for samples lacking that
+        modality (e.g. a clip without an audio track); default all True.
+        """
+        tokens = self.encode(video, audio)
+        flags = {"video": video_present, "audio": audio_present}
+        present = {m: flags[m] for m in tokens if flags[m] is not None}
+        return self.classify_tokens(tokens, present or None, return_attention)

@@ -1,0 +1,180 @@
+"""VideoMAE video encoder: a ViT over space-time tubelets, pretrained by masked video modelling.
+
+    video (B, 3, T, H, W) in [0, 1]
+      │ check T, H, W against the model config
+      │ normalise (checkpoint's processor mean / std, else ImageNet)
+      │ permute to (B, T, 3, H, W), as VideoMAEModel expects
+      ▼
+    VideoMAEModel: tubelets (tubelet_size × patch_size × patch_size) → linear embedding
+                   + fixed sinusoidal positions → num_layers transformer blocks
+      ▼
+    tokens = last_hidden_state (B, (T/tubelet)·(H/patch)·(W/patch), hidden_size)
+
+Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised Video
+Pre-Training", NeurIPS 2022. The model is transformers' `VideoMAEModel`.
+
+`build_videomae_encoder` is what `conf/video_encoder/videomae_*.yaml` instantiate. When pretrained
+weights cannot be had it either stops with instructions or, on request, falls back to the small
+3D CNN, marking the encoder with `fallback_reason` so the run records what was really trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Sequence
+
+import torch
+from torch import nn
+from transformers import VideoMAEConfig, VideoMAEModel
+
+from mmbehave.models.cnn3d import IMAGENET_MEAN, IMAGENET_STD, CNN3DEncoder, VideoNormalize, check_video_shape
+from mmbehave.models.pretrained import (
+    PretrainedWeightsError,
+    announce_fallback,
+    check_on_load_failure,
+    find_hf_file,
+    load_hf_pretrained,
+)
+
+logger = logging.getLogger(__name__)
+
+# Processor configs that may carry the pixel statistics the checkpoint was trained with.
+_PROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+class VideoMAEEncoder(nn.Module):
+    """Video (B, 3, T, H, W) in [0, 1] → tokens (B, N, hidden_size) from a `VideoMAEModel`.
+
+    T, H, W must equal the config's num_frames and image_size (ValueError otherwise).
+    `freeze_backbone=True` stops gradients into the transformer (a linear-probe-style run).
+    """
+
+    def __init__(
+        self,
+        backbone: VideoMAEModel,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        freeze_backbone: bool = False,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.normalize = VideoNormalize(mean, std)
+        self.output_dim: int = backbone.config.hidden_size
+        self.fallback_reason: str | None = None
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_video_shape(x)
+        config = self.backbone.config
+        expected = (config.num_frames, *_pair(config.image_size))
+        if tuple(x.shape[2:]) != expected:
+            raise ValueError(
+                f"VideoMAE expects (T, H, W) = {expected} (video_encoder num_frames / image_size); "
+                f"got {tuple(x.shape[2:])} from video of shape {tuple(x.shape)}"
+            )
+        pixel_values = self.normalize(x).permute(0, 2, 1, 3, 4)  # (B, T, 3, H, W)
+        return self.backbone(pixel_values=pixel_values).last_hidden_state
+
+
+def _processor_statistics(model_name: str) -> tuple[list[float], list[float]] | None:
+    """(image_mean, image_std) from the checkpoint's processor config, or None if it has none."""
+    for filename in _PROCESSOR_FILES:
+        path = find_hf_file(model_name, filename)
+        if path is None:
+            continue
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError) as err:  # unreadable side file: the default statistics still work
+            logger.warning("Ignoring %s (%s)", path, err)
+            continue
+        mean, std = config.get("image_mean"), config.get("image_std")
+        if isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == 3:
+            return [float(v) for v in mean], [float(v) for v in std]
+    return None
+
+
+def _load_failure_advice(model_name: str, reason: str) -> str:
+    return (
+        f"VideoMAE weights '{model_name}' could not be loaded: {reason}. To fix, any one of: "
+        f"(1) connect to the internet and retry; "
+        f"(2) on a connected machine run `hf download {model_name}` (older clients: "
+        f"`huggingface-cli download {model_name}`), copy its Hugging Face cache here and point HF_HOME at it; "
+        f"(3) set video_encoder.model_name=/path/to/a/local/model/directory; "
+        f"(4) train from scratch with video_encoder.pretrained=false; "
+        f"(5) accept the small 3D CNN instead with video_encoder.on_load_failure=fallback."
+    )
+
+
+def build_videomae_encoder(
+    model_name: str | None,
+    pretrained: bool,
+    freeze_backbone: bool,
+    on_load_failure: str,
+    num_frames: int,
+    image_size: int,
+    tubelet_size: int = 2,
+    patch_size: int = 16,
+    hidden_size: int = 768,
+    num_layers: int = 12,
+    num_heads: int = 12,
+    intermediate_size: int = 3072,
+    fallback_feature_dim: int = 768,
+) -> nn.Module:
+    """Build the video encoder for `conf/video_encoder/videomae_*.yaml`.
+
+    pretrained=True: load `model_name` (hub id or local directory) with its num_frames / image_size
+    replaced by the data's; the positions are fixed sinusoids, recomputed for the new grid, so the
+    weights still apply. The size fields (tubelet_size ... intermediate_size) come from the checkpoint.
+    pretrained=False: random init from the size fields.
+    Returns a VideoMAEEncoder, or a CNN3DEncoder(fallback_feature_dim) with `fallback_reason` set when
+    loading failed and on_load_failure="fallback". Raises PretrainedWeightsError when it failed and
+    on_load_failure="raise"; ValueError for invalid settings.
+    """
+    check_on_load_failure(on_load_failure, "video_encoder")
+    if not pretrained:
+        if hidden_size % num_heads != 0:
+            raise ValueError(
+                f"video_encoder.hidden_size={hidden_size} is not divisible by video_encoder.num_heads={num_heads}"
+            )
+        config = VideoMAEConfig(
+            num_frames=num_frames,
+            image_size=image_size,
+            tubelet_size=tubelet_size,
+            patch_size=patch_size,
+            hidden_size=hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=num_heads,
+            intermediate_size=intermediate_size,
+        )
+        return VideoMAEEncoder(VideoMAEModel(config), freeze_backbone=freeze_backbone)
+
+    if not model_name:
+        raise ValueError("video_encoder.model_name is required when video_encoder.pretrained=true")
+    try:
+        backbone = load_hf_pretrained(
+            VideoMAEModel.from_pretrained, model_name, num_frames=num_frames, image_size=image_size
+        )
+    except PretrainedWeightsError as err:
+        if on_load_failure == "raise":
+            raise PretrainedWeightsError(_load_failure_advice(model_name, str(err))) from err
+        encoder = CNN3DEncoder(feature_dim=fallback_feature_dim)
+        encoder.fallback_reason = f"videomae '{model_name}' could not be loaded ({err}); using cnn3d"
+        announce_fallback(
+            f"{encoder.fallback_reason}. This run trains a small 3D CNN from scratch, not VideoMAE; "
+            f"set video_encoder.on_load_failure=raise to stop instead and see how to fix it."
+        )
+        return encoder
+
+    statistics = _processor_statistics(model_name)
+    if statistics is None:
+        logger.info("No processor config for '%s'; normalising with ImageNet mean / std", model_name)
+        statistics = (list(IMAGENET_MEAN), list(IMAGENET_STD))
+    mean, std = statistics
+    logger.info("Loaded VideoMAE '%s' (%d frames of %s px)", model_name, num_frames, image_size)
+    return VideoMAEEncoder(backbone, mean=mean, std=std, freeze_backbone=freeze_backbone)

@@ -1,0 +1,1 @@
+"""Training: the loop, metrics, checkpoints and experiment tracking."""

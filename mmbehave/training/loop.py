@@ -1,0 +1,131 @@
+"""One training epoch and one evaluation pass.
+
+    batch --to(device)--> model (autocast) --> logits --> MultiTaskLoss --/grad_accum_steps--> backward
+          every grad_accum_steps batches: unscale -> clip -> optimizer.step -> scheduler.step
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run cannot recover by itself."""
+
+
+def show_progress() -> bool:
+    """Bars for a person at a terminal; log files and CI get one line per epoch instead."""
+    return sys.stderr.isatty()
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def model_inputs(batch: dict, device: torch.device) -> dict:
+    """The model's keyword arguments from a collated batch (absent modalities stay absent)."""
+    keys = ("video", "audio", "audio_present")
+    return {k: batch[k].to(device, non_blocking=True) for k in keys if k in batch}
+
+
+def limited(loader: Iterable, limit: int | None) -> Iterable:
+    for index, batch in enumerate(loader):
+        if limit is not None and index >= limit:
+            return
+        yield batch
+
+
+def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer, scheduler, scaler, device: torch.device,
+                    precision: str, grad_accum_steps: int, grad_clip_norm: float | None,
+                    limit_batches: int | None, epoch: int) -> float:
+    """Returns the mean training loss over the epoch's batches."""
+    model.train()
+    total, count = 0.0, 0
+    num_batches = len(loader) if limit_batches is None else min(limit_batches, len(loader))
+    bar = tqdm(limited(loader, limit_batches), total=num_batches, desc=f"epoch {epoch + 1} train",
+               leave=False, disable=not show_progress())
+    optimizer.zero_grad(set_to_none=True)
+    for index, batch in enumerate(bar):
+        with autocast(device, precision):
+            output = model(**model_inputs(batch, device))
+        loss, _ = loss_fn(output.species_logits, output.behavior_logits,
+                          batch["species"].to(device), batch["behavior"].to(device))
+        if not math.isfinite(loss.item()):
+            raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, batch {index + 1}: "
+                                   "lower optimizer.lr, keep training.grad_clip_norm on, or use hardware.precision=fp32.")
+        (scaler.scale(loss) if scaler else loss).div(grad_accum_steps).backward()
+        last_batch = index + 1 == num_batches
+        if (index + 1) % grad_accum_steps == 0 or last_batch:
+            if scaler:
+                scaler.unscale_(optimizer)
+            if grad_clip_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        total += loss.item()
+        count += 1
+        bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+    return total / max(count, 1)
+
+
+@dataclass
+class Evaluation:
+    """Metrics plus the raw predictions, for confusion matrices and per-class reports."""
+
+    metrics: dict[str, float]
+    species_true: np.ndarray = field(repr=False)
+    species_probs: np.ndarray = field(repr=False)
+    behavior_true: np.ndarray = field(repr=False)
+    behavior_probs: np.ndarray = field(repr=False)
+    clip_ids: list[str] = field(repr=False, default_factory=list)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, loss_fn: nn.Module, device: torch.device, precision: str,
+             num_species: int, num_behaviors: int, limit_batches: int | None = None, prefix: str = "val",
+             desc: str = "validate") -> Evaluation:
+    """Loss, accuracy and macro-F1 per head, and ``<prefix>/macro_f1`` = mean of the two heads' macro-F1."""
+    model.eval()
+    losses, clip_ids = [], []
+    outputs = {"species_true": [], "species_probs": [], "behavior_true": [], "behavior_probs": []}
+    for batch in tqdm(limited(loader, limit_batches), desc=desc, leave=False, disable=not show_progress()):
+        with autocast(device, precision):
+            output = model(**model_inputs(batch, device))
+        loss, _ = loss_fn(output.species_logits, output.behavior_logits,
+                          batch["species"].to(device), batch["behavior"].to(device))
+        losses.append(loss.item() * len(batch["species"]))
+        clip_ids.extend(batch["clip_id"])
+        for head in ("species", "behavior"):
+            outputs[f"{head}_true"].append(batch[head].numpy())
+            logits = getattr(output, f"{head}_logits").float()
+            outputs[f"{head}_probs"].append(torch.softmax(logits, dim=-1).cpu().numpy())
+    arrays = {k: np.concatenate(v) for k, v in outputs.items()}
+    metrics = {f"{prefix}/loss": float(sum(losses) / max(len(clip_ids), 1))}
+    for head, num_classes in (("species", num_species), ("behavior", num_behaviors)):
+        matrix = confusion_matrix(arrays[f"{head}_true"], arrays[f"{head}_probs"].argmax(axis=1), num_classes)
+        accuracy, macro_f1 = accuracy_and_macro_f1(matrix)
+        metrics[f"{prefix}/{head}_acc"] = accuracy
+        metrics[f"{prefix}/{head}_macro_f1"] = macro_f1
+    metrics[f"{prefix}/macro_f1"] = (metrics[f"{prefix}/species_macro_f1"] + metrics[f"{prefix}/behavior_macro_f1"]) / 2
+    return Evaluation(metrics=metrics, clip_ids=clip_ids, **arrays)

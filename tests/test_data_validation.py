@@ -1,0 +1,133 @@
+"""Bad input stops a run before training, with a message naming the file, the row and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from mmbehave.data.layout import DatasetLayout
+from mmbehave.data.metadata import DataError
+from mmbehave.training.data_setup import prepare_data
+
+SHAPE = dict(num_frames=4, image_size=16, n_mels=8)
+BOTH = ("video", "audio")
+
+
+def make_processed_dataset(root: Path, rows_per_split: int = 4) -> DatasetLayout:
+    """A minimal valid dataset in the seed's processed layout (no raw clips needed)."""
+    layout = DatasetLayout(root)
+    layout.metadata_dir.mkdir(parents=True)
+    (layout.processed_dir / "video_frames").mkdir(parents=True)
+    (layout.processed_dir / "mel_spectrograms").mkdir(parents=True)
+    labels = [("fox", "walk"), ("deer", "rest")]
+    for split in ("train", "val", "test"):
+        ids = [f"{split}{i}" for i in range(rows_per_split)]
+        table = pd.DataFrame({"clip_id": ids, "species": [labels[i % 2][0] for i in range(rows_per_split)],
+                              "behavior": [labels[i % 2][1] for i in range(rows_per_split)]})
+        table.to_csv(layout.metadata_csv(split), index=False)
+        for clip_id in ids:
+            torch.save(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), layout.video_frames(clip_id))
+            np.save(layout.mel_spectrogram(clip_id), np.zeros((8, 11), dtype=np.float32))
+    return layout
+
+
+def data_cfg(root: Path):
+    return OmegaConf.create({"root": str(root), "prepare": None, **SHAPE})
+
+
+@pytest.fixture
+def layout(tmp_path) -> DatasetLayout:
+    return make_processed_dataset(tmp_path / "ds")
+
+
+def expect_error(layout: DatasetLayout, *fragments: str, modalities=BOTH) -> str:
+    with pytest.raises(DataError) as info:
+        prepare_data(data_cfg(layout.root), modalities)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in: {message}"
+    return message
+
+
+def test_valid_dataset_prepares_with_sorted_class_lists(layout):
+    prepared = prepare_data(data_cfg(layout.root), BOTH)
+    assert prepared.classes.species == ["deer", "fox"]
+    assert prepared.classes.behaviors == ["rest", "walk"]
+
+
+def test_missing_metadata_file(layout):
+    layout.metadata_csv("val").unlink()
+    expect_error(layout, "val.csv", "not found")
+
+
+def test_missing_column(layout):
+    table = pd.read_csv(layout.metadata_csv("train")).drop(columns=["behavior"])
+    table.to_csv(layout.metadata_csv("train"), index=False)
+    expect_error(layout, "train.csv", "missing column(s) behavior")
+
+
+def test_empty_split(layout):
+    pd.DataFrame(columns=["clip_id", "species", "behavior"]).to_csv(layout.metadata_csv("val"), index=False)
+    expect_error(layout, "val.csv", "empty")
+
+
+def test_label_in_val_never_seen_in_train(layout):
+    table = pd.read_csv(layout.metadata_csv("val"))
+    table.loc[2, "species"] = "lynx"
+    table.to_csv(layout.metadata_csv("val"), index=False)
+    expect_error(layout, "val.csv, row 4", "species 'lynx'", "train.csv")
+
+
+def test_missing_video_file(layout):
+    layout.video_frames("train1").unlink()
+    expect_error(layout, "train1.pt", "missing video frames", "train.csv, row 3")
+
+
+def test_missing_video_file_is_fine_for_an_audio_only_model(layout):
+    layout.video_frames("train1").unlink()
+    prepare_data(data_cfg(layout.root), ("audio",))
+
+
+def test_unreadable_tensor(layout):
+    layout.video_frames("val0").write_bytes(b"this is not a torch file")
+    expect_error(layout, "val0.pt", "unreadable tensor", "val.csv, row 2")
+
+
+def test_wrong_video_shape(layout):
+    torch.save(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), layout.video_frames("train2"))
+    expect_error(layout, "train2.pt", "shape (4, 3, 8, 8)", "(4, 3, 16, 16)", "data.image_size")
+
+
+def test_wrong_video_dtype(layout):
+    torch.save(torch.zeros(4, 3, 16, 16), layout.video_frames("train3"))
+    expect_error(layout, "train3.pt", "dtype torch.float32", "uint8")
+
+
+def test_wrong_mel_shape_and_dtype(layout):
+    np.save(layout.mel_spectrogram("test0"), np.zeros((5, 11), dtype=np.float32))
+    expect_error(layout, "test0.npy", "n_mels=8")
+    np.save(layout.mel_spectrogram("test0"), np.zeros((8, 11), dtype=np.int64))
+    expect_error(layout, "test0.npy", "dtype int64")
+
+
+def test_mel_length_differs_between_clips(layout):
+    np.save(layout.mel_spectrogram("train3"), np.zeros((8, 12), dtype=np.float32))
+    expect_error(layout, "train3.npy", "12 time frames", "11")
+
+
+def test_duplicate_clip_id(layout):
+    table = pd.read_csv(layout.metadata_csv("train"))
+    table.loc[3, "clip_id"] = "train0"
+    table.to_csv(layout.metadata_csv("train"), index=False)
+    expect_error(layout, "train.csv, row 5", "'train0' appears twice")
+
+
+def test_clip_that_failed_preprocessing(layout):
+    pd.DataFrame({"clip_id": ["train0"], "status": ["failed: truncated file"], "has_audio": ["false"]}).to_csv(
+        layout.manifest, index=False)
+    expect_error(layout, "train.csv, row 2", "failed", "truncated file")

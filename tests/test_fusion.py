@@ -1,0 +1,125 @@
+"""Fusion: MBT's bottleneck-only exchange, per-sample missing modalities, and the concat baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from mmbehave.models.concat_fusion import ConcatFusion
+from mmbehave.models.mbt import MBTFusion
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+DIMS = {"video": 24, "audio": 16}
+
+
+def mbt(**overrides) -> MBTFusion:
+    torch.manual_seed(0)
+    settings = dict(hidden_dim=32, num_layers=2, num_heads=4, num_bottlenecks=3, dropout=0.1, max_tokens=16)
+    return MBTFusion(DIMS, **{**settings, **overrides}).eval()  # eval: dropout off, outputs comparable
+
+
+def tokens(batch: int = 2, n_video: int = 5, n_audio: int = 7, seed: int = 1) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "video": torch.randn(batch, n_video, DIMS["video"], generator=generator),
+        "audio": torch.randn(batch, n_audio, DIMS["audio"], generator=generator),
+    }
+
+
+def test_mbt_shapes_and_attention_layout():
+    model = mbt()
+    out = model(tokens(), return_attention=True)
+    assert out.pooled.shape == (2, 32) and model.hidden_dim == 32
+    # per modality, per layer: (B, heads, 1 CLS + N tokens + 3 bottlenecks, same)
+    assert [a.shape for a in out.attentions["video"]] == [(2, 4, 1 + 5 + 3, 1 + 5 + 3)] * 2
+    assert [a.shape for a in out.attentions["audio"]] == [(2, 4, 1 + 7 + 3, 1 + 7 + 3)] * 2
+    assert torch.allclose(out.attentions["video"][0].sum(-1), torch.ones(2, 4, 9), atol=1e-5)
+    assert model(tokens()).attentions is None
+
+
+def test_audio_reaches_video_only_through_bottlenecks():
+    x, changed = tokens(), tokens()
+    changed["audio"] = changed["audio"] + 1.0
+    with torch.no_grad():
+        fused = mbt(num_bottlenecks=3)
+        video_cls, _ = fused.modality_cls(x)
+        assert not torch.allclose(video_cls["video"], fused.modality_cls(changed)[0]["video"], atol=1e-4)
+
+        isolated = mbt(num_bottlenecks=0)
+        video_cls, _ = isolated.modality_cls(x)
+        assert torch.equal(video_cls["video"], isolated.modality_cls(changed)[0]["video"])
+
+
+def test_sample_without_audio_is_the_video_only_model():
+    model = mbt()
+    x = tokens()
+    present = {"audio": torch.tensor([False, True])}
+    with torch.no_grad():
+        pooled = model(x, present=present).pooled
+        video_only = model({"video": x["video"]}).pooled
+        # What is exactly true: sample 0 computes what the same weights compute from video alone ...
+        assert torch.allclose(pooled[0], video_only[0], atol=1e-6)
+        # ... so its audio tokens, even garbage, cannot matter; sample 1's audio does.
+        x["audio"][0] = float("nan")
+        assert torch.allclose(model(x, present=present).pooled[0], pooled[0], atol=1e-6)
+        x["audio"][1] += 1.0
+        assert not torch.allclose(model(x, present=present).pooled[1], pooled[1], atol=1e-4)
+
+
+def test_sample_with_no_modality_pools_to_zero():
+    present = {"video": torch.tensor([False, True]), "audio": torch.tensor([False, True])}
+    with torch.no_grad():
+        pooled = mbt()(tokens(), present=present).pooled
+    assert torch.equal(pooled[0], torch.zeros(32)) and pooled[1].abs().sum() > 0
+
+
+def test_single_modality_mbt_and_gradients():
+    model = MBTFusion({"audio": 16}, hidden_dim=16, num_layers=1, num_heads=2, num_bottlenecks=2)
+    out = model({"audio": torch.randn(3, 4, 16)}, return_attention=True)
+    assert out.pooled.shape == (3, 16) and list(out.attentions) == ["audio"]
+
+    model = MBTFusion(DIMS, hidden_dim=16, num_layers=1, num_heads=2, num_bottlenecks=2)
+    pooled = model(tokens()).pooled
+    (pooled * torch.randn_like(pooled)).sum().backward()  # not pooled.sum(): a LayerNorm output sums to a constant
+    assert model.bottleneck.grad.abs().sum() > 0 and model.project["audio"].weight.grad.abs().sum() > 0
+
+
+def test_mbt_errors_name_the_keys():
+    with pytest.raises(ValueError, match=r"fusion\.hidden_dim=30.*fusion\.num_heads=4") as info:
+        MBTFusion(DIMS, hidden_dim=30, num_heads=4)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=r"fusion\.max_tokens=4"):
+        mbt(max_tokens=4)(tokens())
+    with pytest.raises(ValueError, match=r"\(B, N, 24\).*\(2, 5, 8\)"):
+        mbt()({"video": torch.randn(2, 5, 8)})
+    with pytest.raises(ValueError, match=r"present\['audio'\].*\(2,\).*\(3,\)"):
+        mbt()(tokens(), present={"audio": torch.ones(3, dtype=torch.bool)})
+
+
+def test_concat_shapes_and_missing_modality():
+    torch.manual_seed(0)
+    model = ConcatFusion(DIMS, hidden_dim=32, dropout=0.1, num_layers=2).eval()
+    x = tokens()
+    out = model(x, return_attention=True)
+    assert out.pooled.shape == (2, 32) and out.attentions is None and model.hidden_dim == 32
+
+    absent = {"audio": torch.tensor([False, False])}
+    with torch.no_grad():
+        pooled = model(x, present=absent).pooled
+        assert torch.allclose(pooled, model({"video": x["video"]}).pooled)  # no audio key = audio absent
+        x["audio"] += 1.0
+        assert torch.equal(model(x, present=absent).pooled, pooled)
+        assert not torch.allclose(model(x).pooled, pooled)
+
+
+def test_hydra_fusion_options_are_partials():
+    for option, kind in (("mbt", MBTFusion), ("concat", ConcatFusion)):
+        cfg = OmegaConf.load(CONF / "fusion" / f"{option}.yaml")
+        factory = instantiate(cfg, _execution_whitelist_=["mmbehave.models.*"])
+        model = factory(input_dims=DIMS)
+        assert isinstance(model, kind) and model.hidden_dim == 128
+        assert model(tokens()).pooled.shape == (2, 128)
