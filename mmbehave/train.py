@@ -11,18 +11,37 @@ Returns (to Hydra sweepers) the best value of ``optimized_metric`` over epochs.
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mmbehave.paths import config_dir
+
+log = logging.getLogger("mmbehave.train")
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float:
     # Imported here so that `--help` and config errors answer before torch and mlflow load.
+    from mmbehave.config_checks import ConfigError
+    from mmbehave.data.metadata import DataError
+    from mmbehave.models.pretrained import PretrainedWeightsError
     from mmbehave.training.run import run_training
 
-    return run_training(cfg)
+    try:
+        return run_training(cfg)
+    except (ConfigError, DataError, PretrainedWeightsError) as error:
+        # A user's mistake, not a bug: one clear message instead of a traceback. In a sweep the error
+        # propagates so that the sweeper records this trial as failed and goes on.
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

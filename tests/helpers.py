@@ -18,7 +18,7 @@ TINY_SPLITS = "data.clips_per_split.train=40 data.clips_per_split.val=20 data.cl
 
 def compose_config(overrides: list[str] | tuple[str, ...] = (), config_name: str = "train") -> DictConfig:
     """The real Hydra composition, as the CLI does it (no hydra runtime keys resolved)."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+    with initialize_config_dir(config_dir=str(config_dir())):
         return compose(config_name=config_name, overrides=list(overrides))
 
 

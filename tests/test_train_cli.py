@@ -1,0 +1,136 @@
+"""`python -m mmbehave.train` end to end, as users call it: checkpoints, the MLflow run, resume, failures.
+
+Each test runs the real CLI in a subprocess on the session's tiny synthetic dataset, with a temp SQLite
+MLflow store.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from helpers import TINY_SPLITS, hydra_dir_override, run_module
+from mmbehave.training.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+EPOCH_METRICS = {"train/loss", "val/loss", "val/species_acc", "val/species_macro_f1", "val/behavior_acc",
+                 "val/behavior_macro_f1", "val/macro_f1"}
+
+
+def train(tmp_path: Path, synthetic_root: Path, *overrides: str, check: bool = True, run: str = "run"):
+    return run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
+                      f"hydra.run.dir={tmp_path / run}", *overrides, tmp_path=tmp_path, check=check)
+
+
+def only_run(tmp_path: Path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mmbehave")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, f"expected one MLflow run, found {len(runs)}"
+    return client, runs[0]
+
+
+def test_debug_fast_run_writes_checkpoints_log_and_a_complete_mlflow_run(tmp_path, synthetic_root):
+    train(tmp_path, synthetic_root, "fusion.num_layers=4")
+    run_dir = tmp_path / "run"
+    for name in ("latest.pth", "best.pth"):
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / name)  # weights_only=True inside
+        assert checkpoint["classes"]["species"] == ["badger", "red_deer", "red_fox", "wild_boar"]
+        assert checkpoint["classes"]["behaviors"] == ["alarm", "calling", "resting", "running", "walking"]
+        assert checkpoint["epoch"] == 0
+    assert list(run_dir.glob("training_*.log")), "the seed's training_YYYYMMDD_HHMMSS.log is missing"
+    assert not list((run_dir / "checkpoints").glob(".*tmp*")), "a temp checkpoint file was left behind"
+
+    client, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert EPOCH_METRICS <= set(run.data.metrics)
+    params = run.data.params
+    assert params["fusion.num_layers"] == "4"
+    assert params["modalities"] == "video+audio"
+    assert params["video_encoder.freeze_backbone"] == "False"
+    assert int(params["num_params_trainable"]) <= int(params["num_params_total"])
+    assert "hydra" not in {key.split(".")[0] for key in params}
+    tags = run.data.tags
+    assert tags["run_dir"] == str(run_dir)
+    assert "fusion.num_layers=4" in tags["hydra_overrides"]
+    assert len(tags["git_commit"]) == 40
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "classes.json"} <= artifacts
+    assert any(a.startswith("training_") and a.endswith(".log") for a in artifacts)
+
+
+def test_audio_ablation_trains_a_video_only_model(tmp_path, synthetic_root):
+    train(tmp_path, synthetic_root, "audio_encoder=none")
+    _, run = only_run(tmp_path)
+    assert run.data.params["modalities"] == "video"
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
+    assert not any(key.startswith("audio_encoder.") for key in checkpoint["model"])
+
+
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, synthetic_root):
+    common = ["training.num_epochs=3", "training.limit_train_batches=4", "training.limit_val_batches=2"]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    straight.mkdir(), interrupted.mkdir()
+    train(straight, synthetic_root, *common)
+    train(interrupted, synthetic_root, *common, "training.stop_after_epoch=1")
+    latest = interrupted / "run" / "checkpoints" / "latest.pth"
+    assert load_checkpoint(latest)["epoch"] == 0
+    train(interrupted, synthetic_root, *common, f"resume={latest}", run="resumed")
+
+    expected = load_checkpoint(straight / "run" / "checkpoints" / "latest.pth")
+    resumed = load_checkpoint(latest)  # a resumed run carries on in its own folder
+    assert resumed["epoch"] == expected["epoch"] == 2
+    for got, want in zip(resumed["history"], expected["history"]):
+        assert got == pytest.approx(want, abs=1e-6)
+    for name, tensor in expected["model"].items():
+        torch.testing.assert_close(resumed["model"][name], tensor, atol=1e-6, rtol=0)
+
+    _, run = only_run(interrupted)  # the same MLflow run went on
+    assert run.info.status == "FINISHED"
+    history = MlflowClient(f"sqlite:///{interrupted / 'mlflow.db'}").get_metric_history(run.info.run_id, "val/macro_f1")
+    assert sorted(m.step for m in history) == [0, 1, 2]
+
+
+def test_a_run_that_fails_is_marked_failed_with_the_reason(tmp_path, synthetic_root):
+    broken = tmp_path / "broken"
+    (broken / "raw" / "metadata").mkdir(parents=True)
+    (broken / "raw" / "metadata" / "train.csv").write_text("clip_id,species\nx,fox\n")
+    result = run_module("mmbehave.train", "debug=fast", "data=processed", f"data.root={broken}",
+                        *hydra_dir_override(tmp_path), tmp_path=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "train.csv: missing column(s) behavior" in result.stderr
+    assert "Traceback" not in result.stderr
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FAILED"
+    assert "missing column(s) behavior" in run.data.tags["failure_reason"]
+
+
+def test_ctrl_c_marks_the_run_killed(tmp_path, synthetic_root):
+    env_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "mmbehave.train", "debug=fast", f"data.root={synthetic_root}",
+               *TINY_SPLITS.split(), f"hydra.run.dir={tmp_path / 'run'}", "training.num_epochs=200",
+               "training.limit_train_batches=1", "training.limit_val_batches=1"]
+    import os
+
+    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": env_uri},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    latest = tmp_path / "run" / "checkpoints" / "latest.pth"
+    deadline = time.time() + 120
+    while not latest.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert latest.exists(), process.stderr.read() if process.poll() is not None else "no checkpoint in 120 s"
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    mlflow.set_tracking_uri(env_uri)
+    _, run = only_run(tmp_path)
+    assert run.info.status == "KILLED"
+    load_checkpoint(latest)  # still a whole file
