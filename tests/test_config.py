@@ -108,7 +108,7 @@ def test_paths_resolve_against_the_project_root_whatever_the_cwd(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     cfg = compose_config()
     assert cfg.paths.root == str(project_root())
-    assert cfg.data.root == str(project_root() / "data" / "synthetic")
+    assert cfg.data.root == str(project_root() / "data" / "synthetic" / "seed_0")
 
 
 def test_configured_modalities_follow_the_encoder_groups():

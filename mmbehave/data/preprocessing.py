@@ -101,6 +101,9 @@ class PreprocessSettings:
         return values
 
 
+FAILURES_SHOWN = 20
+
+
 @dataclass
 class PreprocessSummary:
     """What a run did. ``failed`` holds (clip_id, reason) pairs."""
@@ -126,7 +129,10 @@ class PreprocessSummary:
     def format(self) -> str:
         lines = [f"{self.total} clips: {self.ok} ok, {self.no_audio} without audio (silent "
                  f"spectrogram), {self.skipped} already up to date, {len(self.failed)} failed."]
-        lines += [f"  FAILED {clip_id}: {reason}" for clip_id, reason in self.failed]
+        # A systematic failure (wrong folder, missing codec) fails every clip: show a screenful, not thousands.
+        lines += [f"  FAILED {clip_id}: {reason}" for clip_id, reason in self.failed[:FAILURES_SHOWN]]
+        if len(self.failed) > FAILURES_SHOWN:
+            lines.append(f"  ... and {len(self.failed) - FAILURES_SHOWN} more failed clips: see the manifest's status column.")
         if self.manifest is not None:
             lines.append(f"Manifest: {self.manifest}")
         return "\n".join(lines)
