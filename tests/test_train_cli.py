@@ -63,6 +63,8 @@ def test_debug_fast_run_writes_checkpoints_log_and_a_complete_mlflow_run(tmp_pat
     assert tags["run_dir"] == str(run_dir)
     assert "fusion.num_layers=4" in tags["hydra_overrides"]
     assert len(tags["git_commit"]) == 40
+    assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri()), "artifacts must sit beside the store"
+    assert not (tmp_path / "mlruns").exists(), "MLflow's cwd-relative ./mlruns default was used"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "classes.json"} <= artifacts
     assert any(a.startswith("training_") and a.endswith(".log") for a in artifacts)

@@ -34,6 +34,26 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts beside a SQLite store (``<store dir>/mlartifacts``). MLflow's own default is ``./mlruns``
+    of whatever directory the experiment happened to be created from; servers choose their own."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """The experiment's id, creating it (with a fixed artifact location) if needed; safe under races."""
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+    except mlflow.exceptions.MlflowException:  # another process created it first
+        return client.get_experiment_by_name(name).experiment_id
+
+
 def flatten_config(cfg: DictConfig) -> dict[str, Any]:
     """Resolved config as ``{"fusion.num_layers": 4, ...}``; lists become their string form."""
     container = OmegaConf.to_container(cfg, resolve=True)
@@ -83,7 +103,7 @@ class TrackedRun:
         if self.resume_run_id:
             run = mlflow.start_run(run_id=self.resume_run_id)
         else:
-            mlflow.set_experiment(self.experiment_name)
+            mlflow.set_experiment(experiment_id=ensure_experiment(self.tracking_uri, self.experiment_name))
             run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
         self.run_id = run.info.run_id
         log.info("MLflow run %s in %s (experiment '%s')", self.run_id, self.tracking_uri, self.experiment_name)
