@@ -70,10 +70,13 @@ def test_debug_fast_run_writes_checkpoints_log_and_a_complete_mlflow_run(tmp_pat
     assert any(a.startswith("training_") and a.endswith(".log") for a in artifacts)
 
 
-def test_audio_ablation_trains_a_video_only_model(tmp_path, synthetic_root):
-    train(tmp_path, synthetic_root, "audio_encoder=none")
+def test_audio_ablation_trains_a_video_only_model_and_a_weights_fallback_is_tagged(tmp_path, synthetic_root):
+    # Pretrained weights that cannot be had (hub offline): the seed's fallback to a 3D CNN, recorded.
+    train(tmp_path, synthetic_root, "audio_encoder=none", "video_encoder.pretrained=true",
+          "video_encoder.model_name=no-such-org/no-such-videomae")
     _, run = only_run(tmp_path)
     assert run.data.params["modalities"] == "video"
+    assert "no-such-org/no-such-videomae" in run.data.tags["fallback.video_encoder"]
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
     assert not any(key.startswith("audio_encoder.") for key in checkpoint["model"])
 
