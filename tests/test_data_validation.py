@@ -131,3 +131,14 @@ def test_clip_that_failed_preprocessing(layout):
     pd.DataFrame({"clip_id": ["train0"], "status": ["failed: truncated file"], "has_audio": ["false"]}).to_csv(
         layout.manifest, index=False)
     expect_error(layout, "train.csv, row 2", "failed", "truncated file")
+
+
+def test_training_reads_every_label_table_but_checks_only_its_splits_files(layout):
+    layout.video_frames("test0").unlink()  # training does not need the test clips...
+    prepared = prepare_data(data_cfg(layout.root), BOTH, splits=("train", "val"))
+    assert set(prepared.tables) == {"train", "val", "test"}
+    table = pd.read_csv(layout.metadata_csv("test"))
+    table.loc[0, "behavior"] = "dig"
+    table.to_csv(layout.metadata_csv("test"), index=False)
+    with pytest.raises(DataError, match=r"test.csv, row 2: behavior 'dig'"):  # ...but their labels must be known
+        prepare_data(data_cfg(layout.root), BOTH, splits=("train", "val"))

@@ -44,14 +44,16 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("tra
                  mel_stats: dict | None = None) -> PreparedData:
     """Build the dataset if its config says how (``data.prepare``), then read and check it.
 
-    ``mel_stats`` from a checkpoint replace the measured ones (resume, evaluation)."""
+    All label tables are read (class lists are the union over every split, so a model trained here can
+    be tested on the test split); the clip files of ``splits`` are checked. ``mel_stats`` from a
+    checkpoint replace the measured ones (resume, evaluation)."""
     if data_cfg.get("prepare"):
         build(data_cfg.prepare)(data_cfg)
     layout = DatasetLayout(data_cfg.root)
-    tables = read_metadata(layout, splits)
+    tables = read_metadata(layout)
     check_labels_seen_in_train(layout, tables)
-    check_processed_clips(layout, tables, modalities, int(data_cfg.num_frames), int(data_cfg.image_size),
-                          int(data_cfg.n_mels), progress=show_progress())
+    check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, int(data_cfg.num_frames),
+                          int(data_cfg.image_size), int(data_cfg.n_mels), progress=show_progress())
     prepared = PreparedData(layout, tables, class_lists(tables), audio_flags(read_manifest(layout)))
     if mel_stats:
         prepared.mel_mean, prepared.mel_std = mel_stats["mel_mean"], mel_stats["mel_std"]
