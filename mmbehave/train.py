@@ -5,8 +5,11 @@
     python -m mmbehave.train audio_encoder=none               # video-only ablation
     python -m mmbehave.train experiment=seed_scale data.root=/data/clips   # the seed's setup, on a GPU
     python -m mmbehave.train resume=outputs/<date>/<time>/checkpoints/latest.pth
+    python -m mmbehave.train --multirun hparams_search=mbt                # Optuna study (conf/hparams_search/)
+    python -m mmbehave.train --multirun experiment=modality_ablation      # video+audio, video, audio
 
-Returns (to Hydra sweepers) the best value of ``optimized_metric`` over epochs.
+Returns (to Hydra sweepers) the best value of ``optimized_metric`` over epochs (a list of values for a
+multi-objective study). A multirun is one MLflow parent run with a child per job (mmbehave/sweeps/).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from mmbehave.instantiate import trusted_targets
 from mmbehave.paths import config_dir
 
 log = logging.getLogger("mmbehave.train")
 
 
-@hydra.main(config_path=str(config_dir()), config_name="train")
+# The whitelist also covers what Hydra itself builds from config: the sweep callback, Optuna's trial hook.
+@hydra.main(config_path=str(config_dir()), config_name="train", execution_whitelist=list(trusted_targets()))
 def main(cfg: DictConfig) -> float:
     # Imported here so that `--help` and config errors answer before torch and mlflow load.
     from mmbehave.config_checks import ConfigError

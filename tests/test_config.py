@@ -61,10 +61,14 @@ def test_every_optimizer_option_builds_with_trainable_parameters(option):
     assert optimizer.param_groups[0]["lr"] == cfg.optimizer.lr
 
 
-def test_adamw_default_is_the_seeds():
-    cfg = compose_config()
-    assert cfg.optimizer._target_ == "torch.optim.AdamW"
-    assert cfg.optimizer.lr == 1e-4 and cfg.optimizer.weight_decay == 1e-5
+def test_adamw_option_is_the_seeds_and_the_quickstart_raises_its_rate():
+    from omegaconf import OmegaConf
+
+    adamw = OmegaConf.load(config_dir() / "optimizer" / "adamw.yaml")
+    assert adamw._target_ == "torch.optim.AdamW"
+    assert adamw.lr == 1e-4 and adamw.weight_decay == 1e-5
+    cfg = compose_config()  # tiny models from scratch: conf/train.yaml sets a larger step
+    assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.optimizer.lr == 1e-3
 
 
 @pytest.mark.parametrize("group", ["hardware", "data", "debug", "experiment"])

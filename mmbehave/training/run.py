@@ -19,9 +19,10 @@ from mmbehave.instantiate import build
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.config_checks import ConfigError, check_config, configured_modalities
+from mmbehave.sweeps.job import current_sweep_job
 from mmbehave.training.checkpoint import load_checkpoint, save_checkpoint
 from mmbehave.training.data_setup import make_dataset, make_loader, prepare_data, preprocess_settings
-from mmbehave.training.loop import evaluate, train_one_epoch
+from mmbehave.training.loop import TrainingDiverged, evaluate, train_one_epoch
 from mmbehave.training.loss import MultiTaskLoss, inverse_frequency_weights
 from mmbehave.training.schedule import warmup_cosine
 from mmbehave.training.seeding import epoch_seed, restore_rng_states, rng_states, seed_everything
@@ -50,20 +51,29 @@ def hydra_overrides() -> str:
     return " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
 
 
-def run_training(cfg: DictConfig) -> float:
+def run_training(cfg: DictConfig) -> float | list[float]:
+    """The best value of ``optimized_metric`` over epochs; a list of values when it names several metrics
+    (a multi-objective sweep)."""
     check_config(cfg)
-    if cfg.hardware.torch_threads:
-        torch.set_num_threads(int(cfg.hardware.torch_threads))
+    sweep_job = current_sweep_job()  # set in a multirun's jobs by mmbehave.sweeps.callback
+    # Jobs that run side by side (hydra/launcher=parallel) share the cores instead of each taking all of them.
+    threads = cfg.hardware.torch_threads or (sweep_job.torch_threads if sweep_job else None)
+    if threads:
+        torch.set_num_threads(int(threads))
     seed_everything(int(cfg.seed))
     checkpoint = load_checkpoint(cfg.resume) if cfg.resume else None
     # A resumed run carries on in its own folder, so its checkpoints and logs stay together.
     run_dir = Path(cfg.resume).resolve().parent.parent if checkpoint else Path(cfg.paths.output_dir)
     handler = attach_log_file(run_dir)
     tracker = TrackedRun(resolve_tracking_uri(cfg.mlflow.tracking_uri), cfg.mlflow.experiment_name,
-                         cfg.mlflow.run_name, run_id=checkpoint["mlflow_run_id"] if checkpoint else None)
+                         cfg.mlflow.run_name or (sweep_job.run_name if sweep_job else None),
+                         run_id=checkpoint["mlflow_run_id"] if checkpoint else None,
+                         tags=sweep_job.tags() if sweep_job else None)  # parent run, sweep id, trial number
     tracker.artifacts_at_end.append(Path(handler.baseFilename))
     try:
         with tracker:
+            if sweep_job:
+                sweep_job.run_id = tracker.run_id
             return _train(cfg, checkpoint, run_dir, tracker)
     finally:
         logging.getLogger().removeHandler(handler)
@@ -82,6 +92,9 @@ def _train(cfg: DictConfig, checkpoint: dict | None, run_dir: Path, tracker: Tra
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = build(cfg.model, num_species=len(classes.species), num_behaviors=len(classes.behaviors)).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    # The fusion's cost, for the multi-objective sweep (hparams_search=mbt_pareto): constant over epochs,
+    # logged with them so that optimized_metric can name it like any other metric.
+    fusion_params = float(sum(p.numel() for p in model.fusion.parameters()))
     log.info("Instantiating optimizer <%s>", cfg.optimizer._target_)
     optimizer = build(cfg.optimizer)(params=trainable)
 
@@ -129,7 +142,8 @@ def _train(cfg: DictConfig, checkpoint: dict | None, run_dir: Path, tracker: Tra
                                      training.limit_train_batches, epoch)
         evaluation = evaluate(model, val_loader, loss_fn, device, cfg.hardware.precision, len(classes.species),
                               len(classes.behaviors), training.limit_val_batches)
-        metrics = {"train/loss": train_loss, **evaluation.metrics, "train/lr": optimizer.param_groups[0]["lr"]}
+        metrics = {"train/loss": train_loss, **evaluation.metrics, "train/lr": optimizer.param_groups[0]["lr"],
+                   "fusion/num_params": fusion_params}
         tracker.log_metrics(metrics, step=epoch)
         history.append({"epoch": epoch, **metrics})
         state = {
@@ -154,6 +168,8 @@ def _train(cfg: DictConfig, checkpoint: dict | None, run_dir: Path, tracker: Tra
             log.info("Stopping after epoch %d (training.stop_after_epoch); continue with resume=%s",
                      epoch + 1, checkpoint_dir / "latest.pth")
             break
+    if OmegaConf.is_list(cfg.optimized_metric):
+        return [_best_value(name, history) for name in cfg.optimized_metric]
     return _best_value(cfg.optimized_metric, history)
 
 
@@ -165,7 +181,9 @@ def _best_value(name: str, history: list[dict]) -> float:
     for row in history:
         if metric_is_better(name, row[name], best):
             best = row[name]
-    return float(best if best is not None else float("nan"))
+    if best is None:  # NaN in every epoch: a failure (and a failed trial), not a result
+        raise TrainingDiverged(f"{name} is NaN in every epoch.")
+    return float(best)
 
 
 def _log_run_setup(cfg, tracker: TrackedRun, model, classes, run_dir: Path, modalities) -> None:

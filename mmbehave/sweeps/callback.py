@@ -1,0 +1,221 @@
+"""One MLflow parent run per Hydra multirun, with every job's run as its child (``conf/hydra/default.yaml``).
+
+Where each hook runs: ``on_multirun_start`` / ``on_multirun_end`` and Optuna's ``record_trial`` in the
+launching process; ``on_job_start`` / ``on_job_end`` in the process that runs the job, which is a joblib
+worker under ``hydra/launcher=parallel``. The callback object is pickled to the worker with each job, so
+what ``on_multirun_start`` and ``record_trial`` stored on it (parent run id, job number → trial number)
+arrives there without environment variables or files.
+
+Failures: a job that raises (bad config, NaN loss) ends as a FAILED child run with ``failure_reason`` and
+a failed Optuna trial, and the sweep goes on (up to ``max_failure_rate`` of a batch). SIGTERM to a joblib
+worker fails that trial only; SIGTERM or Ctrl-C to the launching process stops the sweep, and its unfinished
+trials and runs are closed (FAIL / KILLED). Runs and trials of a sweep killed outright are closed by the next
+sweep started on the same host (``runs``, ``study``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, read_write
+
+from mmbehave.sweeps.job import SweepJob, TrialKilled, current_sweep_job, set_current_sweep_job
+from mmbehave.sweeps.study import (HOST_ATTR, PARENT_RUN_ATTR, PID_ATTR, SWEEP_ID_ATTR, is_optuna_sweeper, redact,
+                                   this_host)
+
+log = logging.getLogger(__name__)
+
+# The callback of the multirun running in this process, for record_trial (which Optuna's sweeper calls).
+_active: "SweepCallback | None" = None
+
+
+def record_trial(config: DictConfig, trial: Any) -> None:
+    """``hydra.sweeper.custom_search_space`` hook, called once per asked trial in launch order: remembers
+    which job runs which trial, and marks the trial with its sweep (parent run, host, process)."""
+    sweep = _active
+    if sweep is None or sweep.parent_run_id is None:
+        return
+    sweep.trial_numbers[len(sweep.trial_numbers)] = trial.number
+    trial.set_user_attr(SWEEP_ID_ATTR, sweep.sweep_id)
+    trial.set_user_attr(PARENT_RUN_ATTR, sweep.parent_run_id)
+    trial.set_user_attr(HOST_ATTR, this_host())
+    trial.set_user_attr(PID_ATTR, os.getpid())
+
+
+def parallel_torch_threads(config: DictConfig) -> int | None:
+    """Under the joblib launcher: the cores shared out between the jobs that run at once. None otherwise."""
+    launcher = config.hydra.launcher
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n_jobs = int(launcher.get("n_jobs") or -1)
+    at_once = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 all cores, -2 all but one
+    return max(1, cores // at_once)
+
+
+def search_space(config: DictConfig) -> dict[str, str]:
+    """The swept axes of this multirun, from the sweeper's params and the command line: {key: "choice(1,2)"}."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(lines)
+    return {o.get_key_element().lstrip("+~"): o.input_line.split("=", 1)[1] for o in parsed if o.is_sweep_override()}
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _fail_trial(signum, frame):
+    raise TrialKilled(f"killed by {signal.Signals(signum).name}")
+
+
+class SweepCallback(Callback):
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.sweep_id: str | None = None
+        self.tracking_uri: str | None = None
+        self.experiment_id: str | None = None
+        self.launcher_pid: int | None = None
+        self.study_name: str | None = None
+        self.storage: str | None = None
+        self.trial_numbers: dict[int, int] = {}   # hydra.job.num -> Optuna trial number
+        self._previous_sigterm: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled to joblib workers with every job; a signal handler is this process's business only.
+        return {**self.__dict__, "_previous_sigterm": None}
+
+    # ---- launching process -------------------------------------------------------------------------------
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _active
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        from mmbehave.sweeps.runs import close_orphaned_sweeps
+        from mmbehave.training.tracking import ensure_experiment, git_commit, resolve_tracking_uri
+
+        _active = self
+        self.launcher_pid = os.getpid()
+        sweeper = config.hydra.sweeper
+        tags = {"sweeper": "optuna" if is_optuna_sweeper(sweeper) else "basic",
+                "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
+                "hydra_overrides": " ".join(config.hydra.overrides.task), "sweep_dir": str(config.hydra.sweep.dir),
+                "git_commit": git_commit(), HOST_ATTR: this_host(), PID_ATTR: str(self.launcher_pid)}
+        if is_optuna_sweeper(sweeper) and sweeper.get("study_name") and sweeper.get("storage"):
+            self.study_name, self.storage = str(sweeper.study_name), str(sweeper.storage)
+            tags.update(self._prepare_study(config))
+        self.sweep_id = f"{self.study_name or config.mlflow.experiment_name}-{datetime.now():%Y%m%d-%H%M%S-%f}"
+        tags["sweep_id"] = self.sweep_id
+
+        self.tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+        client = MlflowClient(self.tracking_uri)
+        self.experiment_id = ensure_experiment(self.tracking_uri, config.mlflow.experiment_name)
+        close_orphaned_sweeps(client, self.experiment_id, closed_by=self.sweep_id)
+        run = client.create_run(self.experiment_id, run_name=self.sweep_id,
+                                tags={k: str(v) for k, v in tags.items() if v is not None})
+        self.parent_run_id = run.info.run_id
+        space = search_space(config)
+        if space:
+            client.log_batch(self.parent_run_id, params=[Param(f"search.{k}", v[:6000]) for k, v in space.items()])
+        if _main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)  # stop the sweep like Ctrl-C
+        log.info("Sweep %s: MLflow parent run %s in %s", self.sweep_id, self.parent_run_id, self.tracking_uri)
+
+    def _prepare_study(self, config: DictConfig) -> dict[str, Any]:
+        """Fail orphaned trials; offset the sampler's seed by the trials already in the study, so that a
+        resumed study does not replay the same random start-up suggestions."""
+        from mmbehave.sweeps.study import fail_orphaned_trials, load_study
+
+        sweeper = config.hydra.sweeper
+        study = load_study(self.storage, self.study_name)
+        before = len(study.trials) if study else 0
+        if study:
+            fail_orphaned_trials(study)
+        seed = sweeper.sampler.get("seed") if "sampler" in sweeper else None
+        if seed is not None and before:
+            # The sweeper is built from this config right after this hook; jobs are composed from the hydra
+            # overrides, and Hydra checks that they agree with it.
+            override = f"hydra.sweeper.sampler.seed={int(seed) + before}"
+            hydra_overrides = [o for o in config.hydra.overrides.hydra if not o.startswith("hydra.sweeper.sampler.seed=")]
+            with read_write(config.hydra):
+                sweeper.sampler.seed = int(seed) + before
+                config.hydra.overrides.hydra = [*hydra_overrides, override]
+            log.info("Study '%s' has %d trials: continuing it (sampler seed %s + %d).", self.study_name, before,
+                     seed, before)
+        return {"optuna_study": self.study_name, "optuna_storage": redact(self.storage),
+                "optuna_trials_before": before, "optuna_sampler_seed": sweeper.sampler.get("seed")}
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        global _active
+        _active = None
+        if self._previous_sigterm is not None and _main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if self.parent_run_id is None:
+            return
+        from mlflow.tracking import MlflowClient
+
+        from mmbehave.sweeps.results import report_grid, report_study
+        from mmbehave.sweeps.runs import close_running, run_status
+        from mmbehave.sweeps.study import fail_running_trials, load_study
+
+        error = sys.exc_info()[1]  # set when the sweep itself raised (too many failures, Ctrl-C, SIGTERM)
+        client = MlflowClient(self.tracking_uri)
+        children = client.search_runs([self.experiment_id], f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'",
+                                      max_results=50000)
+        study = load_study(self.storage, self.study_name) if self.storage else None
+        if error is not None:  # what was still running will never finish
+            children = close_running(client, children, error)
+            if study:
+                fail_running_trials(study, list(self.trial_numbers.values()))
+        objectives = (list(config.optimized_metric) if OmegaConf.is_list(config.optimized_metric)
+                      else [str(config.optimized_metric)])
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if study:
+                report_study(client, self.parent_run_id, self.experiment_id, study, self.storage,
+                             sorted(self.trial_numbers.values()), objectives, children, sweep_dir)
+            else:
+                report_grid(client, self.parent_run_id, objectives, children, sweep_dir)
+        finally:
+            status = run_status(error)
+            if error is not None:
+                client.set_tag(self.parent_run_id, "failure_reason", f"{type(error).__name__}: {error}"[:5000])
+            client.set_terminated(self.parent_run_id, status)
+            log.info("Sweep %s %s: MLflow parent run %s", self.sweep_id, status.lower(), self.parent_run_id)
+
+    # ---- the job's process ---------------------------------------------------------------------------------
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.parent_run_id is None:
+            return
+        num = int(config.hydra.job.num)
+        set_current_sweep_job(SweepJob(self.parent_run_id, self.sweep_id, num, self.trial_numbers.get(num),
+                                       self.study_name, parallel_torch_threads(config)))
+        if os.getpid() != self.launcher_pid and _main_thread():  # a worker: SIGTERM ends this trial only
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _fail_trial)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        job = current_sweep_job()
+        set_current_sweep_job(None)
+        if os.getpid() != self.launcher_pid and _main_thread() and self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if job is not None and job.run_id is None and job_return.status == JobStatus.FAILED:
+            # Failed before its MLflow run started (e.g. the config check): still a FAILED child, with the reason.
+            from mmbehave.sweeps.runs import record_failed_job
+
+            record_failed_job(self.tracking_uri, self.experiment_id, config, job, job_return._return_value)
