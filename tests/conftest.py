@@ -7,6 +7,7 @@ after ~20 s of retries.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,31 @@ def synthetic_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def run_dir(tmp_path) -> Path:
     return tmp_path / "run"
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A model trained by the real CLI: its checkpoint, MLflow store and run id."""
+
+    checkpoint: Path        # checkpoints/best.pth
+    tracking_uri: str       # the run's own SQLite MLflow store
+    run_id: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for CLI calls that should see this run's MLflow store."""
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri}
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_root, tmp_path_factory) -> TrainedRun:
+    """One tiny model (`debug=fast`) trained once per session by `python -m mmbehave.train`, for the
+    evaluate / predict / export tests."""
+    from helpers import run_module
+    from mmbehave.training.checkpoint import load_checkpoint
+
+    workdir = tmp_path_factory.mktemp("trained")
+    run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
+               f"hydra.run.dir={workdir / 'run'}", tmp_path=workdir)
+    checkpoint = workdir / "run" / "checkpoints" / "best.pth"
+    return TrainedRun(checkpoint, f"sqlite:///{workdir / 'mlflow.db'}", load_checkpoint(checkpoint)["mlflow_run_id"])

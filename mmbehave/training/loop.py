@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
+from mmbehave.training.modality_dropout import check_modality_dropout, drop_modalities
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -53,8 +54,10 @@ def limited(loader: Iterable, limit: int | None) -> Iterable:
 
 def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer, scheduler, scaler, device: torch.device,
                     precision: str, grad_accum_steps: int, grad_clip_norm: float | None,
-                    limit_batches: int | None, epoch: int) -> float:
-    """Returns the mean training loss over the epoch's batches."""
+                    limit_batches: int | None, epoch: int, modality_dropout: float = 0.0) -> float:
+    """Returns the mean training loss over the epoch's batches. ``modality_dropout``: chance that a clip loses
+    one of its modalities for this step (``training.modality_dropout``; see modality_dropout.py)."""
+    modality_dropout = check_modality_dropout(modality_dropout)
     model.train()
     total, count = 0.0, 0
     num_batches = len(loader) if limit_batches is None else min(limit_batches, len(loader))
@@ -63,7 +66,7 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer, sch
     optimizer.zero_grad(set_to_none=True)
     for index, batch in enumerate(bar):
         with autocast(device, precision):
-            output = model(**model_inputs(batch, device))
+            output = model(**drop_modalities(model_inputs(batch, device), modality_dropout))
         loss, _ = loss_fn(output.species_logits, output.behavior_logits,
                           batch["species"].to(device), batch["behavior"].to(device))
         if not math.isfinite(loss.item()):

@@ -139,7 +139,8 @@ def _train(cfg: DictConfig, checkpoint: dict | None, run_dir: Path, tracker: Tra
         generator.manual_seed(epoch_seed(int(cfg.seed), epoch))
         train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, scaler, device,
                                      cfg.hardware.precision, int(training.grad_accum_steps), training.grad_clip_norm,
-                                     training.limit_train_batches, epoch)
+                                     training.limit_train_batches, epoch,
+                                     modality_dropout=float(training.get("modality_dropout", 0.0)))
         evaluation = evaluate(model, val_loader, loss_fn, device, cfg.hardware.precision, len(classes.species),
                               len(classes.behaviors), training.limit_val_batches)
         metrics = {"train/loss": train_loss, **evaluation.metrics, "train/lr": optimizer.param_groups[0]["lr"],

@@ -1,0 +1,82 @@
+"""Run a trained model over a split: class probabilities per head, with all modalities and with each one removed.
+
+    batch ─► model.encode ─► tokens {video, audio} ─┬─► classify_tokens(both)        ─► probs["all"]
+                (once per batch)                    ├─► classify_tokens(audio only)  ─► probs["without_video"]
+                                                    └─► classify_tokens(video only)  ─► probs["without_audio"]
+
+Removing a modality uses the model's own missing-modality path (a modality left out of the tokens is
+absent for every sample, exactly as ``model(video=None, ...)``), so the encoders run once per batch whatever
+the number of variants. A clip that has no audio track keeps ``audio_present=False`` in every variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+HEADS = ("species", "behavior")
+FULL = "all"
+
+
+def modality_variants(modalities: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """{variant name: modalities kept}: "all", plus "without_<m>" for each modality when there are two."""
+    variants = {FULL: tuple(modalities)}
+    if len(modalities) > 1:
+        for removed in modalities:
+            variants[f"without_{removed}"] = tuple(m for m in modalities if m != removed)
+    return variants
+
+
+@dataclass
+class SplitPredictions:
+    """clip_ids (N); targets {head: (N,) class index}; probs {variant: {head: (N, classes) softmax}}."""
+
+    clip_ids: list[str]
+    targets: dict[str, np.ndarray]
+    probs: dict[str, dict[str, np.ndarray]]
+
+    def predicted(self, head: str, variant: str = FULL) -> np.ndarray:
+        return self.probs[variant][head].argmax(axis=1)
+
+
+def model_inputs(batch: dict, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(encoder inputs {video, audio}, presence flags {audio: (B,) bool}) from a collated batch."""
+    inputs = {m: batch[m].to(device) for m in ("video", "audio") if m in batch}
+    present = {"audio": batch["audio_present"].to(device)} if "audio_present" in batch else {}
+    return inputs, present
+
+
+@torch.no_grad()
+def predict_split(model: nn.Module, loader, device: str | torch.device = "cpu", with_variants: bool = True,
+                  progress: bool = False, desc: str = "evaluate") -> SplitPredictions:
+    """Probabilities for every clip of ``loader`` (batches from ``mmbehave.data.dataset.collate``)."""
+    device = torch.device(device)
+    model.eval()
+    variants = modality_variants(tuple(model.modalities.split("+")))
+    if not with_variants:
+        variants = {FULL: variants[FULL]}
+    clip_ids: list[str] = []
+    targets: dict[str, list] = {head: [] for head in HEADS}
+    probs: dict[str, dict[str, list]] = {v: {head: [] for head in HEADS} for v in variants}
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        inputs, present = model_inputs(batch, device)
+        tokens = model.encode(**inputs)
+        for variant, kept in variants.items():
+            kept_tokens = {m: tokens[m] for m in kept if m in tokens}
+            kept_present = {m: flags for m, flags in present.items() if m in kept_tokens} or None
+            output = model.classify_tokens(kept_tokens, kept_present)
+            for head in HEADS:
+                logits = getattr(output, f"{head}_logits").float()
+                probs[variant][head].append(torch.softmax(logits, dim=-1).cpu().numpy())
+        clip_ids.extend(batch["clip_id"])
+        for head in HEADS:
+            targets[head].append(batch[head].numpy())
+    return SplitPredictions(
+        clip_ids=clip_ids,
+        targets={head: np.concatenate(values) for head, values in targets.items()},
+        probs={v: {head: np.concatenate(values) for head, values in heads.items()} for v, heads in probs.items()},
+    )

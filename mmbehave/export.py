@@ -1,0 +1,154 @@
+"""Export a trained model for CPU inference, in fp32 and dynamic int8, and compare the two side by side.
+
+    python -m mmbehave.export checkpoint=outputs/<date>/<time>/checkpoints/best.pth
+    python -m mmbehave.export run_id=<MLflow run id> latency.threads=4
+
+    checkpoint ─► model_fp32.pth   fp32 weights + what inference needs (no optimizer state)
+       │
+       └─ torch.ao quantize_dynamic(nn.Linear → int8 weights, activations quantised per batch on the fly)
+          ─► model_int8.pth    int8 weights + the same, and ``quantization`` saying how they were made
+    both ─► file size, CPU latency per clip (batch 1, median), test-split macro-F1, agreement with fp32
+         ─► printed table, export_report.json / .csv, export/* metrics on the training's MLflow run
+
+Both files are plain dicts of tensors and strings, like a training checkpoint, so ``torch.load(path,
+weights_only=True)`` reads them and no code runs on load. A quantised module cannot be rebuilt from its state
+dict alone, so loading rebuilds the fp32 model from the stored config, quantises it the same way and then loads
+the int8 state: ``mmbehave.trained_model.load_trained_model(path)``, which is what evaluate and predict use:
+
+    python -m mmbehave.predict checkpoint=<export dir>/model_int8.pth input=clips/ output=predictions.csv
+
+Only Linear layers are quantised (attention projections, MLPs, heads): the convolutions of ResNet18 and of
+VideoMAE's patch embedding, and nn.MultiheadAttention's fused input projection, stay fp32. int8 runs on CPU only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from mmbehave.paths import config_dir
+
+log = logging.getLogger("mmbehave.export")
+
+# Keys of a training checkpoint that inference needs; optimizer, scheduler and RNG states are left behind.
+EXPORTED_KEYS = ("classes", "data_stats", "preprocess", "modalities", "config", "mlflow_run_id", "epoch")
+
+
+def export_state(trained, model) -> dict:
+    from mmbehave.trained_model import DYNAMIC_INT8
+
+    quantized = any("_packed_params" in key for key in model.state_dict())
+    return {
+        "model": model.state_dict(),
+        **{key: trained.checkpoint[key] for key in EXPORTED_KEYS if key in trained.checkpoint},
+        "quantization": dict(DYNAMIC_INT8) if quantized else None,
+        "source_checkpoint": str(trained.path),
+    }
+
+
+def latency_ms(model, clips: list[dict], warmup: int) -> dict[str, float]:
+    """Median and mean milliseconds per clip for ``model`` on single clips (batch 1), after ``warmup`` runs."""
+    import numpy as np
+    import torch
+
+    from mmbehave.analysis.predictions import model_inputs
+    from mmbehave.data.dataset import collate
+
+    batches = [model_inputs(collate([clip]), torch.device("cpu")) for clip in clips]
+    timings = []
+    with torch.no_grad():
+        for index in range(warmup + len(batches)):
+            inputs, present = batches[index % len(batches)]
+            started = time.perf_counter()
+            model(**inputs, audio_present=present.get("audio"))
+            if index >= warmup:
+                timings.append((time.perf_counter() - started) * 1000)
+    return {"latency_ms": float(np.median(timings)), "latency_ms_mean": float(np.mean(timings))}
+
+
+def run_export(cfg: DictConfig) -> dict:
+    import pandas as pd
+    import torch
+
+    from mmbehave.analysis.metrics_tables import summary_metrics, write_csv, write_json
+    from mmbehave.analysis.predictions import HEADS, predict_split
+    from mmbehave.evaluate import log_to_training_run, make_loader, split_dataset
+    from mmbehave.trained_model import CheckpointError, checkpoint_path, load_trained_model, quantize_dynamic_int8
+    from mmbehave.training.checkpoint import save_checkpoint
+    from mmbehave.training.tracking import resolve_tracking_uri
+
+    if int(cfg.latency.clips) < 1:
+        from mmbehave.config_checks import ConfigError
+
+        raise ConfigError(f"latency.clips={cfg.latency.clips} must be at least 1.")
+    tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    source = checkpoint_path(cfg.checkpoint, cfg.run_id, tracking_uri)
+    trained = load_trained_model(source, "cpu")
+    if trained.quantization:
+        raise CheckpointError(f"{source} is already an int8 export; pass the training checkpoint it came from.")
+    out_dir = Path(cfg.output_dir)
+    paths = {"fp32": out_dir / "model_fp32.pth", "int8": out_dir / "model_int8.pth"}
+    save_checkpoint(export_state(trained, trained.model), paths["fp32"])
+    save_checkpoint(export_state(trained, quantize_dynamic_int8(trained.model)), paths["int8"])
+    log.info("Wrote %s and %s", paths["fp32"], paths["int8"])
+
+    dataset = split_dataset(trained, cfg.split, cfg.data_root)
+    timed = [dataset[i % len(dataset)] for i in range(int(cfg.latency.clips))]
+    threads = torch.get_num_threads()
+    if cfg.latency.threads:
+        torch.set_num_threads(int(cfg.latency.threads))
+    rows, predicted = [], {}
+    for precision, path in paths.items():
+        model = load_trained_model(path, "cpu").model  # what a user of the file gets, not the in-memory copy
+        predictions = predict_split(model, make_loader(dataset, int(cfg.batch_size)), "cpu", with_variants=False)
+        predicted[precision] = predictions
+        scores = summary_metrics(predictions, top_k=1)
+        rows.append({"model": precision, "file": str(path), "size_mb": path.stat().st_size / 2**20,
+                     **latency_ms(model, timed, int(cfg.latency.warmup)),
+                     **{f"{head}_macro_f1": scores[f"{head}_macro_f1"] for head in HEADS},
+                     f"{cfg.split}_macro_f1": scores["macro_f1"]})
+    torch.set_num_threads(threads)
+    for row in rows:  # how often int8 picks the same class as fp32
+        row["agreement_with_fp32"] = float(sum(
+            (predicted[row["model"]].predicted(head) == predicted["fp32"].predicted(head)).mean() for head in HEADS) / len(HEADS))
+
+    table = pd.DataFrame(rows)
+    report = {"source_checkpoint": str(source), "source_size_mb": source.stat().st_size / 2**20, "split": cfg.split,
+              "num_clips": len(dataset), "latency_clips": len(timed), "latency_threads": int(cfg.latency.threads or threads),
+              "models": rows}
+    write_json(report, out_dir / "export_report.json")
+    write_csv(table, out_dir / "export_report.csv")
+    print(table.drop(columns=["file", "latency_ms_mean"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nsize: int8 is {rows[1]['size_mb'] / rows[0]['size_mb']:.0%} of fp32; latency (batch 1, "
+          f"{report['latency_threads']} thread(s), median of {len(timed)}): int8 {rows[1]['latency_ms']:.1f} ms vs "
+          f"fp32 {rows[0]['latency_ms']:.1f} ms.  Files: {out_dir}")
+    if cfg.mlflow.log and trained.mlflow_run_id:
+        metrics = {f"export/{row['model']}_{key}": row[key] for row in rows
+                   for key in ("size_mb", "latency_ms", f"{cfg.split}_macro_f1")}
+        log_to_training_run(tracking_uri, trained.mlflow_run_id, metrics, int(trained.checkpoint.get("epoch", 0)),
+                            [out_dir / "export_report.json", out_dir / "export_report.csv"], "export")
+    return report
+
+
+@hydra.main(config_path=str(config_dir()), config_name="export")
+def main(cfg: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer before torch and mlflow load.
+    from mmbehave.config_checks import ConfigError
+    from mmbehave.data.metadata import DataError
+    from mmbehave.trained_model import CheckpointError
+
+    try:
+        run_export(cfg)
+    except (CheckpointError, ConfigError, DataError) as error:
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Predict species and behaviour for new, unlabelled clips: one CSV row per clip.
+
+    python -m mmbehave.predict checkpoint=<best.pth> input=field_clips/ output=predictions.csv
+    python -m mmbehave.predict run_id=<MLflow run id> input=clip.mp4 output=clip.csv top_k=5
+
+    clip file(s) ─► preprocess_clip (the training preprocessing, with the settings stored in the checkpoint)
+      ─► frames / 255, log-mel standardised with the training clips' mean and std   (as mmbehave.data.dataset)
+      ─► model ─► softmax per head ─► path, clip_id, has_audio, species, species_prob, behavior, behavior_prob,
+                                      species_top<k>, behavior_top<k>   ("name:prob|name:prob|...", best first)
+
+A folder is searched (recursively by default) for files with a video extension. A clip that cannot be decoded
+is reported on stderr and left out; the others are predicted. A clip without an audio track is predicted from
+its video alone (has_audio=false). Exit status: 0 written; 1 no clip could be read; 2 bad checkpoint or input.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import hydra
+from omegaconf import DictConfig
+
+from mmbehave.paths import config_dir
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("mmbehave.predict")
+
+
+class InputError(ValueError):
+    """``input=`` names nothing predictable. The message names the path."""
+
+
+@dataclass
+class ClipInput:
+    path: Path
+    video: torch.Tensor   # (3, T, H, W) float in [0, 1]
+    audio: torch.Tensor   # (1, n_mels, time) standardised log-mel
+    has_audio: bool
+
+
+def find_clips(input_path: str, extensions: list[str], recursive: bool) -> list[Path]:
+    """The clip files named by ``input``: itself if a file, else the folder's files with a video extension."""
+    if not input_path:
+        raise InputError("input= is required: a clip file or a folder of clips.")
+    path = Path(input_path).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputError(f"input={input_path}: no such file or folder.")
+    suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    candidates = path.rglob("*") if recursive else path.iterdir()
+    clips = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+    if not clips:
+        raise InputError(f"input={input_path}: no clips ({', '.join(sorted(suffixes))}) in this folder"
+                         f"{' or below it' if recursive else ''}.")
+    return clips
+
+
+def load_clip(path: Path, trained) -> ClipInput:
+    """Raw clip → model inputs, exactly as training saw them. Raises ClipReadError for undecodable files."""
+    import torch
+
+    from mmbehave.data.preprocessing import preprocess_clip
+
+    frames, mel, has_audio = preprocess_clip(path, None, trained.preprocess)
+    video = frames.permute(1, 0, 2, 3).float().div_(255.0)  # (T, C, H, W) uint8 → (C, T, H, W) in [0, 1]
+    audio = ((torch.from_numpy(mel).float() - trained.mel_mean) / trained.mel_std).unsqueeze(0)
+    return ClipInput(path, video, audio, has_audio)
+
+
+def top_k_text(names: list[str], probs, k: int) -> str:
+    order = probs.argsort()[::-1][:k]
+    return "|".join(f"{names[i]}:{probs[i]:.4f}" for i in order)
+
+
+def predict_batch(trained, clips: list[ClipInput], top_k: int, device: str) -> list[dict]:
+    import torch
+
+    inputs = {}
+    if "video" in trained.modalities:
+        inputs["video"] = torch.stack([c.video for c in clips]).to(device)
+    if "audio" in trained.modalities:
+        inputs["audio"] = torch.stack([c.audio for c in clips]).to(device)
+        inputs["audio_present"] = torch.tensor([c.has_audio for c in clips], device=device)
+    with torch.no_grad():
+        output = trained.model(**inputs)
+    species = torch.softmax(output.species_logits.float(), dim=-1).cpu().numpy()
+    behaviors = torch.softmax(output.behavior_logits.float(), dim=-1).cpu().numpy()
+    names = {"species": trained.classes.species, "behavior": trained.classes.behaviors}
+    rows = []
+    for clip, head_probs in zip(clips, zip(species, behaviors)):
+        row = {"path": str(clip.path), "clip_id": clip.path.stem, "has_audio": clip.has_audio}
+        for head, probs in zip(("species", "behavior"), head_probs):
+            best = int(probs.argmax())
+            row[head] = names[head][best]
+            row[f"{head}_prob"] = round(float(probs[best]), 4)
+        for head, probs in zip(("species", "behavior"), head_probs):
+            row[f"{head}_top{top_k}"] = top_k_text(names[head], probs, top_k)
+        rows.append(row)
+    return rows
+
+
+def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple[Path, str]]]:
+    """Returns (the CSV written or None, its rows, [(unreadable clip, reason)])."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from mmbehave.atomic import atomic_path
+    from mmbehave.data.clip_io import ClipReadError
+    from mmbehave.trained_model import checkpoint_path, load_trained_model
+    from mmbehave.training.tracking import resolve_tracking_uri
+
+    clips = find_clips(cfg.input, list(cfg.extensions), bool(cfg.recursive))
+    path = checkpoint_path(cfg.checkpoint, cfg.run_id, resolve_tracking_uri(cfg.mlflow.tracking_uri))
+    trained = load_trained_model(path, cfg.device)
+    top_k = max(1, int(cfg.top_k))
+    log.info("Predicting %d clip(s) with %s", len(clips), path)
+
+    rows: list[dict] = []
+    failures: list[tuple[Path, str]] = []
+    pending: list[ClipInput] = []
+    progress = bool(cfg.progress) and sys.stderr.isatty() and len(clips) > 1
+    for clip in tqdm(clips, desc="predicting", unit="clip", disable=not progress):
+        try:
+            pending.append(load_clip(clip, trained))
+        except ClipReadError as error:
+            failures.append((clip, error.reason))
+            log.warning("Skipped %s", error)
+        except Exception as error:  # one odd file must not stop a folder: report it and go on
+            failures.append((clip, f"{type(error).__name__}: {error}"))
+            log.warning("Skipped %s: %s: %s", clip, type(error).__name__, error)
+        if len(pending) == int(cfg.batch_size):
+            rows += predict_batch(trained, pending, top_k, cfg.device)
+            pending = []
+    if pending:
+        rows += predict_batch(trained, pending, top_k, cfg.device)
+    if not rows:
+        return None, rows, failures
+    output = Path(cfg.output).expanduser()
+    with atomic_path(output) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    return output, rows, failures
+
+
+@hydra.main(config_path=str(config_dir()), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer before torch and mlflow load.
+    from mmbehave.trained_model import CheckpointError
+
+    try:
+        output, rows, failures = run_prediction(cfg)
+    except (CheckpointError, InputError) as error:
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if failures:  # each was logged as it happened; the summary goes to stderr for scripts
+        names = ", ".join(str(clip) for clip, _ in failures)
+        print(f"{len(failures)} of {len(failures) + len(rows)} clip(s) could not be read and were skipped: {names}",
+              file=sys.stderr)
+    if output is None:
+        print(f"error: none of the {len(failures)} clip(s) could be read; nothing written.", file=sys.stderr)
+        sys.exit(1)
+    print(f"Predicted {len(rows)} clip(s): {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""A trained model back from its file, ready for evaluation, prediction or export.
+
+    checkpoint=<path>  ─┐
+    run_id=<MLflow id> ─┴─► checkpoint_path() ─► load_checkpoint (weights_only=True)
+                                                      │ config YAML ─► build(model, pretrained off) ─► load_state_dict
+                                                      ▼
+    TrainedModel(model in eval mode, classes, preprocess settings, mel mean / std, modalities, MLflow run id)
+
+Two kinds of file load here, both plain dicts of tensors and strings (never a pickled module):
+    a training checkpoint (``mmbehave.training.checkpoint``: ``model`` is the fp32 state dict), and
+    an export from ``mmbehave.export`` (``model`` is the state dict, ``quantization`` says how it was
+    made: the fp32 model is rebuilt from the config, quantised the same way, then the int8 state is loaded).
+The model is rebuilt with pretrained loading switched off: every weight comes from the file, so loading
+never touches the network or a weights cache.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from mmbehave.data.metadata import ClassLists
+from mmbehave.data.preprocessing import PreprocessSettings
+from mmbehave.instantiate import build
+from mmbehave.training.checkpoint import load_checkpoint
+
+VIDEOMAE_TARGET = "mmbehave.models.video_encoders.build_videomae_encoder"
+CNN3D_TARGET = "mmbehave.models.cnn3d.CNN3DEncoder"
+# What mmbehave.export quantises: the Linear layers (attention projections, MLPs, heads), weights to int8,
+# activations quantised on the fly per batch. Convolutions stay fp32 (dynamic quantisation has no conv kernel).
+DYNAMIC_INT8 = {"method": "dynamic", "dtype": "qint8", "modules": ["Linear"]}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file or MLflow run that cannot be used. The message names it and says what to do."""
+
+
+@dataclass
+class TrainedModel:
+    model: nn.Module                 # in eval mode, on `device`
+    classes: ClassLists
+    preprocess: PreprocessSettings   # how raw clips were turned into the model's inputs
+    mel_mean: float                  # log-mel standardisation measured on the training clips
+    mel_std: float
+    modalities: tuple[str, ...]      # ("video", "audio"), or one of them for an ablated model
+    config: DictConfig               # the resolved training config
+    mlflow_run_id: str | None        # the training run (evaluation results are logged to it)
+    path: Path
+    quantization: dict | None        # None: fp32; else how the int8 weights were made (DYNAMIC_INT8)
+    checkpoint: dict                 # the raw file contents (metadata for exports)
+
+
+def checkpoint_path(checkpoint: str | None, run_id: str | None, tracking_uri: str) -> Path:
+    """The file to load: ``checkpoint`` as given, or the best checkpoint of MLflow run ``run_id``.
+
+    A training run records its folder as the ``run_dir`` tag; its best model is ``checkpoints/best.pth`` there.
+    """
+    if bool(checkpoint) == bool(run_id):
+        raise CheckpointError("give exactly one of checkpoint=<path to a .pth> or run_id=<MLflow run id>.")
+    if checkpoint:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint={checkpoint}: no such file. Pass the path of a checkpoints/best.pth "
+                                  "(or latest.pth) from a training run, or run_id=<MLflow run id>.")
+        return path
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        run = MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
+    except MlflowException as error:
+        raise CheckpointError(f"run_id={run_id}: no such MLflow run in {tracking_uri}. Check the id in the MLflow UI "
+                              "(or set mlflow.tracking_uri / $MLFLOW_TRACKING_URI to the store it was logged to).") from error
+    run_dir = run.data.tags.get("run_dir")
+    if not run_dir:
+        raise CheckpointError(f"run_id={run_id}: the MLflow run has no run_dir tag, so its checkpoints cannot be "
+                              "found; pass checkpoint=<path> instead.")
+    path = Path(run_dir) / "checkpoints" / "best.pth"
+    if not path.is_file():
+        raise CheckpointError(f"run_id={run_id}: its best checkpoint {path} does not exist (moved or deleted?); "
+                              "pass checkpoint=<path> instead.")
+    return path
+
+
+def model_config_for_loading(config: DictConfig, state: dict) -> DictConfig:
+    """The training run's ``model`` config, changed so that building it loads no pretrained weights.
+
+    A run whose VideoMAE weights were missing trained the cnn3d stand-in (``on_load_failure=fallback``): its
+    state dict has no VideoMAE keys, so that encoder is rebuilt as the cnn3d it really was.
+    """
+    model_cfg = OmegaConf.create(OmegaConf.to_container(config.model, resolve=True))
+    for group in ("video_encoder", "audio_encoder"):
+        encoder = model_cfg.get(group)
+        if encoder is not None and "pretrained" in encoder:
+            encoder.pretrained = False
+    video = model_cfg.get("video_encoder")
+    if video is not None and video.get("_target_") == VIDEOMAE_TARGET and config.video_encoder.get("pretrained"):
+        has_videomae = any(key.startswith("video_encoder.backbone.") for key in state)
+        if not has_videomae and any(key.startswith("video_encoder.") for key in state):
+            model_cfg.video_encoder = OmegaConf.create(
+                {"_target_": CNN3D_TARGET, "feature_dim": int(video.get("fallback_feature_dim", 768))})
+    return model_cfg
+
+
+def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of every ``nn.Linear`` (torch.ao; CPU only). Returns a new module."""
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao announces its move to torchao on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model.cpu().eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
+    """Rebuild the model in ``path`` (a training checkpoint or an mmbehave.export file), in eval mode."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # quantised tensors' storage warnings
+            checkpoint = load_checkpoint(path, map_location="cpu")
+    except FileNotFoundError as error:
+        raise CheckpointError(str(error)) from error
+    except Exception as error:  # not a torch file, truncated, or holds objects weights_only refuses
+        raise CheckpointError(f"{path}: not a readable mmbehave checkpoint ({type(error).__name__}: {error}).") from error
+    required = ("model", "classes", "config", "preprocess", "data_stats")
+    missing = [key for key in required if key not in checkpoint] if isinstance(checkpoint, dict) else list(required)
+    if missing:
+        raise CheckpointError(f"{path}: not an mmbehave checkpoint (it lacks {', '.join(missing)}); pass a "
+                              "checkpoints/best.pth from mmbehave.train or a file from mmbehave.export.")
+
+    config = OmegaConf.create(checkpoint["config"])
+    classes = ClassLists(**checkpoint["classes"])
+    state = checkpoint["model"]
+    model = build(model_config_for_loading(config, state), num_species=len(classes.species),
+                  num_behaviors=len(classes.behaviors))
+    quantization = checkpoint.get("quantization")
+    if quantization is not None:
+        if quantization != DYNAMIC_INT8:
+            raise CheckpointError(f"{path}: unknown quantization {quantization}; this mmbehave reads {DYNAMIC_INT8}.")
+        if torch.device(device).type != "cpu":
+            raise CheckpointError(f"{path}: int8 models run on the CPU only; use device=cpu.")
+        model = quantize_dynamic_int8(model)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: its weights do not fit the model its config describes ({error}).") from error
+    stats = checkpoint["data_stats"]
+    return TrainedModel(
+        model=model.to(device).eval(), classes=classes, preprocess=PreprocessSettings.from_config(checkpoint["preprocess"]),
+        mel_mean=float(stats["mel_mean"]), mel_std=float(stats["mel_std"]),
+        modalities=tuple(checkpoint.get("modalities") or model.modalities.split("+")), config=config,
+        mlflow_run_id=checkpoint.get("mlflow_run_id"), path=path, quantization=quantization, checkpoint=checkpoint,
+    )

@@ -1,0 +1,43 @@
+"""Modality dropout: during training, hide one modality of some clips so that the model learns to cope without it.
+
+    batch inputs {video, audio, audio_present}
+      │ each clip, with probability p: drop one of its modalities, video or audio with equal chance
+      │ (never both, and never video when the clip has no audio track: it would be left with nothing)
+      ▼
+    {video, audio, video_present, audio_present}   the present-masks the classifier already understands
+
+The dropped modality is removed the way a missing one is at inference (its present flag is False, so MBT
+leaves it out of the bottleneck average and the pooled CLS), so a model trained with p > 0 is scored fairly
+by the modality-contribution analysis (``mmbehave.analysis.modality_contributions``) and degrades gracefully
+on clips whose microphone failed. Neverova et al., "ModDrop: adaptive multi-modal gesture recognition",
+TPAMI 2016. Config: ``training.modality_dropout`` (0 = off).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_modality_dropout(probability: float) -> float:
+    probability = float(probability)
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"training.modality_dropout={probability} must be a probability in [0, 1] (0 = off).")
+    return probability
+
+
+def drop_modalities(inputs: dict[str, torch.Tensor], probability: float,
+                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """A copy of ``inputs`` with ``video_present`` / ``audio_present`` (B,) masks that hide one modality of
+    each clip with ``probability``. Inputs without both modalities come back unchanged (nothing to drop)."""
+    if probability <= 0 or "video" not in inputs or "audio" not in inputs:
+        return inputs
+    video, device = inputs["video"], inputs["video"].device
+    batch = video.shape[0]
+    ones = torch.ones(batch, dtype=torch.bool, device=device)
+    audio_present = inputs.get("audio_present", ones).to(device=device, dtype=torch.bool)
+    video_present = inputs.get("video_present", ones).to(device=device, dtype=torch.bool)
+    dropped = torch.rand(batch, generator=generator).to(device) < probability
+    pick_video = torch.rand(batch, generator=generator).to(device) < 0.5
+    drop_video = dropped & pick_video & audio_present      # keep video when it is all the clip has
+    drop_audio = dropped & ~drop_video & video_present
+    return {**inputs, "video_present": video_present & ~drop_video, "audio_present": audio_present & ~drop_audio}
