@@ -66,17 +66,26 @@ def decoded(root, clip_id):
 
 
 def test_generator_is_deterministic_for_a_seed(tmp_path):
+    size = SceneSize(num_frames=8, frame_size=32, sample_rate=16000, clip_seconds=1.0)
+    for species, behavior in (("red_fox", "running"), ("wild_boar", "alarm")):
+        first = np.random.default_rng([3, 0, 0])
+        second = np.random.default_rng([3, 0, 0])
+        np.testing.assert_array_equal(render_video(first, species, behavior, size), render_video(second, species, behavior, size))
+        np.testing.assert_array_equal(render_audio(first, species, behavior, size), render_audio(second, species, behavior, size))
+
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         generate_raw(tmp_path / name, tiny_settings(seed), num_workers=1, progress=False)
-    layout_a, layout_b, layout_c = (DatasetLayout(tmp_path / n) for n in "abc")
+    layout_a, layout_b = DatasetLayout(tmp_path / "a"), DatasetLayout(tmp_path / "b")
     for split in SPLITS:
         pd.testing.assert_frame_equal(pd.read_csv(layout_a.metadata_csv(split)), pd.read_csv(layout_b.metadata_csv(split)))
     frames_a, audio_a = decoded(tmp_path / "a", "train_00000")
     frames_b, audio_b = decoded(tmp_path / "b", "train_00000")
     frames_c, _ = decoded(tmp_path / "c", "train_00000")
-    assert torch.equal(frames_a, frames_b)
+    # The scenes are bit-identical (above); x264's output for them can differ by a grey level or two
+    # between encodes in one process (seen here, threads=1), which is codec noise, not another clip.
+    assert (frames_a.float() - frames_b.float()).abs().mean() < 3
     np.testing.assert_allclose(audio_a, audio_b, atol=1e-6)
-    assert not torch.equal(frames_a, frames_c), "another seed should give other clips"
+    assert (frames_a.float() - frames_c.float()).abs().mean() > 10, "another seed should give other clips"
 
 
 def test_every_label_pair_appears_in_every_split(synthetic_root):
