@@ -13,13 +13,11 @@ import json
 import resource
 import time
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
 from mmbehave.config_checks import check_config, configured_modalities
-from mmbehave.instantiate import build
-from mmbehave.paths import config_dir
+from mmbehave.instantiate import build, hydra_app
 from mmbehave.training.loop import autocast
 from mmbehave.training.loss import MultiTaskLoss
 
@@ -100,7 +98,7 @@ def run_benchmark(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra.main(config_path=str(config_dir()), config_name="benchmark")
+@hydra_app("benchmark")
 def main(cfg: DictConfig) -> None:
     print(json.dumps(run_benchmark(cfg), indent=2))
 

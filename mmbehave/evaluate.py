@@ -25,10 +25,9 @@ import logging
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from mmbehave.paths import config_dir
+from mmbehave.instantiate import hydra_app
 
 log = logging.getLogger("mmbehave.evaluate")
 
@@ -73,7 +72,11 @@ def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, 
     import torch
 
     from mmbehave.analysis.attention_figure import plot_clip_attention
-    from mmbehave.analysis.attention_maps import clip_attention_maps, num_bottlenecks, pick_clips
+    from mmbehave.analysis.attention_maps import (
+        clip_attention_maps,
+        num_bottlenecks,
+        pick_clips,
+    )
     from mmbehave.analysis.predictions import model_inputs
     from mmbehave.data.dataset import collate
 
@@ -144,9 +147,21 @@ def log_to_training_run(tracking_uri: str, run_id: str | None, metrics: dict[str
 def run_evaluation(cfg: DictConfig) -> dict:
     """Everything in the module docstring; returns the metrics.json contents."""
     from mmbehave.analysis.confusion import confusion_frame, plot_confusion
-    from mmbehave.analysis.metrics_tables import (class_names, format_report, per_class_tables, predictions_table,
-                                                  summary_metrics, summary_table, write_csv, write_json)
-    from mmbehave.analysis.modality_contributions import contribution_table, flat_drops, plot_contributions
+    from mmbehave.analysis.metrics_tables import (
+        class_names,
+        format_report,
+        per_class_tables,
+        predictions_table,
+        summary_metrics,
+        summary_table,
+        write_csv,
+        write_json,
+    )
+    from mmbehave.analysis.modality_contributions import (
+        contribution_table,
+        flat_drops,
+        plot_contributions,
+    )
     from mmbehave.analysis.predictions import HEADS, predict_split
     from mmbehave.trained_model import checkpoint_path, load_trained_model
     from mmbehave.training.loop import show_progress
@@ -204,7 +219,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     return report
 
 
-@hydra.main(config_path=str(config_dir()), config_name="evaluate")
+@hydra_app("evaluate")
 def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer before torch and mlflow load.
     from mmbehave.config_checks import ConfigError

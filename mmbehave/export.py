@@ -28,10 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from mmbehave.paths import config_dir
+from mmbehave.instantiate import hydra_app
 
 log = logging.getLogger("mmbehave.export")
 
@@ -78,7 +77,12 @@ def run_export(cfg: DictConfig) -> dict:
     from mmbehave.analysis.metrics_tables import summary_metrics, write_csv, write_json
     from mmbehave.analysis.predictions import HEADS, predict_split
     from mmbehave.evaluate import log_to_training_run, make_loader, split_dataset
-    from mmbehave.trained_model import CheckpointError, checkpoint_path, load_trained_model, quantize_dynamic_int8
+    from mmbehave.trained_model import (
+        CheckpointError,
+        checkpoint_path,
+        load_trained_model,
+        quantize_dynamic_int8,
+    )
     from mmbehave.training.checkpoint import save_checkpoint
     from mmbehave.training.tracking import resolve_tracking_uri
 
@@ -135,7 +139,7 @@ def run_export(cfg: DictConfig) -> dict:
     return report
 
 
-@hydra.main(config_path=str(config_dir()), config_name="export")
+@hydra_app("export")
 def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer before torch and mlflow load.
     from mmbehave.config_checks import ConfigError

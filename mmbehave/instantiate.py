@@ -23,3 +23,13 @@ def trusted_targets() -> tuple[str, ...]:
 def build(config: Any, *args: Any, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` with mmbehave's execution whitelist."""
     return instantiate(config, *args, _execution_whitelist_=list(trusted_targets()), **kwargs)
+
+
+def hydra_app(config_name: str):
+    """``@hydra.main`` for mmbehave's entrypoints: configs from ``conf/``, and the same execution whitelist
+    for what Hydra itself builds from config (callbacks, sweeper hooks)."""
+    import hydra
+
+    from mmbehave.paths import config_dir
+
+    return hydra.main(config_path=str(config_dir()), config_name=config_name, execution_whitelist=list(trusted_targets()))

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import hydra
 from omegaconf import DictConfig
 
-from mmbehave.paths import config_dir
+from mmbehave.instantiate import hydra_app
 
 if TYPE_CHECKING:
     import torch
@@ -148,7 +147,7 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     return output, rows, failures
 
 
-@hydra.main(config_path=str(config_dir()), config_name="predict")
+@hydra_app("predict")
 def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer before torch and mlflow load.
     from mmbehave.trained_model import CheckpointError

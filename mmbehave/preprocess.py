@@ -15,11 +15,10 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, Mapping
 
-import hydra
 from omegaconf import DictConfig
 
 from mmbehave.data.layout import SPLITS
-from mmbehave.paths import config_dir
+from mmbehave.instantiate import hydra_app
 
 if TYPE_CHECKING:
     from mmbehave.data.preprocessing import PreprocessSummary
@@ -37,7 +36,7 @@ def run_preprocess(data_cfg: Mapping[str, Any], num_workers: int = 2, progress: 
     return preprocess_dataset(data_cfg["root"], settings, num_workers=num_workers, progress=progress, splits=splits)
 
 
-@hydra.main(config_path=str(config_dir()), config_name="preprocess")
+@hydra_app("preprocess")
 def main(cfg: DictConfig) -> None:
     from mmbehave.data.metadata import DataError
 

@@ -16,10 +16,9 @@ import logging
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from mmbehave.paths import config_dir
+from mmbehave.instantiate import hydra_app
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def write_report(cfg: DictConfig, tracking_uri: str) -> Path:
     return out
 
 
-@hydra.main(config_path=str(config_dir()), config_name="report")
+@hydra_app("report")
 def main(cfg: DictConfig) -> None:
     from mmbehave.training.tracking import resolve_tracking_uri
 

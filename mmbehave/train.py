@@ -17,19 +17,16 @@ from __future__ import annotations
 import logging
 import sys
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mmbehave.instantiate import trusted_targets
-from mmbehave.paths import config_dir
+from mmbehave.instantiate import hydra_app
 
 log = logging.getLogger("mmbehave.train")
 
 
-# The whitelist also covers what Hydra itself builds from config: the sweep callback, Optuna's trial hook.
-@hydra.main(config_path=str(config_dir()), config_name="train", execution_whitelist=list(trusted_targets()))
+@hydra_app("train")
 def main(cfg: DictConfig) -> float:
     # Imported here so that `--help` and config errors answer before torch and mlflow load.
     from mmbehave.config_checks import ConfigError

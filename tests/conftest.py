@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from helpers import TINY_SPLITS, compose_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -53,6 +52,7 @@ def trained_run(synthetic_root, tmp_path_factory) -> TrainedRun:
     """One tiny model (`debug=fast`) trained once per session by `python -m mmbehave.train`, for the
     evaluate / predict / export tests."""
     from helpers import run_module
+
     from mmbehave.training.checkpoint import load_checkpoint
 
     workdir = tmp_path_factory.mktemp("trained")

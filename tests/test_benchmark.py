@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from helpers import compose_config
+
 from mmbehave.benchmark import run_benchmark
 
 

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmbehave.data.clip_io import ClipReadError, read_audio, read_video_frames, write_clip
+from mmbehave.data.clip_io import (
+    ClipReadError,
+    read_audio,
+    read_video_frames,
+    write_clip,
+)
 
 SR = 16000
 ONSET_S = 0.25  # the test tone starts here, so a shift in time shows as a moved onset

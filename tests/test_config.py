@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import open_dict
-
 from helpers import compose_config, hydra_dir_override, run_module
+
 from mmbehave.config_checks import ConfigError, check_config, configured_modalities
 from mmbehave.instantiate import build
 from mmbehave.paths import config_dir, project_root

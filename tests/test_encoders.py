@@ -9,7 +9,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mmbehave.models.audio_encoders import ResNetAudioEncoder, build_resnet18_audio_encoder
+from mmbehave.models.audio_encoders import (
+    ResNetAudioEncoder,
+    build_resnet18_audio_encoder,
+)
 from mmbehave.models.cnn3d import CNN3DEncoder
 from mmbehave.models.video_encoders import VideoMAEEncoder, build_videomae_encoder
 

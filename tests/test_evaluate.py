@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import run_module
 from mlflow.tracking import MlflowClient
 
-from helpers import run_module
 from mmbehave.analysis.attention_maps import pick_clips, query_attention
 from mmbehave.analysis.metrics_tables import top_k_accuracy
 from mmbehave.analysis.modality_contributions import contribution_table

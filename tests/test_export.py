@@ -6,11 +6,16 @@ import json
 
 import pytest
 import torch
+from helpers import compose_config, run_module
 from mlflow.tracking import MlflowClient
 
-from helpers import compose_config, run_module
 from mmbehave.export import export_state, run_export
-from mmbehave.trained_model import DYNAMIC_INT8, CheckpointError, load_trained_model, quantize_dynamic_int8
+from mmbehave.trained_model import (
+    DYNAMIC_INT8,
+    CheckpointError,
+    load_trained_model,
+    quantize_dynamic_int8,
+)
 from mmbehave.training.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.slow

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from helpers import TINY_SPLITS, compose_config
+
 from mmbehave.instantiate import build
 from mmbehave.training.data_setup import make_dataset, make_loader, prepare_data
 from mmbehave.training.loop import train_one_epoch

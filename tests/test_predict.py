@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from helpers import compose_config, run_module
+
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.dataset import ClipDataset, collate
 from mmbehave.data.layout import DatasetLayout

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from helpers import TINY_SPLITS, run_module
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from helpers import TINY_SPLITS, run_module
 from mmbehave.report import ReportError, compare, load_runs
 
 

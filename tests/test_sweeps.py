@@ -12,11 +12,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import TINY_SPLITS, compose_config, run_module
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from helpers import TINY_SPLITS, compose_config, run_module
 from mmbehave.paths import config_dir
 from mmbehave.sweeps.callback import parallel_torch_threads, search_space
 from mmbehave.sweeps.study import redact

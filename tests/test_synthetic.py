@@ -11,13 +11,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from helpers import TINY_SPLITS, compose_config
+
 from mmbehave.data.clip_io import read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.mel import log_mel_spectrogram
-from mmbehave.data.synthetic import SETTINGS_FILE, ensure_synthetic_dataset, generate_raw, generator_settings
-from mmbehave.data.synthetic_scenes import BEHAVIORS, SPECIES, SceneSize, render_audio, render_video
+from mmbehave.data.synthetic import (
+    SETTINGS_FILE,
+    ensure_synthetic_dataset,
+    generate_raw,
+    generator_settings,
+)
+from mmbehave.data.synthetic_scenes import (
+    BEHAVIORS,
+    SPECIES,
+    SceneSize,
+    render_audio,
+    render_video,
+)
 from mmbehave.preprocess import run_preprocess
 
 

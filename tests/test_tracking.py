@@ -5,7 +5,11 @@ from __future__ import annotations
 import mlflow
 
 from mmbehave.paths import project_root
-from mmbehave.training.tracking import artifact_location, ensure_experiment, resolve_tracking_uri
+from mmbehave.training.tracking import (
+    artifact_location,
+    ensure_experiment,
+    resolve_tracking_uri,
+)
 
 
 def test_tracking_uri_precedence(monkeypatch):

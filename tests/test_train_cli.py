@@ -15,9 +15,9 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from helpers import TINY_SPLITS, hydra_dir_override, run_module
 from mlflow.tracking import MlflowClient
 
-from helpers import TINY_SPLITS, hydra_dir_override, run_module
 from mmbehave.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow

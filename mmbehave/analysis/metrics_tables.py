@@ -20,7 +20,11 @@ import pandas as pd
 from mmbehave.analysis.predictions import FULL, HEADS, SplitPredictions
 from mmbehave.atomic import atomic_path, write_text_atomic
 from mmbehave.data.metadata import ClassLists
-from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix, per_class_scores
+from mmbehave.training.metrics import (
+    accuracy_and_macro_f1,
+    confusion_matrix,
+    per_class_scores,
+)
 
 
 def class_names(classes: ClassLists, head: str) -> list[str]:

@@ -7,7 +7,6 @@ species needs no config change.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 

@@ -18,7 +18,6 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -27,8 +26,14 @@ from tqdm.auto import tqdm
 from mmbehave.atomic import atomic_path, write_text_atomic
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.layout import SPLITS, DatasetLayout
-from mmbehave.data.synthetic_scenes import BEHAVIORS, SPECIES, SceneSize, render_audio, render_video
-from mmbehave.paths import config_dir
+from mmbehave.data.synthetic_scenes import (
+    BEHAVIORS,
+    SPECIES,
+    SceneSize,
+    render_audio,
+    render_video,
+)
+from mmbehave.instantiate import hydra_app
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +109,9 @@ def _exclusive(root: Path):
 
 def ensure_synthetic_dataset(data_cfg: DictConfig, num_workers: int = 2, progress: bool | None = None) -> Path:
     """Generate the raw clips if missing or made with other settings, then preprocess (skips done clips)."""
-    from mmbehave.preprocess import run_preprocess  # the same preprocessing as real data
+    from mmbehave.preprocess import (
+        run_preprocess,  # the same preprocessing as real data
+    )
 
     root = Path(data_cfg.root)
     settings = generator_settings(data_cfg)
@@ -130,7 +137,7 @@ def _is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-@hydra.main(config_path=str(config_dir()), config_name="synthetic")
+@hydra_app("synthetic")
 def main(cfg: DictConfig) -> None:
     root = ensure_synthetic_dataset(cfg.data, num_workers=int(cfg.num_workers))
     counts = {split: len(table) for split, table in clip_plan(generator_settings(cfg.data)).items()}

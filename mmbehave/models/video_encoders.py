@@ -28,7 +28,13 @@ import torch
 from torch import nn
 from transformers import VideoMAEConfig, VideoMAEModel
 
-from mmbehave.models.cnn3d import IMAGENET_MEAN, IMAGENET_STD, CNN3DEncoder, VideoNormalize, check_video_shape
+from mmbehave.models.cnn3d import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CNN3DEncoder,
+    VideoNormalize,
+    check_video_shape,
+)
 from mmbehave.models.pretrained import (
     PretrainedWeightsError,
     announce_fallback,

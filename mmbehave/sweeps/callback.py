@@ -28,9 +28,21 @@ from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from mmbehave.sweeps.job import SweepJob, TrialKilled, current_sweep_job, set_current_sweep_job
-from mmbehave.sweeps.study import (HOST_ATTR, PARENT_RUN_ATTR, PID_ATTR, SWEEP_ID_ATTR, is_optuna_sweeper, redact,
-                                   this_host)
+from mmbehave.sweeps.job import (
+    SweepJob,
+    TrialKilled,
+    current_sweep_job,
+    set_current_sweep_job,
+)
+from mmbehave.sweeps.study import (
+    HOST_ATTR,
+    PARENT_RUN_ATTR,
+    PID_ATTR,
+    SWEEP_ID_ATTR,
+    is_optuna_sweeper,
+    redact,
+    this_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +119,11 @@ class SweepCallback(Callback):
         from mlflow.tracking import MlflowClient
 
         from mmbehave.sweeps.runs import close_orphaned_sweeps
-        from mmbehave.training.tracking import ensure_experiment, git_commit, resolve_tracking_uri
+        from mmbehave.training.tracking import (
+            ensure_experiment,
+            git_commit,
+            resolve_tracking_uri,
+        )
 
         _active = self
         self.launcher_pid = os.getpid()

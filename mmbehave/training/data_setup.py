@@ -8,14 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from mmbehave.instantiate import build
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from mmbehave.data.dataset import Augmentation, ClipDataset, collate, mel_statistics
 from mmbehave.data.layout import DatasetLayout
-from mmbehave.data.metadata import ClassLists, check_labels_seen_in_train, class_lists, read_metadata
+from mmbehave.data.metadata import (
+    ClassLists,
+    check_labels_seen_in_train,
+    class_lists,
+    read_metadata,
+)
 from mmbehave.data.validation import audio_flags, check_processed_clips, read_manifest
+from mmbehave.instantiate import build
 from mmbehave.training.loop import show_progress
 
 # The data settings a model's inputs depend on; saved in checkpoints so prediction preprocesses alike.

@@ -15,18 +15,33 @@ from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from mmbehave.instantiate import build
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.config_checks import ConfigError, check_config, configured_modalities
+from mmbehave.instantiate import build
 from mmbehave.sweeps.job import current_sweep_job
 from mmbehave.training.checkpoint import load_checkpoint, save_checkpoint
-from mmbehave.training.data_setup import make_dataset, make_loader, prepare_data, preprocess_settings
+from mmbehave.training.data_setup import (
+    make_dataset,
+    make_loader,
+    prepare_data,
+    preprocess_settings,
+)
 from mmbehave.training.loop import TrainingDiverged, evaluate, train_one_epoch
 from mmbehave.training.loss import MultiTaskLoss, inverse_frequency_weights
 from mmbehave.training.schedule import warmup_cosine
-from mmbehave.training.seeding import epoch_seed, restore_rng_states, rng_states, seed_everything
-from mmbehave.training.tracking import TrackedRun, flatten_config, git_commit, resolve_tracking_uri
+from mmbehave.training.seeding import (
+    epoch_seed,
+    restore_rng_states,
+    rng_states,
+    seed_everything,
+)
+from mmbehave.training.tracking import (
+    TrackedRun,
+    flatten_config,
+    git_commit,
+    resolve_tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 
