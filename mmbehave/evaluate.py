@@ -22,12 +22,12 @@ the MLflow run that trained the model. Exit status 2 for a missing checkpoint, u
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.instantiate import hydra_app
+from mmbehave.user_errors import exit_on_user_error
 
 log = logging.getLogger("mmbehave.evaluate")
 
@@ -221,17 +221,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
 
 @hydra_app("evaluate")
 def main(cfg: DictConfig) -> None:
-    # Imported here so that `--help` and config errors answer before torch and mlflow load.
-    from mmbehave.config_checks import ConfigError
-    from mmbehave.data.metadata import DataError
-    from mmbehave.trained_model import CheckpointError
-
-    try:
-        run_evaluation(cfg)
-    except (CheckpointError, ConfigError, DataError) as error:
-        log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(lambda: run_evaluation(cfg))
 
 
 if __name__ == "__main__":

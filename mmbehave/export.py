@@ -24,13 +24,13 @@ VideoMAE's patch embedding, and nn.MultiheadAttention's fused input projection, 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from mmbehave.instantiate import hydra_app
+from mmbehave.user_errors import exit_on_user_error
 
 log = logging.getLogger("mmbehave.export")
 
@@ -141,17 +141,7 @@ def run_export(cfg: DictConfig) -> dict:
 
 @hydra_app("export")
 def main(cfg: DictConfig) -> None:
-    # Imported here so that `--help` and config errors answer before torch and mlflow load.
-    from mmbehave.config_checks import ConfigError
-    from mmbehave.data.metadata import DataError
-    from mmbehave.trained_model import CheckpointError
-
-    try:
-        run_export(cfg)
-    except (CheckpointError, ConfigError, DataError) as error:
-        log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(lambda: run_export(cfg))
 
 
 if __name__ == "__main__":

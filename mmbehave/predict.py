@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from mmbehave.instantiate import hydra_app
+from mmbehave.user_errors import exit_on_user_error
 
 if TYPE_CHECKING:
     import torch
@@ -149,15 +150,7 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
 
 @hydra_app("predict")
 def main(cfg: DictConfig) -> None:
-    # Imported here so that `--help` and config errors answer before torch and mlflow load.
-    from mmbehave.trained_model import CheckpointError
-
-    try:
-        output, rows, failures = run_prediction(cfg)
-    except (CheckpointError, InputError) as error:
-        log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    output, rows, failures = exit_on_user_error(lambda: run_prediction(cfg), extra=(InputError,))
     if failures:  # each was logged as it happened; the summary goes to stderr for scripts
         names = ", ".join(str(clip) for clip, _ in failures)
         print(f"{len(failures)} of {len(failures) + len(rows)} clip(s) could not be read and were skipped: {names}",

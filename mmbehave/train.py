@@ -15,13 +15,11 @@ multi-objective study). A multirun is one MLflow parent run with a child per job
 from __future__ import annotations
 
 import logging
-import sys
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mmbehave.instantiate import hydra_app
+from mmbehave.user_errors import exit_on_user_error
 
 log = logging.getLogger("mmbehave.train")
 
@@ -29,21 +27,9 @@ log = logging.getLogger("mmbehave.train")
 @hydra_app("train")
 def main(cfg: DictConfig) -> float:
     # Imported here so that `--help` and config errors answer before torch and mlflow load.
-    from mmbehave.config_checks import ConfigError
-    from mmbehave.data.metadata import DataError
-    from mmbehave.models.pretrained import PretrainedWeightsError
     from mmbehave.training.run import run_training
 
-    try:
-        return run_training(cfg)
-    except (ConfigError, DataError, PretrainedWeightsError) as error:
-        # A user's mistake, not a bug: one clear message instead of a traceback. In a sweep the error
-        # propagates so that the sweeper records this trial as failed and goes on.
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    return exit_on_user_error(lambda: run_training(cfg))
 
 
 if __name__ == "__main__":
