@@ -59,14 +59,6 @@ def split_dataset(trained, split: str, data_root: str | None = None):
     return make_dataset(prepared, split, trained.modalities, trained.classes)
 
 
-def make_loader(dataset, batch_size: int):
-    from torch.utils.data import DataLoader
-
-    from mmbehave.data.dataset import collate
-
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=0)
-
-
 def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, layer: int, device: str) -> list[Path]:
     """Attention figures for ``count`` clips (different species first); [] for a fusion without attention."""
     import torch
@@ -164,6 +156,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     )
     from mmbehave.analysis.predictions import HEADS, predict_split
     from mmbehave.trained_model import checkpoint_path, load_trained_model
+    from mmbehave.training.data_setup import make_loader
     from mmbehave.training.loop import show_progress
     from mmbehave.training.tracking import resolve_tracking_uri
 

@@ -76,7 +76,7 @@ def run_export(cfg: DictConfig) -> dict:
 
     from mmbehave.analysis.metrics_tables import summary_metrics, write_csv, write_json
     from mmbehave.analysis.predictions import HEADS, predict_split
-    from mmbehave.evaluate import log_to_training_run, make_loader, split_dataset
+    from mmbehave.evaluate import log_to_training_run, split_dataset
     from mmbehave.trained_model import (
         CheckpointError,
         checkpoint_path,
@@ -84,6 +84,7 @@ def run_export(cfg: DictConfig) -> dict:
         quantize_dynamic_int8,
     )
     from mmbehave.training.checkpoint import save_checkpoint
+    from mmbehave.training.data_setup import make_loader
     from mmbehave.training.tracking import resolve_tracking_uri
 
     if int(cfg.latency.clips) < 1:

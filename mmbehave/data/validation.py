@@ -40,9 +40,11 @@ def check_processed_clips(
     image_size: int,
     n_mels: int,
     progress: bool = False,
+    manifest: pd.DataFrame | None = None,
 ) -> None:
-    """Raise DataError naming the file and metadata row of the first clip that cannot be trained on."""
-    failed = _failed_in_manifest(read_manifest(layout))
+    """Raise DataError naming the file and metadata row of the first clip that cannot be trained on.
+    ``manifest``: the preprocessing manifest (``read_manifest``), whose failed clips are reported as such."""
+    failed = _failed_in_manifest(manifest)
     mel_frames: int | None = None
     rows = [(split, index, clip_id) for split, t in tables.items() for index, clip_id in zip(t.index, t["clip_id"])]
     for split, index, clip_id in tqdm(rows, desc="checking clips", unit="clip", disable=not progress):

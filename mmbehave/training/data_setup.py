@@ -57,9 +57,10 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("tra
     layout = DatasetLayout(data_cfg.root)
     tables = read_metadata(layout)
     check_labels_seen_in_train(layout, tables)
+    manifest = read_manifest(layout)
     check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, int(data_cfg.num_frames),
-                          int(data_cfg.image_size), int(data_cfg.n_mels), progress=show_progress())
-    prepared = PreparedData(layout, tables, class_lists(tables), audio_flags(read_manifest(layout)))
+                          int(data_cfg.image_size), int(data_cfg.n_mels), progress=show_progress(), manifest=manifest)
+    prepared = PreparedData(layout, tables, class_lists(tables), audio_flags(manifest))
     if mel_stats:
         prepared.mel_mean, prepared.mel_std = mel_stats["mel_mean"], mel_stats["mel_std"]
     elif "audio" in modalities:
@@ -74,9 +75,11 @@ def make_dataset(prepared: PreparedData, split: str, modalities: tuple[str, ...]
                        prepared.mel_std, prepared.has_audio, augmentation)
 
 
-def make_loader(dataset: ClipDataset, batch_size: int, hardware: DictConfig, shuffle: bool,
+def make_loader(dataset: ClipDataset, batch_size: int, hardware: DictConfig | None = None, shuffle: bool = False,
                 generator: torch.Generator | None = None) -> DataLoader:
-    workers = int(hardware.num_workers)
+    """Batches of ``collate``d clips; ``hardware`` (the config group) sets workers and pinned memory,
+    None loads in the main process."""
+    workers = int(hardware.num_workers) if hardware is not None else 0
+    pin_memory = bool(hardware.pin_memory) if hardware is not None else False
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate,
-                      num_workers=workers, pin_memory=bool(hardware.pin_memory), persistent_workers=False,
-                      drop_last=False)
+                      num_workers=workers, pin_memory=pin_memory, persistent_workers=False, drop_last=False)

@@ -69,8 +69,9 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer, sch
             output = model(**drop_modalities(model_inputs(batch, device), modality_dropout))
         loss, _ = loss_fn(output.species_logits, output.behavior_logits,
                           batch["species"].to(device), batch["behavior"].to(device))
-        if not math.isfinite(loss.item()):
-            raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, batch {index + 1}: "
+        value = loss.item()  # one host sync per step, for the check and the running mean
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"loss is {value} at epoch {epoch + 1}, batch {index + 1}: "
                                    "lower optimizer.lr, keep training.grad_clip_norm on, or use hardware.precision=fp32.")
         (scaler.scale(loss) if scaler else loss).div(grad_accum_steps).backward()
         last_batch = index + 1 == num_batches
@@ -86,7 +87,7 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer, sch
                 optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-        total += loss.item()
+        total += value
         count += 1
         bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
     return total / max(count, 1)
