@@ -2,7 +2,7 @@
 
 from omegaconf import OmegaConf
 
-from mmbehave.paths import project_root
+from mmbehave.core.paths import project_root
 
 __version__ = "0.1.0"
 

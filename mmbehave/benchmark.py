@@ -1,7 +1,7 @@
 """Speed and memory of a configured model, on random inputs of the configured shapes (no data needed).
 
     python -m mmbehave.benchmark                                   # the CPU default
-    python -m mmbehave.benchmark experiment=seed_scale video_encoder.pretrained=false audio_encoder.pretrained=false
+    python -m mmbehave.benchmark experiment=guide video_encoder.pretrained=false audio_encoder.pretrained=false
 
 Prints (and returns) training throughput (forward + backward + optimizer step), inference latency per
 clip, parameter counts and peak memory. Numbers for the README come from here, never from timed tests.
@@ -16,9 +16,10 @@ import time
 import torch
 from omegaconf import DictConfig
 
-from mmbehave.config_checks import check_config, configured_modalities
-from mmbehave.instantiate import build, hydra_app
-from mmbehave.training.loop import autocast
+from mmbehave.core.cli import command
+from mmbehave.core.config_checks import check_config, configured_modalities
+from mmbehave.core.instantiate import build
+from mmbehave.core.precision import autocast
 from mmbehave.training.loss import MultiTaskLoss
 
 
@@ -98,7 +99,7 @@ def run_benchmark(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra_app("benchmark")
+@command("benchmark")
 def main(cfg: DictConfig) -> None:
     print(json.dumps(run_benchmark(cfg), indent=2))
 

@@ -13,7 +13,7 @@
 Both files are plain dicts of tensors and strings, like a training checkpoint, so ``torch.load(path,
 weights_only=True)`` reads them and no code runs on load. A quantised module cannot be rebuilt from its state
 dict alone, so loading rebuilds the fp32 model from the stored config, quantises it the same way and then loads
-the int8 state: ``mmbehave.trained_model.load_trained_model(path)``, which is what evaluate and predict use:
+the int8 state: ``mmbehave.training.trained_model.load_trained_model(path)``, which is what evaluate and predict use:
 
     python -m mmbehave.predict checkpoint=<export dir>/model_int8.pth input=clips/ output=predictions.csv
 
@@ -29,8 +29,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmbehave.instantiate import hydra_app
-from mmbehave.user_errors import exit_on_user_error
+from mmbehave.core.cli import command
 
 log = logging.getLogger("mmbehave.export")
 
@@ -39,7 +38,7 @@ EXPORTED_KEYS = ("classes", "data_stats", "preprocess", "modalities", "config", 
 
 
 def export_state(trained, model) -> dict:
-    from mmbehave.trained_model import DYNAMIC_INT8
+    from mmbehave.training.trained_model import DYNAMIC_INT8
 
     quantized = any("_packed_params" in key for key in model.state_dict())
     return {
@@ -76,19 +75,18 @@ def run_export(cfg: DictConfig) -> dict:
 
     from mmbehave.analysis.metrics_tables import summary_metrics, write_csv, write_json
     from mmbehave.analysis.predictions import HEADS, predict_split
-    from mmbehave.evaluate import log_to_training_run, split_dataset
-    from mmbehave.trained_model import (
+    from mmbehave.training.checkpoint import save_checkpoint
+    from mmbehave.training.data_setup import make_loader, split_dataset
+    from mmbehave.training.tracking import log_to_finished_run, resolve_tracking_uri
+    from mmbehave.training.trained_model import (
         CheckpointError,
         checkpoint_path,
         load_trained_model,
         quantize_dynamic_int8,
     )
-    from mmbehave.training.checkpoint import save_checkpoint
-    from mmbehave.training.data_setup import make_loader
-    from mmbehave.training.tracking import resolve_tracking_uri
 
     if int(cfg.latency.clips) < 1:
-        from mmbehave.config_checks import ConfigError
+        from mmbehave.core.errors import ConfigError
 
         raise ConfigError(f"latency.clips={cfg.latency.clips} must be at least 1.")
     tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
@@ -135,14 +133,14 @@ def run_export(cfg: DictConfig) -> dict:
     if cfg.mlflow.log and trained.mlflow_run_id:
         metrics = {f"export/{row['model']}_{key}": row[key] for row in rows
                    for key in ("size_mb", "latency_ms", f"{cfg.split}_macro_f1")}
-        log_to_training_run(tracking_uri, trained.mlflow_run_id, metrics, int(trained.checkpoint.get("epoch", 0)),
+        log_to_finished_run(tracking_uri, trained.mlflow_run_id, metrics, int(trained.checkpoint.get("epoch", 0)),
                             [out_dir / "export_report.json", out_dir / "export_report.csv"], "export")
     return report
 
 
-@hydra_app("export")
+@command("export")
 def main(cfg: DictConfig) -> None:
-    exit_on_user_error(lambda: run_export(cfg))
+    run_export(cfg)
 
 
 if __name__ == "__main__":

@@ -23,17 +23,13 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from mmbehave.instantiate import hydra_app
-from mmbehave.user_errors import exit_on_user_error
+from mmbehave.core.cli import command
+from mmbehave.core.errors import InputError
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("mmbehave.predict")
-
-
-class InputError(ValueError):
-    """``input=`` names nothing predictable. The message names the path."""
 
 
 @dataclass
@@ -111,10 +107,11 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from mmbehave.atomic import atomic_path
-    from mmbehave.data.clip_io import ClipReadError
-    from mmbehave.trained_model import checkpoint_path, load_trained_model
+    from mmbehave.core.atomic import atomic_path
+    from mmbehave.core.errors import ClipReadError
+    from mmbehave.core.progress import show_progress
     from mmbehave.training.tracking import resolve_tracking_uri
+    from mmbehave.training.trained_model import checkpoint_path, load_trained_model
 
     clips = find_clips(cfg.input, list(cfg.extensions), bool(cfg.recursive))
     path = checkpoint_path(cfg.checkpoint, cfg.run_id, resolve_tracking_uri(cfg.mlflow.tracking_uri))
@@ -125,7 +122,7 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     rows: list[dict] = []
     failures: list[tuple[Path, str]] = []
     pending: list[ClipInput] = []
-    progress = bool(cfg.progress) and sys.stderr.isatty() and len(clips) > 1
+    progress = show_progress(cfg.progress) and len(clips) > 1
     for clip in tqdm(clips, desc="predicting", unit="clip", disable=not progress):
         try:
             pending.append(load_clip(clip, trained))
@@ -148,9 +145,9 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     return output, rows, failures
 
 
-@hydra_app("predict")
+@command("predict")
 def main(cfg: DictConfig) -> None:
-    output, rows, failures = exit_on_user_error(lambda: run_prediction(cfg), extra=(InputError,))
+    output, rows, failures = run_prediction(cfg)
     if failures:  # each was logged as it happened; the summary goes to stderr for scripts
         names = ", ".join(str(clip) for clip, _ in failures)
         print(f"{len(failures)} of {len(failures) + len(rows)} clip(s) could not be read and were skipped: {names}",

@@ -2,7 +2,7 @@
 
     python -m mmbehave.report experiment_name=modality_ablation            # val/macro_f1 per modality setting
     python -m mmbehave.report experiment_name=mbt group_by=null sweep_id=latest   # best trials of the last sweep
-    python -m mmbehave.report experiment_name=seed_scale group_by=modalities metric=val/species_macro_f1
+    python -m mmbehave.report experiment_name=guide group_by=modalities metric=val/species_macro_f1
 
 Reads the experiment's FINISHED training runs (``mlflow.search_runs`` into pandas; sweep parent runs are
 left out), one row per value of ``group_by`` with the metric's mean, spread (standard deviation over the
@@ -13,18 +13,14 @@ and ``report.png`` (mean with spread, every run as a dot) to ``output_dir``.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmbehave.instantiate import hydra_app
+from mmbehave.core.cli import command
+from mmbehave.core.errors import ReportError
 
 log = logging.getLogger(__name__)
-
-
-class ReportError(ValueError):
-    """Nothing to report: no such experiment, sweep or param. The message says what exists."""
 
 
 def load_runs(tracking_uri: str, experiment_name: str, sweep_id: str | None = None):
@@ -136,16 +132,11 @@ def write_report(cfg: DictConfig, tracking_uri: str) -> Path:
     return out
 
 
-@hydra_app("report")
+@command("report")
 def main(cfg: DictConfig) -> None:
     from mmbehave.training.tracking import resolve_tracking_uri
 
-    try:
-        out = write_report(cfg, resolve_tracking_uri(cfg.mlflow.tracking_uri))
-    except ReportError as error:
-        log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    out = write_report(cfg, resolve_tracking_uri(cfg.mlflow.tracking_uri))
     print((out / "report.md").read_text())
     print(f"Written: {out / 'report.md'}, report.csv, runs.csv{', report.png' if (out / 'report.png').exists() else ''}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from mmbehave.paths import config_dir
+from mmbehave.core.paths import config_dir
 
 # Small enough to generate in a few seconds; every (species, behaviour) pair appears in every split.
 TINY_SPLITS = "data.clips_per_split.train=40 data.clips_per_split.val=20 data.clips_per_split.test=20"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmbehave.core.errors import ClipReadError
 from mmbehave.data.clip_io import (
-    ClipReadError,
     read_audio,
     read_video_frames,
     write_clip,

@@ -1,5 +1,5 @@
-"""Every option of every config group composes and builds; the seed preset is the seed's config; bad
-values fail at start with the key in the message."""
+"""Every option of every config group composes and builds; the guide preset is the original guide's config;
+bad values fail at start with the key in the message."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 import torch
 from helpers import compose_config, hydra_dir_override, run_module
 
-from mmbehave.config_checks import ConfigError, check_config, configured_modalities
-from mmbehave.instantiate import build
-from mmbehave.paths import config_dir, project_root
+from mmbehave.core.config_checks import check_config, configured_modalities
+from mmbehave.core.errors import ConfigError
+from mmbehave.core.instantiate import build
+from mmbehave.core.paths import config_dir, project_root
 
 # Small sizes so that every option builds in well under a second.
 TINY = ["data.num_frames=4", "data.image_size=32", "fusion.hidden_dim=32", "fusion.num_layers=1"]
@@ -85,8 +86,8 @@ def check_config_unless_cuda(cfg):
         check_config(cfg)
 
 
-def test_seed_scale_preset_is_the_seed_config():
-    cfg = compose_config(["experiment=seed_scale"])
+def test_guide_preset_is_the_original_guides_config():
+    cfg = compose_config(["experiment=guide"])
     assert cfg.video_encoder.model_name == "MCG-NJU/videomae-base-finetuned-kinetics"
     assert cfg.video_encoder.pretrained is True and cfg.video_encoder.freeze_backbone is False
     assert cfg.video_encoder.hidden_size == 768  # video_feature_dim
@@ -98,8 +99,12 @@ def test_seed_scale_preset_is_the_seed_config():
     assert cfg.hardware.device == "cuda"
 
 
-def test_seed_scale_preset_instantiates_without_downloads():
-    cfg = compose_config(["experiment=seed_scale", "video_encoder.pretrained=false", "audio_encoder.pretrained=false"])
+def test_the_old_seed_scale_name_is_the_same_preset():
+    assert compose_config(["experiment=seed_scale"]) == compose_config(["experiment=guide"])
+
+
+def test_guide_preset_instantiates_without_downloads():
+    cfg = compose_config(["experiment=guide", "video_encoder.pretrained=false", "audio_encoder.pretrained=false"])
     model = build_model(cfg, 5, 7)
     assert model.video_encoder.output_dim == 768  # video_feature_dim
     assert model.audio_encoder.output_dim == 512  # audio_feature_dim
@@ -126,6 +131,16 @@ def test_configured_modalities_follow_the_encoder_groups():
     (["training.batch_size=0"], "training.batch_size=0"),
     (["hardware.precision=fp8"], "hardware.precision=fp8"),
     (["resume=/nonexistent/latest.pth"], "resume=/nonexistent/latest.pth"),
+    (["training.batch_size=eight"], "training.batch_size='eight' must be an integer"),
+    (["training.num_epochs=2.5"], "training.num_epochs=2.5 must be an integer"),
+    (["training.grad_clip_norm=true"], "training.grad_clip_norm=True must be a number"),
+    (["training.monitor_mode=maximum"], "training.monitor_mode=maximum is not one of max, min"),
+    (["training.monitor=macro_f1"], "training.monitor=macro_f1 is not an epoch metric"),
+    (["training.early_stopping_patience=0"], "training.early_stopping_patience=0 must be at least 1"),
+    (["optimizer.lr=0"], "optimizer.lr=0 must be a positive number"),
+    (["optimizer.lr=-1e-3"], "optimizer.lr=-0.001 must be a positive number"),
+    (["training.lr_schedule.min_lr_ratio=2"], "training.lr_schedule.min_lr_ratio=2 must be in [0.0, 1.0]"),
+    (["hardware.num_workers=-1"], "hardware.num_workers=-1 must be at least 0"),
 ])
 def test_wrong_values_fail_with_the_key(overrides, key):
     with pytest.raises(ConfigError) as info:

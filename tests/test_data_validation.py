@@ -10,8 +10,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from mmbehave.core.errors import DataError
 from mmbehave.data.layout import DatasetLayout
-from mmbehave.data.metadata import DataError
 from mmbehave.training.data_setup import prepare_data
 
 SHAPE = dict(num_frames=4, image_size=16, n_mels=8)

@@ -16,8 +16,9 @@ from mmbehave.analysis.attention_maps import pick_clips, query_attention
 from mmbehave.analysis.metrics_tables import top_k_accuracy
 from mmbehave.analysis.modality_contributions import contribution_table
 from mmbehave.analysis.predictions import SplitPredictions
+from mmbehave.core.errors import CheckpointError
 from mmbehave.data.metadata import ClassLists
-from mmbehave.trained_model import CheckpointError, checkpoint_path
+from mmbehave.training.trained_model import checkpoint_path
 
 SPECIES = ["badger", "red_deer", "red_fox", "wild_boar"]
 BEHAVIORS = ["alarm", "calling", "resting", "running", "walking"]

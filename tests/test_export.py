@@ -10,13 +10,13 @@ from helpers import compose_config, run_module
 from mlflow.tracking import MlflowClient
 
 from mmbehave.export import export_state, run_export
-from mmbehave.trained_model import (
+from mmbehave.training.checkpoint import save_checkpoint
+from mmbehave.training.trained_model import (
     DYNAMIC_INT8,
     CheckpointError,
     load_trained_model,
     quantize_dynamic_int8,
 )
-from mmbehave.training.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,13 @@ import pytest
 import torch
 from helpers import TINY_SPLITS, compose_config
 
-from mmbehave.instantiate import build
+from mmbehave.core.config_checks import check_config
+from mmbehave.core.errors import ConfigError
+from mmbehave.core.instantiate import build
 from mmbehave.training.data_setup import make_dataset, make_loader, prepare_data
-from mmbehave.training.loop import train_one_epoch
+from mmbehave.training.loop import StepSettings, train_one_epoch
 from mmbehave.training.loss import MultiTaskLoss
-from mmbehave.training.modality_dropout import check_modality_dropout, drop_modalities
+from mmbehave.training.modality_dropout import drop_modalities
 
 
 def inputs(batch: int, audio_present: list[bool] | None = None) -> dict:
@@ -42,21 +44,23 @@ def test_off_or_one_modality_leaves_the_inputs_alone():
     assert drop_modalities(batch, 0.0) is batch
     video_only = {"video": batch["video"]}
     assert drop_modalities(video_only, 0.9) is video_only
-    with pytest.raises(ValueError, match="training.modality_dropout=1.5"):
-        check_modality_dropout(1.5)
+    # Out of range: refused by the config check, before any data or model work.
+    with pytest.raises(ConfigError, match=r"training.modality_dropout=1.5 must be in \[0.0, 1.0\]"):
+        check_config(compose_config(["training.modality_dropout=1.5"]))
 
 
 def test_a_training_epoch_runs_with_modality_dropout(synthetic_root):
     cfg = compose_config(["debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split()])
     modalities = ("video", "audio")
     prepared = prepare_data(cfg.data, modalities, splits=("train", "val"))
-    loader = make_loader(make_dataset(prepared, "train", modalities, prepared.classes), 4, cfg.hardware, shuffle=False)
+    loader = make_loader(make_dataset(prepared, "train", modalities, prepared.classes), 4)
     torch.manual_seed(0)
     model = build(cfg.model, num_species=len(prepared.classes.species), num_behaviors=len(prepared.classes.behaviors))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    loss = train_one_epoch(model, loader, MultiTaskLoss(1.0, 1.0, 0.0), optimizer, scheduler, None, torch.device("cpu"),
-                           "fp32", 1, 1.0, 2, 0, modality_dropout=0.5)
+    step = StepSettings(device=torch.device("cpu"), grad_clip_norm=1.0, limit_batches=2, modality_dropout=0.5)
+    loss = train_one_epoch(model, loader, loss_fn=MultiTaskLoss(1.0, 1.0, 0.0), optimizer=optimizer, scheduler=scheduler,
+                           step=step, epoch=0)
     assert torch.isfinite(torch.tensor(loss))
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())

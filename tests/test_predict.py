@@ -15,7 +15,7 @@ from mmbehave.data.dataset import ClipDataset, collate
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import read_split
 from mmbehave.predict import run_prediction
-from mmbehave.trained_model import load_trained_model
+from mmbehave.training.trained_model import load_trained_model
 
 pytestmark = pytest.mark.slow
 

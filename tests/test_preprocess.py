@@ -12,10 +12,10 @@ import torch
 from helpers import hydra_dir_override, run_module
 from omegaconf import OmegaConf
 
+from mmbehave.core.errors import DataError
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.mel import MEL_FLOOR, log_mel_spectrogram
-from mmbehave.data.metadata import DataError
 from mmbehave.data.preprocessing import (
     MANIFEST_COLUMNS,
     PreprocessSettings,

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from mmbehave.paths import config_dir
+from mmbehave.core.paths import config_dir
 from mmbehave.sweeps.callback import parallel_torch_threads, search_space
 from mmbehave.sweeps.study import redact
 
@@ -71,7 +71,7 @@ def test_an_optuna_sweep_is_one_parent_run_survives_failed_trials_and_resumes_in
     first_params = [t.params for t in trials[:4]]
     assert not any(t.params in first_params for t in trials[4:]), "the resumed study replayed its first trials"
 
-    client, parents, children = sweep_runs(tmp_path, "mbt")
+    client, parents, children = sweep_runs(tmp_path, "debug")  # debug=fast keeps smoke runs out of `mbt`
     assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
     for parent, numbers in zip(parents, ([0, 1, 2, 3], [4, 5, 6, 7])):
         kids = children[parent.info.run_id]
@@ -119,7 +119,7 @@ def test_an_optuna_sweep_is_one_parent_run_survives_failed_trials_and_resumes_in
 
 
 def test_the_study_storage_defaults_to_the_project_root_and_follows_the_environment(monkeypatch):
-    from mmbehave.paths import project_root
+    from mmbehave.core.paths import project_root
 
     monkeypatch.delenv("MMBEHAVE_OPTUNA_STORAGE", raising=False)
     assert compose_with_hydra("hparams_search=mbt").hydra.sweeper.storage == f"sqlite:///{project_root()}/optuna.db"

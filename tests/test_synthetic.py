@@ -16,6 +16,7 @@ from helpers import TINY_SPLITS, compose_config
 from mmbehave.data.clip_io import read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.mel import log_mel_spectrogram
+from mmbehave.data.preprocessing import preprocess_from_config
 from mmbehave.data.synthetic import (
     SETTINGS_FILE,
     ensure_synthetic_dataset,
@@ -29,7 +30,6 @@ from mmbehave.data.synthetic_scenes import (
     render_audio,
     render_video,
 )
-from mmbehave.preprocess import run_preprocess
 
 
 def separable_by(table: dict, a: str, b: str) -> set[str]:
@@ -110,7 +110,7 @@ def test_processed_files_are_what_preprocessing_the_raw_clips_gives(synthetic_ro
     copy = tmp_path / "copy"
     shutil.copytree(synthetic_root / "raw", copy / "raw")
     cfg = compose_config([f"data.root={copy}", *TINY_SPLITS.split()])
-    summary = run_preprocess(cfg.data, num_workers=1, progress=False)
+    summary = preprocess_from_config(cfg.data, num_workers=1, progress=False)
     assert not summary.failed and summary.ok == 80
     original, again = DatasetLayout(synthetic_root), DatasetLayout(copy)
     for clip_id in pd.read_csv(original.metadata_csv("val")).clip_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 
-from mmbehave.paths import project_root
+from mmbehave.core.paths import project_root
 from mmbehave.training.tracking import (
     artifact_location,
     ensure_experiment,

@@ -33,7 +33,7 @@ def train(tmp_path: Path, synthetic_root: Path, *overrides: str, check: bool = T
 
 def only_run(tmp_path: Path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("mmbehave")
+    experiment = client.get_experiment_by_name("debug")  # where debug=fast sends its runs
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1, f"expected one MLflow run, found {len(runs)}"
     return client, runs[0]
@@ -126,8 +126,11 @@ def test_ctrl_c_marks_the_run_killed(tmp_path, synthetic_root):
                "training.limit_train_batches=1", "training.limit_val_batches=1"]
     import os
 
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: give the child the
+    # default handler back, so the test behaves the same however pytest was started.
     process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": env_uri},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     latest = tmp_path / "run" / "checkpoints" / "latest.pth"
     deadline = time.time() + 120
     while not latest.exists() and time.time() < deadline and process.poll() is None:

@@ -13,7 +13,7 @@ from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import ClassLists
 from mmbehave.training.loss import MultiTaskLoss, inverse_frequency_weights
 from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
-from mmbehave.training.run import metric_is_better
+from mmbehave.training.monitor import metric_is_better
 from mmbehave.training.schedule import warmup_cosine
 
 

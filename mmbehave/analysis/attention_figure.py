@@ -7,16 +7,21 @@
 
 Each tubelet spans ``tubelet_size`` frames, so consecutive frames share a map. The audio tokens are
 ResNet18 layer4 cells of 32 mel bands × 32 frames (the last row / column may be cut by the edge).
+``attention_figures`` picks clips of a split, runs the model with attention on and writes one figure each.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from mmbehave.analysis.attention_maps import TokenAttention
 from mmbehave.analysis.plotting import plt, save_figure
+from mmbehave.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 HEAT = "inferno"
 AUDIO_CELL = 32  # mel bands / frames per ResNet18 layer4 cell (×32 downsampling)
@@ -116,3 +121,48 @@ def _audio_row(figure, grid, row: int, columns: int, mel: np.ndarray, maps: list
         figure.colorbar(heat_image, cax=colourbar_axis, label="attention")
     else:
         figure.colorbar(image, cax=colourbar_axis, label="log-mel (std units)")
+
+
+def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, layer: int, device: str) -> list[Path]:
+    """Attention figures for ``count`` clips (different species first); [] for a fusion without attention."""
+    import torch
+
+    from mmbehave.analysis.attention_maps import (
+        clip_attention_maps,
+        num_bottlenecks,
+        pick_clips,
+    )
+    from mmbehave.analysis.predictions import model_inputs
+    from mmbehave.data.dataset import collate
+
+    if count <= 0:
+        return []
+    try:
+        num_bottlenecks(trained.model)
+    except ValueError as reason:
+        log.info("No attention figures: %s", reason)
+        return []
+    indices = pick_clips(dataset.species, count)
+    items = [dataset[i] for i in indices]
+    inputs, present = model_inputs(collate(items), torch.device(device))
+    with torch.no_grad():
+        output = trained.model(**inputs, audio_present=present.get("audio"), return_attention=True)
+    video_shape = tuple(items[0]["video"].shape) if "video" in items[0] else None
+    mel_shape = tuple(items[0]["audio"].shape[1:]) if "audio" in items[0] else None
+    layers = len(next(iter(output.attentions.values())))
+    if not -layers <= layer < layers:
+        raise ConfigError(f"attention.layer={layer}: the model has {layers} fusion layer(s); use 0..{layers - 1} or -1.")
+    maps = clip_attention_maps(trained.model, output.attentions, video_shape, mel_shape, layer)
+    shown = f"fusion layer {range(1, layers + 1)[layer]} of {layers}"
+    classes, paths = trained.classes, []
+    position = {clip_id: i for i, clip_id in enumerate(predictions.clip_ids)}
+    for item, clip_maps in zip(items, maps):
+        row = position[item["clip_id"]]
+        species, behavior = (predictions.probs["all"][head][row] for head in ("species", "behavior"))
+        title = (f"{item['clip_id']}: true {classes.species[item['species']]} / {classes.behaviors[item['behavior']]}; "
+                 f"predicted {classes.species[species.argmax()]} ({species.max():.2f}) / "
+                 f"{classes.behaviors[behavior.argmax()]} ({behavior.max():.2f}); {shown}")
+        frames = item["video"].permute(1, 2, 3, 0).numpy() if "video" in item else None
+        mel = item["audio"][0].numpy() if "audio" in item else None
+        paths.append(plot_clip_attention(frames, mel, clip_maps, title, out_dir / "attention" / f"{item['clip_id']}.png"))
+    return paths

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmbehave.analysis.predictions import FULL, HEADS, SplitPredictions
-from mmbehave.atomic import atomic_path, write_text_atomic
+from mmbehave.core.atomic import atomic_path, write_text_atomic
 from mmbehave.data.metadata import ClassLists
 from mmbehave.training.metrics import (
     accuracy_and_macro_f1,

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and in CI; set before pyplot is imported anywhere
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmbehave.atomic import atomic_path  # noqa: E402
+from mmbehave.core.atomic import atomic_path  # noqa: E402
 
 DPI = 110  # sharp enough to read class names, small enough (< 300 KB) to commit
 

@@ -20,22 +20,14 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-from mmbehave.atomic import atomic_path
+from mmbehave.core.atomic import atomic_path
+from mmbehave.core.errors import ClipReadError
 
 # x264 settings for writing: near-lossless (crf 12), because at 32x32 every pixel is signal and the
 # generator's labels may live in small colour patches; `veryfast` keeps hundreds of clips quick.
 # One encoder thread: tiny clips gain nothing from more, and generator workers already use every core.
 _H264_OPTIONS = {"crf": "12", "preset": "veryfast", "threads": "1"}
 _AAC_BITRATE = 128_000  # generous for mono 16 kHz: keeps the round trip close to the written waveform
-
-
-class ClipReadError(RuntimeError):
-    """A clip could not be decoded. ``path`` is the file, ``reason`` says what went wrong."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 # ----------------------------------------------------------------------------------------------- writing

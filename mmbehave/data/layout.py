@@ -1,4 +1,4 @@
-"""The on-disk dataset layout (the seed's), in one place.
+"""The on-disk dataset layout (the original guide's), in one place.
 
     <root>/raw/metadata/{train,val,test}.csv        clip_id, species, behavior [, video_path, audio_path, ...]
     <root>/raw/videos/<clip_id>.mp4                  default video location (video_path is relative to raw/)

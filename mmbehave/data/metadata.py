@@ -10,13 +10,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from mmbehave.core.errors import DataError
 from mmbehave.data.layout import SPLITS, DatasetLayout
 
 REQUIRED_COLUMNS = ("clip_id", "species", "behavior")
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file (and row) and says how to fix it."""
 
 
 @dataclass(frozen=True)

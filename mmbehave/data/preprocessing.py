@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -32,11 +31,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mmbehave.atomic import atomic_path
-from mmbehave.data.clip_io import ClipReadError, read_audio, read_video_frames
+from mmbehave.core.atomic import atomic_path
+from mmbehave.core.errors import ClipReadError, DataError
+from mmbehave.core.progress import show_progress
+from mmbehave.data.clip_io import read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.mel import log_mel_spectrogram
-from mmbehave.data.metadata import REQUIRED_COLUMNS, DataError, csv_row, read_split
+from mmbehave.data.metadata import REQUIRED_COLUMNS, csv_row, read_split
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,13 @@ def _failed(job: _ClipJob, reason: str) -> str:
     return "failed: " + " ".join(reason.split())  # one line, so the manifest stays one row per clip
 
 
+def preprocess_from_config(data_cfg: Mapping[str, Any], num_workers: int = 2, progress: bool = True,
+                           splits: tuple[str, ...] = SPLITS) -> PreprocessSummary:
+    """Preprocess the dataset at ``data_cfg.root`` with the settings in ``data_cfg`` (the ``data`` config group)."""
+    return preprocess_dataset(data_cfg["root"], PreprocessSettings.from_config(data_cfg), num_workers=num_workers,
+                              progress=progress, splits=splits)
+
+
 def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_workers: int = 2, progress: bool = True,
                        splits: tuple[str, ...] = SPLITS) -> PreprocessSummary:
     """Preprocess every clip listed in ``raw/metadata/{split}.csv`` under ``root``; see the module docstring.
@@ -299,7 +307,7 @@ def _write_manifest(layout: DatasetLayout, rows: list[dict[str, str]]) -> None:
 def _run(jobs: list[_ClipJob], settings: PreprocessSettings, num_workers: int, progress: bool,
          on_result: Callable[[str, str, bool], None]) -> None:
     """Run the jobs inline or in ``num_workers`` processes, reporting each (clip_id, status, has_audio)."""
-    show = progress and sys.stderr.isatty()  # no bar in logs and CI
+    show = show_progress(progress)  # no bar in logs and CI
     with tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not show) as bar:
         if num_workers <= 1 or len(jobs) <= 1:
             for job in jobs:

@@ -1,7 +1,7 @@
 """The built-in benchmark dataset: real MP4 clips (H.264 + AAC) and label tables, then real preprocessing.
 
-    python -m mmbehave.data.synthetic                      # generate data/synthetic (the default data.root)
-    python -m mmbehave.data.synthetic data.seed=1 data.root=/tmp/synth1
+    python -m mmbehave.synthetic                           # generate data/synthetic (the default data.root)
+    python -m mmbehave.synthetic data.seed=1 data.root=/tmp/synth1
 
 Training with ``data=synthetic`` calls ``ensure_synthetic_dataset`` first, so the first run generates it.
 What the clips contain, and why fusion matters on them, is in ``synthetic_scenes.py``.
@@ -23,9 +23,11 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from mmbehave.atomic import atomic_path, write_text_atomic
+from mmbehave.core.atomic import atomic_path, write_text_atomic
+from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.layout import SPLITS, DatasetLayout
+from mmbehave.data.preprocessing import preprocess_from_config
 from mmbehave.data.synthetic_scenes import (
     BEHAVIORS,
     SPECIES,
@@ -33,7 +35,6 @@ from mmbehave.data.synthetic_scenes import (
     render_audio,
     render_video,
 )
-from mmbehave.instantiate import hydra_app
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +110,9 @@ def _exclusive(root: Path):
 
 def ensure_synthetic_dataset(data_cfg: DictConfig, num_workers: int = 2, progress: bool | None = None) -> Path:
     """Generate the raw clips if missing or made with other settings, then preprocess (skips done clips)."""
-    from mmbehave.preprocess import (
-        run_preprocess,  # the same preprocessing as real data
-    )
-
     root = Path(data_cfg.root)
     settings = generator_settings(data_cfg)
-    show = progress if progress is not None else _is_terminal()
+    show = show_progress() if progress is None else progress
     with _exclusive(root):
         marker = DatasetLayout(root).raw_dir / SETTINGS_FILE
         current = json.loads(marker.read_text()) if marker.is_file() else None
@@ -125,24 +122,13 @@ def ensure_synthetic_dataset(data_cfg: DictConfig, num_workers: int = 2, progres
                 shutil.rmtree(root)
             log.info("Generating the synthetic benchmark in %s (seed %s)", root, settings["seed"])
             generate_raw(root, settings, num_workers=num_workers, progress=show)
-        summary = run_preprocess(data_cfg, num_workers=num_workers, progress=show)
+        summary = preprocess_from_config(data_cfg, num_workers=num_workers, progress=show)  # as for real data
     if summary.failed:
         raise RuntimeError(f"preprocessing the synthetic clips in {root} failed:\n{summary.format()}")
     return root
 
 
-def _is_terminal() -> bool:
-    import sys
+if __name__ == "__main__":  # the old command name, kept for one release: python -m mmbehave.synthetic
+    from mmbehave.synthetic import main
 
-    return sys.stderr.isatty()
-
-
-@hydra_app("synthetic")
-def main(cfg: DictConfig) -> None:
-    root = ensure_synthetic_dataset(cfg.data, num_workers=int(cfg.num_workers))
-    counts = {split: len(table) for split, table in clip_plan(generator_settings(cfg.data)).items()}
-    print(f"synthetic benchmark ready in {root}: {counts}")
-
-
-if __name__ == "__main__":
     main()

@@ -12,14 +12,15 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from mmbehave.core.errors import DataError
 from mmbehave.data.layout import DatasetLayout
-from mmbehave.data.metadata import DataError, csv_row
+from mmbehave.data.metadata import csv_row
 
 PREPROCESS_HINT = "Re-create it with `python -m mmbehave.preprocess data.root=<root>` or drop the row."
 
 
 def read_manifest(layout: DatasetLayout) -> pd.DataFrame | None:
-    """The preprocessing manifest, or None for data preprocessed by other tools (the seed's layout has none)."""
+    """The preprocessing manifest, or None for data preprocessed by other tools (the original guide's layout has none)."""
     if not layout.manifest.is_file():
         return None
     return pd.read_csv(layout.manifest, dtype=str, keep_default_na=False)

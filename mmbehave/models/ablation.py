@@ -14,7 +14,8 @@ from __future__ import annotations
 def absent_modality(**_: object) -> None:
     """Return None: the classifier reads a None encoder as "this modality is not used".
 
-    Accepts and ignores any keyword: presets that tune the real encoder (e.g. `debug=fast` sets
-    `video_encoder.hidden_size`) merge those keys into this group too, and must not break an ablated run.
+    Accepts and ignores any keyword: a preset or command line that tunes the real encoder (e.g.
+    `video_encoder.hidden_size=64` in an experiment file) merges those keys into this group too, and must
+    not break an ablated run.
     """
     return None

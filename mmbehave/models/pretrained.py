@@ -32,16 +32,14 @@ from urllib.parse import urlparse
 
 import torch
 
+from mmbehave.core.errors import PretrainedWeightsError
+
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 3.0  # long enough for a slow link, short enough not to look like a hang
 _TRUTHY = {"1", "true", "yes", "on"}
 
 Model = TypeVar("Model")
-
-
-class PretrainedWeightsError(RuntimeError):
-    """Pretrained weights could not be found locally nor fetched; the message says why."""
 
 
 def offline_mode() -> bool:

@@ -10,6 +10,7 @@
         │      └─ run_training: child run tagged mlflow.parentRunId, sweep_id, optuna_trial
         └─ multirun end ──► on_multirun_end: results file with failures, best trial, plots → parent run
 
-Modules: ``job`` (what a job knows about its sweep), ``callback`` (the Hydra callback and Optuna hook),
-``study`` (Optuna storage and trials), ``results`` (results file, Pareto front, plots).
+Modules: ``callback`` (the Hydra callback and Optuna hook), ``study`` (Optuna storage and trials), ``runs``
+(MLflow runs a sweep closes itself), ``results`` (results file, Pareto front, plots). What a job knows about
+its sweep lives one layer down, in ``mmbehave.training.sweep_job``, because the training run reads it.
 """

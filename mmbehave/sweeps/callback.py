@@ -28,12 +28,6 @@ from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from mmbehave.sweeps.job import (
-    SweepJob,
-    TrialKilled,
-    current_sweep_job,
-    set_current_sweep_job,
-)
 from mmbehave.sweeps.study import (
     HOST_ATTR,
     PARENT_RUN_ATTR,
@@ -42,6 +36,12 @@ from mmbehave.sweeps.study import (
     is_optuna_sweeper,
     redact,
     this_host,
+)
+from mmbehave.training.sweep_job import (
+    SweepJob,
+    TrialKilled,
+    current_sweep_job,
+    set_current_sweep_job,
 )
 
 log = logging.getLogger(__name__)

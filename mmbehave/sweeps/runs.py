@@ -13,8 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mmbehave.sweeps.job import SweepJob
 from mmbehave.sweeps.study import HOST_ATTR, PID_ATTR, process_alive, this_host
+from mmbehave.training.sweep_job import SweepJob
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def record_failed_job(tracking_uri: str, experiment_id: str, config: DictConfig,
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
-    from mmbehave.config_checks import configured_modalities
+    from mmbehave.core.config_checks import configured_modalities
     from mmbehave.training.tracking import flatten_config
 
     task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])

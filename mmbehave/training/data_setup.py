@@ -6,22 +6,25 @@ Everything that can be wrong with the data is found here, before a model is buil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from mmbehave.core.errors import ConfigError, DataError
+from mmbehave.core.instantiate import build
+from mmbehave.core.progress import show_progress
 from mmbehave.data.dataset import Augmentation, ClipDataset, collate, mel_statistics
-from mmbehave.data.layout import DatasetLayout
+from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.metadata import (
     ClassLists,
     check_labels_seen_in_train,
     class_lists,
+    csv_row,
     read_metadata,
 )
 from mmbehave.data.validation import audio_flags, check_processed_clips, read_manifest
-from mmbehave.instantiate import build
-from mmbehave.training.loop import show_progress
 
 # The data settings a model's inputs depend on; saved in checkpoints so prediction preprocesses alike.
 PREPROCESS_KEYS = ("num_frames", "image_size", "frame_window", "sample_rate", "clip_seconds", "n_mels", "n_fft", "hop_length")
@@ -75,11 +78,31 @@ def make_dataset(prepared: PreparedData, split: str, modalities: tuple[str, ...]
                        prepared.mel_std, prepared.has_audio, augmentation)
 
 
-def make_loader(dataset: ClipDataset, batch_size: int, hardware: DictConfig | None = None, shuffle: bool = False,
+def make_loader(dataset, batch_size: int, *, num_workers: int = 0, pin_memory: bool = False, shuffle: bool = False,
                 generator: torch.Generator | None = None) -> DataLoader:
-    """Batches of ``collate``d clips; ``hardware`` (the config group) sets workers and pinned memory,
-    None loads in the main process."""
-    workers = int(hardware.num_workers) if hardware is not None else 0
-    pin_memory = bool(hardware.pin_memory) if hardware is not None else False
+    """Batches of ``collate``d clips (``hardware.num_workers`` / ``hardware.pin_memory`` from training;
+    evaluation and export load in the main process)."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate,
-                      num_workers=workers, pin_memory=pin_memory, persistent_workers=False, drop_last=False)
+                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False, drop_last=False)
+
+
+def split_dataset(trained, split: str, data_root: str | None = None) -> ClipDataset:
+    """The ``split`` clips of the dataset a trained model (``TrainedModel``) was trained on, or of ``data_root``
+    preprocessed the same way, labelled with the model's classes and standardised with its mel statistics."""
+    if split not in SPLITS:
+        raise ConfigError(f"split={split} is not one of {', '.join(SPLITS)}.")
+    data_cfg = OmegaConf.create(OmegaConf.to_container(trained.config.data, resolve=True))
+    if data_root:
+        data_cfg.root = str(Path(data_root).expanduser().resolve())
+    # The training path: the synthetic benchmark is regenerated if this machine lacks it, labels are checked
+    # over every split, and only this split's files are read.
+    prepared = prepare_data(data_cfg, trained.modalities, splits=(split,),
+                            mel_stats={"mel_mean": trained.mel_mean, "mel_std": trained.mel_std})
+    table = prepared.tables[split]
+    for column, known in (("species", trained.classes.species), ("behavior", trained.classes.behaviors)):
+        unknown = table.index[~table[column].isin(known)]
+        if len(unknown):
+            row = unknown[0]
+            raise DataError(f"{prepared.layout.metadata_csv(split)}, row {csv_row(row)}: {column} "
+                            f"'{table.at[row, column]}' is not one of the model's classes ({', '.join(known)}).")
+    return make_dataset(prepared, split, trained.modalities, trained.classes)

@@ -6,37 +6,35 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mmbehave.core.precision import autocast
+from mmbehave.core.progress import show_progress
 from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
-from mmbehave.training.modality_dropout import check_modality_dropout, drop_modalities
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from mmbehave.training.modality_dropout import drop_modalities
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run cannot recover by itself."""
 
 
-def show_progress() -> bool:
-    """Bars for a person at a terminal; log files and CI get one line per epoch instead."""
-    return sys.stderr.isatty()
+@dataclass(frozen=True)
+class StepSettings:
+    """How each training step runs (from ``training.*`` and ``hardware.*``)."""
 
-
-def autocast(device: torch.device, precision: str):
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    device: torch.device
+    precision: str = "fp32"                 # fp32 | bf16 | fp16 (fp16 needs a GradScaler)
+    grad_accum_steps: int = 1               # optimizer step every N batches
+    grad_clip_norm: float | None = None     # clip the global gradient norm before each optimizer step
+    limit_batches: int | None = None        # stop the epoch after N batches
+    modality_dropout: float = 0.0           # chance a clip loses one modality for the step (modality_dropout.py)
 
 
 def model_inputs(batch: dict, device: torch.device) -> dict:
@@ -52,34 +50,33 @@ def limited(loader: Iterable, limit: int | None) -> Iterable:
         yield batch
 
 
-def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer, scheduler, scaler, device: torch.device,
-                    precision: str, grad_accum_steps: int, grad_clip_norm: float | None,
-                    limit_batches: int | None, epoch: int, modality_dropout: float = 0.0) -> float:
-    """Returns the mean training loss over the epoch's batches. ``modality_dropout``: chance that a clip loses
-    one of its modalities for this step (``training.modality_dropout``; see modality_dropout.py)."""
-    modality_dropout = check_modality_dropout(modality_dropout)
+def train_one_epoch(model: nn.Module, loader, *, loss_fn: nn.Module, optimizer, scheduler, step: StepSettings,
+                    epoch: int, scaler=None, on_step: Callable[[], None] | None = None) -> float:
+    """One pass over ``loader``; returns the mean training loss over its batches. ``scaler``: the fp16
+    GradScaler (None otherwise). ``on_step``: called after every batch (the profiler's clock)."""
+    device, accum = step.device, step.grad_accum_steps
     model.train()
     total, count = 0.0, 0
-    num_batches = len(loader) if limit_batches is None else min(limit_batches, len(loader))
-    bar = tqdm(limited(loader, limit_batches), total=num_batches, desc=f"epoch {epoch + 1} train",
+    num_batches = len(loader) if step.limit_batches is None else min(step.limit_batches, len(loader))
+    bar = tqdm(limited(loader, step.limit_batches), total=num_batches, desc=f"epoch {epoch + 1} train",
                leave=False, disable=not show_progress())
     optimizer.zero_grad(set_to_none=True)
     for index, batch in enumerate(bar):
-        with autocast(device, precision):
-            output = model(**drop_modalities(model_inputs(batch, device), modality_dropout))
+        with autocast(device, step.precision):
+            output = model(**drop_modalities(model_inputs(batch, device), step.modality_dropout))
         loss, _ = loss_fn(output.species_logits, output.behavior_logits,
                           batch["species"].to(device), batch["behavior"].to(device))
         value = loss.item()  # one host sync per step, for the check and the running mean
         if not math.isfinite(value):
             raise TrainingDiverged(f"loss is {value} at epoch {epoch + 1}, batch {index + 1}: "
                                    "lower optimizer.lr, keep training.grad_clip_norm on, or use hardware.precision=fp32.")
-        (scaler.scale(loss) if scaler else loss).div(grad_accum_steps).backward()
+        (scaler.scale(loss) if scaler else loss).div(accum).backward()
         last_batch = index + 1 == num_batches
-        if (index + 1) % grad_accum_steps == 0 or last_batch:
+        if (index + 1) % accum == 0 or last_batch:
             if scaler:
                 scaler.unscale_(optimizer)
-            if grad_clip_norm:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+            if step.grad_clip_norm:
+                nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip_norm)
             if scaler:
                 scaler.step(optimizer)
                 scaler.update()
@@ -90,6 +87,8 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer, sch
         total += value
         count += 1
         bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+        if on_step is not None:
+            on_step()
     return total / max(count, 1)
 
 
@@ -106,7 +105,7 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, loss_fn: nn.Module, device: torch.device, precision: str,
+def evaluate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.device, precision: str,
              num_species: int, num_behaviors: int, limit_batches: int | None = None, prefix: str = "val",
              desc: str = "validate") -> Evaluation:
     """Loss, accuracy and macro-F1 per head, and ``<prefix>/macro_f1`` = mean of the two heads' macro-F1."""

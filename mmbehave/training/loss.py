@@ -1,4 +1,8 @@
-"""The training objective: a weighted sum of the species and behaviour cross-entropies."""
+"""The training objective: a weighted sum of the species and behaviour cross-entropies.
+
+``training.loss`` in config targets ``multitask_loss`` (a partial): the config gives the weights and
+switches, the run adds what only the data knows (the training labels, for class weighting).
+"""
 
 from __future__ import annotations
 
@@ -40,3 +44,15 @@ class MultiTaskLoss(nn.Module):
                                         label_smoothing=self.label_smoothing)
         total = self.species_weight * species_loss + self.behavior_weight * behavior_loss
         return total, {"species_loss": species_loss, "behavior_loss": behavior_loss}
+
+
+def multitask_loss(species_weight: float = 1.0, behavior_weight: float = 1.0, label_smoothing: float = 0.0,
+                   class_weighted: bool = False, *, train_species: list[int], train_behaviors: list[int],
+                   num_species: int, num_behaviors: int) -> MultiTaskLoss:
+    """``MultiTaskLoss`` from the ``training.loss`` config; ``class_weighted`` weights each class by its inverse
+    frequency in ``train_species`` / ``train_behaviors`` (class indices of the training clips)."""
+    return MultiTaskLoss(
+        species_weight, behavior_weight, label_smoothing,
+        inverse_frequency_weights(train_species, num_species) if class_weighted else None,
+        inverse_frequency_weights(train_behaviors, num_behaviors) if class_weighted else None,
+    )

@@ -18,13 +18,6 @@ from __future__ import annotations
 import torch
 
 
-def check_modality_dropout(probability: float) -> float:
-    probability = float(probability)
-    if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"training.modality_dropout={probability} must be a probability in [0, 1] (0 = off).")
-    return probability
-
-
 def drop_modalities(inputs: dict[str, torch.Tensor], probability: float,
                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """A copy of ``inputs`` with ``video_present`` / ``audio_present`` (B,) masks that hide one modality of

@@ -1,4 +1,8 @@
-"""Learning-rate schedule: linear warmup, then cosine decay to ``min_lr_ratio`` of the peak."""
+"""Learning-rate schedule: linear warmup, then cosine decay to ``min_lr_ratio`` of the peak.
+
+``training.lr_schedule`` in config targets ``warmup_cosine_schedule`` (a partial, in epochs); the run adds
+the optimizer and the number of optimizer steps per epoch, which depend on the data.
+"""
 
 from __future__ import annotations
 
@@ -18,3 +22,9 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int, min
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, multiplier)
+
+
+def warmup_cosine_schedule(optimizer: Optimizer, *, steps_per_epoch: int, num_epochs: int, warmup_epochs: float = 1.0,
+                           min_lr_ratio: float = 0.01) -> LambdaLR:
+    """``warmup_cosine`` with its lengths in epochs (``warmup_epochs`` may be fractional)."""
+    return warmup_cosine(optimizer, steps_per_epoch * num_epochs, int(steps_per_epoch * float(warmup_epochs)), min_lr_ratio)

@@ -6,9 +6,11 @@ working directory, and MLflow 3 refuses the old ./mlruns file store.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import mlflow
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
-from mmbehave.paths import project_root
+from mmbehave.core.paths import project_root
 
 log = logging.getLogger(__name__)
 
@@ -135,5 +137,56 @@ class TrackedRun:
     def log_artifact(self, path: str | Path) -> None:
         mlflow.log_artifact(str(path))
 
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        mlflow.log_artifacts(str(folder), artifact_path)
+
     def log_text(self, text: str, artifact_file: str) -> None:
         mlflow.log_text(text, artifact_file)
+
+
+def hydra_overrides() -> str:
+    """The command line's overrides, as one string (empty outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
+
+
+def log_run_setup(tracker: TrackedRun, cfg: DictConfig, model, classes, run_dir: Path, modalities) -> None:
+    """What a new training run records once: every config value as a param, parameter counts, tags
+    (overrides, commit, folder, pretrained-weight fallbacks), the resolved config and the class lists."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    tracker.log_params({**flatten_config(cfg), "modalities": "+".join(modalities),
+                        "num_params_total": total, "num_params_trainable": trainable})
+    tracker.set_tags({"hydra_overrides": hydra_overrides(), "git_commit": git_commit(), "run_dir": str(run_dir),
+                      **{f"fallback.{name}": reason for name, reason in model.fallbacks.items()}})
+    tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    tracker.log_text(json.dumps(classes.to_dict(), indent=2), "classes.json")
+    log.info("Model: %s, %s parameters (%s trainable)", "+".join(modalities), f"{total:,}", f"{trainable:,}")
+
+
+def log_to_finished_run(tracking_uri: str, run_id: str | None, metrics: dict[str, float], step: int,
+                        artifacts: Path | list[Path], artifact_path: str) -> bool:
+    """Add metrics and files (a folder's contents, or a list of files) to a training's MLflow run under
+    ``artifact_path``, leaving the run's status as it was (evaluate, export). False, with a warning, if the
+    run is not in the store."""
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    try:
+        client.get_run(run_id)
+    except (MlflowException, TypeError):
+        log.warning("The model's training run %s is not in the MLflow store %s: results are in %s only "
+                    "(set mlflow.tracking_uri to the store it was trained with to log them there).", run_id, tracking_uri,
+                    artifacts if isinstance(artifacts, Path) else artifacts[0].parent)
+        return False
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()])
+    if isinstance(artifacts, Path):
+        client.log_artifacts(run_id, str(artifacts), artifact_path=artifact_path)
+    else:
+        for path in artifacts:
+            client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+    log.info("Logged %d metrics and the reports (artifacts %s/) to MLflow run %s", len(metrics), artifact_path, run_id)
+    return True

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hydra.utils import instantiate
-
 TRUSTED_TARGETS = ("mmbehave.*", "torch.optim.*")
 
 
@@ -22,14 +20,6 @@ def trusted_targets() -> tuple[str, ...]:
 
 def build(config: Any, *args: Any, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` with mmbehave's execution whitelist."""
+    from hydra.utils import instantiate
+
     return instantiate(config, *args, _execution_whitelist_=list(trusted_targets()), **kwargs)
-
-
-def hydra_app(config_name: str):
-    """``@hydra.main`` for mmbehave's entrypoints: configs from ``conf/``, and the same execution whitelist
-    for what Hydra itself builds from config (callbacks, sweeper hooks)."""
-    import hydra
-
-    from mmbehave.paths import config_dir
-
-    return hydra.main(config_path=str(config_dir()), config_name=config_name, execution_whitelist=list(trusted_targets()))

@@ -24,9 +24,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from mmbehave.core.errors import CheckpointError
+from mmbehave.core.instantiate import build
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.preprocessing import PreprocessSettings
-from mmbehave.instantiate import build
 from mmbehave.training.checkpoint import load_checkpoint
 
 VIDEOMAE_TARGET = "mmbehave.models.video_encoders.build_videomae_encoder"
@@ -34,10 +35,6 @@ CNN3D_TARGET = "mmbehave.models.cnn3d.CNN3DEncoder"
 # What mmbehave.export quantises: the Linear layers (attention projections, MLPs, heads), weights to int8,
 # activations quantised on the fly per batch. Convolutions stay fp32 (dynamic quantisation has no conv kernel).
 DYNAMIC_INT8 = {"method": "dynamic", "dtype": "qint8", "modules": ["Linear"]}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file or MLflow run that cannot be used. The message names it and says what to do."""
 
 
 @dataclass

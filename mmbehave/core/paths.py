@@ -17,7 +17,7 @@ def project_root() -> Path:
     override = os.environ.get(ROOT_ENV_VAR)
     if override:
         return Path(override).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]  # mmbehave/core/paths.py -> the checkout
 
 
 def config_dir() -> Path:

@@ -1,0 +1,114 @@
+"""The one decorator every command's ``main`` goes through.
+
+    @command("train")            conf/train.yaml, composed by Hydra from the command line
+    def main(cfg): ...
+
+It adds, for every command alike:
+- Hydra's execution whitelist for what Hydra itself builds from config (callbacks, sweeper hooks);
+- a warning when the command line picks a deprecated config option (``DEPRECATED_OPTIONS``);
+- presets that are sweeps (their YAML says ``hydra.mode: MULTIRUN``: ``hparams_search=mbt``,
+  ``experiment=modality_ablation``) start a multirun without ``--multirun``;
+- user mistakes (``UserError``) end with ``error: <message>`` on stderr and exit status 2, not a
+  traceback; in a multirun they propagate instead, so the sweeper records the job as failed and goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Any, Callable
+
+from mmbehave.core.errors import UserError
+from mmbehave.core.instantiate import trusted_targets
+from mmbehave.core.paths import config_dir
+
+log = logging.getLogger("mmbehave")
+
+# (group, old option) -> the option that replaces it. Old names keep working, with a warning, for one release.
+DEPRECATED_OPTIONS = {("experiment", "seed_scale"): "guide"}
+
+
+def warn_deprecated_options() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    choices = HydraConfig.get().runtime.choices
+    for (group, old), new in DEPRECATED_OPTIONS.items():
+        if choices.get(group) == old:
+            message = f"{group}={old} is deprecated and will be removed in the next release; use {group}={new} (same settings)."
+            log.warning(message)  # the run's log file
+            print(f"warning: {message}", file=sys.stderr)
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def exit_on_user_error(run: Callable[[], Any]) -> Any:
+    """``run()``; on a UserError print ``error: <message>`` and exit 2 (re-raise in a multirun)."""
+    try:
+        return run()
+    except UserError as error:
+        if in_multirun():
+            raise
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def multirun_presets(argv: list[str]) -> list[str]:
+    """The ``group=option`` arguments that pick a preset whose YAML declares ``hydra.mode: MULTIRUN``.
+
+    Hydra 1.4 reads ``hydra.mode`` only from the primary config or the command line (a config group that sets
+    it is an error), so the command adds ``hydra.mode=MULTIRUN`` to the command line for such presets.
+    """
+    import yaml
+
+    found = []
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        group, option = arg.lstrip("+~").split("=", 1)
+        path = config_dir() / group / f"{option}.yaml"
+        if "." in group or "," in option or not path.is_file():
+            continue
+        preset = yaml.safe_load(path.read_text()) or {}
+        if str((preset.get("hydra") or {}).get("mode", "")).upper() == "MULTIRUN":
+            found.append(arg)
+    return found
+
+
+def with_preset_mode(argv: list[str]) -> list[str]:
+    """``argv`` plus ``hydra.mode=MULTIRUN`` when a sweep preset is picked and the mode is not given already."""
+    given = any(a in ("-m", "--multirun") or a.startswith(("hydra.mode=", "hydra/mode=")) for a in argv)
+    if given or not multirun_presets(argv[1:]):
+        return argv
+    return [*argv, "hydra.mode=MULTIRUN"]
+
+
+def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
+    """``@hydra.main`` over ``conf/<config_name>.yaml`` plus what the module docstring lists."""
+    import hydra
+
+    def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
+        @functools.wraps(task)
+        def guarded(cfg):
+            warn_deprecated_options()
+            return exit_on_user_error(lambda: task(cfg))
+
+        main = hydra.main(config_path=str(config_dir()), config_name=config_name,
+                          execution_whitelist=list(trusted_targets()))(guarded)
+
+        @functools.wraps(task)
+        def entry() -> Any:
+            sys.argv = with_preset_mode(sys.argv)
+            return main()
+
+        return entry
+
+    return decorate

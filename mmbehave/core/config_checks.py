@@ -1,0 +1,100 @@
+"""Config mistakes caught at start, in one line that names the key, before any data or model is built.
+
+``check_config`` is the one place for every check of a training config that needs neither data nor a
+model; it returns the typed view (``mmbehave.core.settings``) the run then uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from mmbehave.core.errors import ConfigError
+from mmbehave.core.precision import PRECISION_NAMES
+from mmbehave.core.settings import RunSettings, read_settings
+
+# The `none` option of an encoder group targets this; everything else builds an encoder.
+ABSENT_TARGET = "mmbehave.models.ablation.absent_modality"
+MONITOR_MODES = ("max", "min")
+
+
+def configured_modalities(cfg: DictConfig) -> tuple[str, ...]:
+    """("video", "audio") minus the modalities whose encoder group is set to `none`."""
+    return tuple(m for m in ("video", "audio") if cfg[f"{m}_encoder"].get("_target_") != ABSENT_TARGET)
+
+
+def _at_least(key: str, value, minimum) -> None:
+    if value is not None and value < minimum:
+        raise ConfigError(f"{key}={value} must be at least {minimum}.")
+
+
+def _within(key: str, value, low, high, hint: str = "") -> None:
+    if value is not None and not low <= value <= high:
+        raise ConfigError(f"{key}={value} must be in [{low}, {high}]{hint}.")
+
+
+def check_config(cfg: DictConfig) -> RunSettings:
+    """Raise ConfigError for the first value that cannot work; else the typed settings."""
+    settings = read_settings(cfg)
+    if not configured_modalities(cfg):
+        raise ConfigError("video_encoder=none and audio_encoder=none: at least one modality is needed.")
+    fusion = cfg.fusion
+    if "num_heads" in fusion and fusion.hidden_dim % fusion.num_heads:
+        raise ConfigError(f"fusion.hidden_dim={fusion.hidden_dim} is not divisible by fusion.num_heads={fusion.num_heads}.")
+    video = cfg.video_encoder
+    if "hidden_size" in video and "num_heads" in video and not video.get("pretrained") and video.hidden_size % video.num_heads:
+        raise ConfigError(f"video_encoder.hidden_size={video.hidden_size} is not divisible by video_encoder.num_heads={video.num_heads}.")
+
+    training = settings.training
+    for key in ("num_epochs", "batch_size", "grad_accum_steps"):
+        _at_least(f"training.{key}", getattr(training, key), 1)
+    for key in ("limit_train_batches", "limit_val_batches", "stop_after_epoch", "early_stopping_patience"):
+        _at_least(f"training.{key}", getattr(training, key), 1)
+    for key in ("overfit_batches", "profile_steps"):
+        _at_least(f"training.{key}", getattr(training, key), 0)
+    if training.grad_clip_norm is not None and training.grad_clip_norm <= 0:
+        raise ConfigError(f"training.grad_clip_norm={training.grad_clip_norm} must be > 0, or null to turn clipping off.")
+    _within("training.modality_dropout", training.modality_dropout, 0.0, 1.0, " (a probability; 0 = off)")
+    if training.monitor_mode not in MONITOR_MODES:
+        raise ConfigError(f"training.monitor_mode={training.monitor_mode} is not one of {', '.join(MONITOR_MODES)}.")
+    if not training.monitor.startswith(("val/", "train/")):
+        raise ConfigError(f"training.monitor={training.monitor} is not an epoch metric; use a val/... or train/... "
+                          "metric such as val/macro_f1 or val/loss.")
+    _check_optimizer_and_schedule(cfg)
+
+    hardware = settings.hardware
+    if hardware.precision not in PRECISION_NAMES:
+        raise ConfigError(f"hardware.precision={hardware.precision} is not one of {', '.join(PRECISION_NAMES)}.")
+    if hardware.precision == "fp16" and not hardware.device.startswith("cuda"):
+        raise ConfigError("hardware.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU.")
+    _at_least("hardware.num_workers", hardware.num_workers, 0)
+    _at_least("hardware.torch_threads", hardware.torch_threads, 1)
+    if hardware.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"hardware.device={hardware.device} but torch sees no CUDA GPU; use hardware=cpu.")
+    if cfg.resume and not Path(cfg.resume).is_file():
+        raise ConfigError(f"resume={cfg.resume}: no such checkpoint file; pass the path of a checkpoints/latest.pth.")
+    return settings
+
+
+def _check_optimizer_and_schedule(cfg: DictConfig) -> None:
+    optimizer = cfg.optimizer
+    lr = optimizer.get("lr")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
+        raise ConfigError(f"optimizer.lr={lr} must be a positive number (e.g. 1e-3).")
+    if "weight_decay" in optimizer:
+        _at_least("optimizer.weight_decay", optimizer.weight_decay, 0)
+    loss = cfg.training.loss
+    for key in ("species_weight", "behavior_weight"):
+        if key in loss:
+            _at_least(f"training.loss.{key}", loss[key], 0)
+    if "label_smoothing" in loss:
+        _within("training.loss.label_smoothing", loss.label_smoothing, 0.0, 0.99)
+    schedule = cfg.training.lr_schedule
+    if "warmup_epochs" in schedule:
+        _at_least("training.lr_schedule.warmup_epochs", schedule.warmup_epochs, 0)
+    if "min_lr_ratio" in schedule:
+        _within("training.lr_schedule.min_lr_ratio", schedule.min_lr_ratio, 0.0, 1.0)

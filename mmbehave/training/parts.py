@@ -1,0 +1,88 @@
+"""Everything a training run is made of, built from config and the prepared data in one place.
+
+    cfg + PreparedData ─► build_parts ─► TrainingParts(model, optimizer, lr schedule, grad scaler, loss,
+                                                       train / val loaders, step settings, ...)
+
+Every part with a ``_target_`` is instantiated through ``mmbehave.core.instantiate.build``; what only the
+data knows (class counts, steps per epoch, training labels) is added here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from mmbehave.core.instantiate import build
+from mmbehave.core.settings import RunSettings
+from mmbehave.data.metadata import ClassLists
+from mmbehave.training.data_setup import PreparedData, make_dataset, make_loader
+from mmbehave.training.loop import StepSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingParts:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None     # fp16 only
+    loss_fn: nn.Module
+    train_loader: DataLoader
+    val_loader: DataLoader
+    generator: torch.Generator              # the train loader's shuffling stream, reseeded every epoch
+    step: StepSettings
+    classes: ClassLists
+    modalities: tuple[str, ...]
+    fusion_params: float                    # the fusion module's size, a metric for multi-objective sweeps
+
+
+def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
+                modalities: tuple[str, ...]) -> TrainingParts:
+    training, hardware = settings.training, settings.hardware
+    classes = prepared.classes
+    device = torch.device(hardware.device)
+
+    # ---- model and optimizer
+    log.info("Instantiating model <%s>", cfg.model._target_)
+    model = build(cfg.model, num_species=len(classes.species), num_behaviors=len(classes.behaviors)).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    # Constant over epochs, logged with them so that optimized_metric can name it (hparams_search=mbt_pareto).
+    fusion_params = float(sum(p.numel() for p in model.fusion.parameters()))
+    log.info("Instantiating optimizer <%s>", cfg.optimizer._target_)
+    optimizer = build(cfg.optimizer)(params=trainable)
+
+    # ---- data loaders
+    generator = torch.Generator()
+    train_set = make_dataset(prepared, "train", modalities, classes, cfg.data.get("augment"))
+    val_set = make_dataset(prepared, "val", modalities, classes)
+    shuffle = True
+    fitted_set = train_set
+    if training.overfit_batches:
+        # The same first clips every epoch, and validation on them: can the model memorise anything at all?
+        clips = range(min(len(train_set), training.overfit_batches * training.batch_size))
+        fitted_set, val_set, shuffle = Subset(train_set, clips), Subset(train_set, clips), False
+    loader_options = {"num_workers": hardware.num_workers, "pin_memory": hardware.pin_memory}
+    train_loader = make_loader(fitted_set, training.batch_size, shuffle=shuffle, generator=generator, **loader_options)
+    val_loader = make_loader(val_set, training.batch_size, **loader_options)
+
+    # ---- schedule, precision, loss
+    batches = len(train_loader) if training.limit_train_batches is None else min(len(train_loader), training.limit_train_batches)
+    steps_per_epoch = math.ceil(batches / training.grad_accum_steps)
+    log.info("Instantiating LR schedule <%s>", cfg.training.lr_schedule._target_)
+    scheduler = build(cfg.training.lr_schedule)(optimizer, steps_per_epoch=steps_per_epoch, num_epochs=training.num_epochs)
+    scaler = torch.amp.GradScaler(device.type) if hardware.precision == "fp16" else None
+    log.info("Instantiating loss <%s>", cfg.training.loss._target_)
+    loss_fn = build(cfg.training.loss)(train_species=train_set.species, train_behaviors=train_set.behaviors,
+                                       num_species=len(classes.species), num_behaviors=len(classes.behaviors)).to(device)
+    step = StepSettings(device=device, precision=hardware.precision, grad_accum_steps=training.grad_accum_steps,
+                        grad_clip_norm=training.grad_clip_norm, limit_batches=training.limit_train_batches,
+                        modality_dropout=training.modality_dropout)
+    return TrainingParts(model, optimizer, scheduler, scaler, loss_fn, train_loader, val_loader, generator, step,
+                         classes, modalities, fusion_params)

@@ -1,0 +1,114 @@
+"""The house rules of the code base: layers import downwards only, every command goes through one wrapper,
+every user mistake is a UserError, and the config presets (debug family, sweeps, names) do what they say."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+from helpers import compose_config
+from hydra import compose, initialize_config_dir
+
+import mmbehave
+from mmbehave.core import errors
+from mmbehave.core.paths import config_dir
+
+PACKAGE = Path(mmbehave.__file__).parent
+# Lower layers first; a module may import its own layer and the ones before it, never one after it.
+LAYERS = {"core": 0, "data": 1, "models": 2, "training": 3, "sweeps": 4, "analysis": 4, "commands": 5}
+COMMANDS = {"train", "evaluate", "predict", "export", "report", "benchmark", "preprocess", "synthetic"}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1 or parts[0] != "mmbehave":
+        raise ValueError(module)
+    return parts[1] if parts[1] in LAYERS else "commands"
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every mmbehave module ``path`` imports, at the top or inside a function: [(line, module)]."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mmbehave"):
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names if alias.name.startswith("mmbehave.")]
+    return found
+
+
+def package_modules() -> list[tuple[Path, str]]:
+    modules = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        name = ".".join(relative.parts).removesuffix(".__init__")
+        if name != "mmbehave":
+            modules.append((path, name))
+    return modules
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    upward = []
+    for path, name in package_modules():
+        own = LAYERS[layer_of(name)]
+        for line, module in imported_modules(path):
+            if module == "mmbehave" or (path.name == "synthetic.py" and module == "mmbehave.synthetic"):
+                continue  # the package root (version) / the old command name kept for one release, under __main__
+            if LAYERS[layer_of(module)] > own:
+                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
+    assert not upward, "\n".join(upward)
+
+
+def test_the_top_of_the_package_holds_only_commands():
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    assert top == COMMANDS
+    for name in COMMANDS:
+        source = (PACKAGE / f"{name}.py").read_text()
+        assert f'@command("{name}")' in source, f"mmbehave/{name}.py: main does not go through core.cli.command"
+        assert "sys.exit(2)" not in source, f"mmbehave/{name}.py handles user errors itself"
+
+
+def test_every_error_a_user_can_cause_is_a_user_error():
+    kinds = [obj for _, obj in inspect.getmembers(errors, inspect.isclass) if obj.__module__ == errors.__name__]
+    assert len(kinds) >= 7
+    assert all(issubclass(kind, errors.UserError) for kind in kinds)
+    # No module defines a user-facing error class of its own outside core/errors.py.
+    for path, _ in package_modules():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Error") and path.name != "errors.py":
+                raise AssertionError(f"{path}: error class {node.name} belongs in mmbehave/core/errors.py")
+
+
+def compose_with_hydra(*overrides: str):
+    with initialize_config_dir(config_dir=str(config_dir())):
+        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+
+
+@pytest.mark.parametrize("preset", ["fast", "overfit", "profile"])
+def test_debug_presets_share_their_own_experiment_folders_and_logging(preset):
+    cfg = compose_with_hydra(f"debug={preset}")
+    assert cfg.mlflow.experiment_name == "debug"
+    assert cfg.hardware.num_workers == 0
+    assert "/outputs/debug/" in cfg.hydra.run.dir and "/multirun/debug/" in cfg.hydra.sweep.dir
+    assert list(cfg.hydra.verbose) == ["mmbehave"]
+
+
+def test_overfit_memorises_fixed_batches_without_randomness():
+    cfg = compose_config(["debug=overfit"])
+    assert cfg.training.overfit_batches == 2 and cfg.training.modality_dropout == 0
+    assert all(value == 0 for value in cfg.data.augment.values())
+    assert cfg.fusion.dropout == 0 and cfg.model.head_dropout == 0
+
+
+@pytest.mark.parametrize("preset", ["mbt", "mbt_pareto"])
+def test_sweep_presets_start_a_sweep_by_themselves(preset):
+    cfg = compose_with_hydra(f"hparams_search={preset}")
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+
+
+def test_the_monitored_metric_is_the_default_objective():
+    cfg = compose_config(["training.monitor=val/loss", "training.monitor_mode=min"])
+    assert cfg.optimized_metric == "val/loss"
