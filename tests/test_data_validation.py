@@ -142,3 +142,85 @@ def test_training_reads_every_label_table_but_checks_only_its_splits_files(layou
     table.to_csv(layout.metadata_csv("test"), index=False)
     with pytest.raises(DataError, match=r"test.csv, row 2: behavior 'dig'"):  # ...but their labels must be known
         prepare_data(data_cfg(layout.root), BOTH, splits=("train", "val"))
+
+
+# ---- hand-typed tables: training is as strict as preprocessing ---------------------------------------------
+
+def edit_table(layout: DatasetLayout, split: str, row: int, **values) -> None:
+    table = pd.read_csv(layout.metadata_csv(split), dtype=str, keep_default_na=False)
+    for column, value in values.items():
+        table.loc[row, column] = value
+    table.to_csv(layout.metadata_csv(split), index=False)
+
+
+def test_a_clip_in_two_splits_is_leakage_naming_both_rows(layout):
+    edit_table(layout, "val", 1, clip_id="train2")
+    expect_error(layout, "'train2'", "train.csv, row 4", "val.csv, row 3", "one split only")
+
+
+@pytest.mark.parametrize("clip_id", ["../../escaped", "/tmp/absolute"])
+def test_a_clip_id_that_escapes_processed_is_refused(layout, clip_id):
+    edit_table(layout, "train", 0, clip_id=clip_id)
+    expect_error(layout, "train.csv, row 2", f"clip_id '{clip_id}' cannot be used as a file name")
+
+
+def test_labels_are_stripped_and_spelling_variants_are_an_error(layout):
+    edit_table(layout, "train", 0, behavior="walk ")  # surrounding whitespace: the same label
+    assert prepare_data(data_cfg(layout.root), BOTH).classes.behaviors == ["rest", "walk"]
+    edit_table(layout, "val", 1, species="Deer")
+    edit_table(layout, "test", 1, species="DEER")
+    message = expect_error(layout, "species is written 3 ways", "'deer' (train.csv row 3", "'Deer' (val.csv row 3)",
+                           "'DEER' (test.csv row 3)")
+    assert "\n" not in message
+
+
+def test_a_head_with_one_class_in_train_is_an_error(layout):
+    for split in ("train", "val", "test"):
+        table = pd.read_csv(layout.metadata_csv(split))
+        table["behavior"] = "walk"
+        table.to_csv(layout.metadata_csv(split), index=False)
+    expect_error(layout, "train.csv", "every clip has behavior 'walk'", "at least two classes")
+
+
+@pytest.mark.parametrize("split, clip_id, row", [("train", "train1", 3), ("val", "val2", 4)])
+def test_nan_in_a_spectrogram_is_caught_naming_file_and_row(layout, split, clip_id, row):
+    mel = np.zeros((8, 11), dtype=np.float32)
+    mel[3, 4] = np.nan
+    mel[5, 6] = np.inf
+    np.save(layout.mel_spectrogram(clip_id), mel)
+    expect_error(layout, f"{clip_id}.npy", "2 NaN or infinite value(s)", f"{split}.csv, row {row}")
+
+
+def write_manifest(layout: DatasetLayout, **settings) -> None:
+    made_with = {"num_frames": "4", "image_size": "16", "frame_window": "", "sample_rate": "16000",
+                 "clip_seconds": "1.0", "n_mels": "8", "n_fft": "512", "hop_length": "320", **settings}
+    rows = [{"clip_id": c, "status": "ok", "has_audio": "true", "fingerprint": "abc123", **made_with}
+            for split in ("train", "val", "test") for c in pd.read_csv(layout.metadata_csv(split))["clip_id"]]
+    pd.DataFrame(rows).to_csv(layout.manifest, index=False)
+
+
+def test_the_files_settings_win_over_a_config_that_disagrees(layout):
+    from mmbehave.core.errors import ConfigError
+
+    write_manifest(layout)
+    cfg = OmegaConf.merge(data_cfg(layout.root), {"n_fft": 1024, "hop_length": 160, "clip_seconds": 4.0,
+                                                  "sample_rate": 16000, "frame_window": None})
+    with pytest.raises(ConfigError) as info:
+        prepare_data(cfg, BOTH)
+    message = str(info.value)
+    for part in ("manifest.csv", "data.n_fft=1024 (files: 512)", "data.hop_length=160 (files: 320)",
+                 "data.clip_seconds=4.0 (files: 1.0)"):
+        assert part in message
+    assert "sample_rate" not in message and "\n" not in message
+    # Agreeing settings: what checkpoints store is what the files were made with.
+    prepared = prepare_data(OmegaConf.merge(cfg, {"n_fft": 512, "hop_length": 320, "clip_seconds": 1.0}), BOTH)
+    assert prepared.preprocess == {"num_frames": 4, "image_size": 16, "frame_window": None, "sample_rate": 16000,
+                                   "clip_seconds": 1.0, "n_mels": 8, "n_fft": 512, "hop_length": 320}
+
+
+def test_processed_files_made_with_mixed_settings_are_refused(layout):
+    write_manifest(layout)
+    manifest = pd.read_csv(layout.manifest, dtype=str, keep_default_na=False)
+    manifest.loc[2, "fingerprint"] = "def456"
+    manifest.to_csv(layout.manifest, index=False)
+    expect_error(layout, "manifest.csv", "2 different settings", "abc123, def456")

@@ -18,8 +18,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.paths import config_dir
+from mmbehave.core.redact import redact
 from mmbehave.sweeps.callback import parallel_torch_threads, search_space
-from mmbehave.sweeps.study import redact
 
 
 def compose_with_hydra(*overrides: str) -> DictConfig:

@@ -9,7 +9,9 @@ It adds, for every command alike:
 - presets that are sweeps (their YAML says ``hydra.mode: MULTIRUN``: ``hparams_search=mbt``,
   ``experiment=modality_ablation``) start a multirun without ``--multirun``;
 - user mistakes (``UserError``) end with ``error: <message>`` on stderr and exit status 2, not a
-  traceback; in a multirun they propagate instead, so the sweeper records the job as failed and goes on.
+  traceback; in a multirun they propagate instead, so the sweeper records the job as failed and goes on;
+- SIGTERM / Ctrl-C that stop a training run (``RunInterrupted``) end with how to resume it, exit 128 + signal;
+- passwords in URIs never reach the terminal, the logs or Hydra's ``.hydra/`` record (``core.redact``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,19 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from mmbehave.core.errors import UserError
 from mmbehave.core.instantiate import trusted_targets
 from mmbehave.core.paths import config_dir
+from mmbehave.core.redact import (
+    has_password,
+    redact_files,
+    redact_log_handlers,
+    redact_standard_streams,
+)
+from mmbehave.core.signals import RunInterrupted
 
 log = logging.getLogger("mmbehave")
 
@@ -50,7 +60,8 @@ def in_multirun() -> bool:
 
 
 def exit_on_user_error(run: Callable[[], Any]) -> Any:
-    """``run()``; on a UserError print ``error: <message>`` and exit 2 (re-raise in a multirun)."""
+    """``run()``; on a UserError print ``error: <message>`` and exit 2 (re-raise in a multirun); on a
+    RunInterrupted print how to resume and exit 128 + the signal's number."""
     try:
         return run()
     except UserError as error:
@@ -59,6 +70,32 @@ def exit_on_user_error(run: Callable[[], Any]) -> Any:
         log.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except RunInterrupted as stop:
+        if in_multirun():
+            raise
+        print(f"stopped: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+
+
+def guard_credentials() -> None:
+    """Redact passwords from every log handler and from Hydra's record of this run, and warn when the command
+    line carries one (the shell history and Hydra keep it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    redact_log_handlers()
+    passwords = [arg.split("=", 1)[0] for arg in sys.argv[1:] if has_password(arg)]
+    if not passwords:
+        return
+    message = (f"{', '.join(passwords)} on the command line carries a password; it is redacted from mmbehave's logs, "
+               "MLflow and .hydra/, but stays in your shell history. Prefer MLFLOW_TRACKING_USERNAME / "
+               "MLFLOW_TRACKING_PASSWORD (MLflow server) or PGPASSWORD / ~/.pgpass (PostgreSQL).")
+    log.warning(message)
+    print(f"warning: {message}", file=sys.stderr)
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        redact_files(Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir)
+        if in_multirun():
+            redact_files(Path(hydra_cfg.sweep.dir))
 
 
 def multirun_presets(argv: list[str]) -> list[str]:
@@ -98,6 +135,7 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
     def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
         @functools.wraps(task)
         def guarded(cfg):
+            guard_credentials()
             warn_deprecated_options()
             return exit_on_user_error(lambda: task(cfg))
 
@@ -106,6 +144,7 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
 
         @functools.wraps(task)
         def entry() -> Any:
+            redact_standard_streams()  # before Hydra sets up logging, so its console handlers write through it
             sys.argv = with_preset_mode(sys.argv)
             return main()
 

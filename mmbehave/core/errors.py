@@ -40,6 +40,10 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint file or MLflow run that cannot be used. The message names it and says what to do."""
 
 
+class StorageError(UserError, OSError):
+    """A file could not be written (the disk is full, the folder is read-only). Names the path."""
+
+
 class PretrainedWeightsError(UserError, RuntimeError):
     """Pretrained weights could not be found locally nor fetched; the message says why."""
 

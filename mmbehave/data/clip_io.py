@@ -158,14 +158,19 @@ def _frame_times(path: Path) -> dict[int, float]:
                 pts_list.append(packet.pts)
         except av.error.FFmpegError as error:
             raise ClipReadError(path, f"reading video packets failed ({error}); the file may be truncated") from error
+        # Read while the container is open: a stream's attributes point into FFmpeg's memory, which closing
+        # frees, so reading them afterwards gave None or garbage depending on what reused that memory.
         origin = _file_start(container)
+        time_base, declared_frames = stream.time_base, stream.frames
     if not pts_list:
         raise ClipReadError(path, "the video stream has no frames")
+    if time_base is None:
+        raise ClipReadError(path, "the video stream has no time base; remux the clip to MP4")
     # A cut-off file still demuxes cleanly up to the cut: compare with the frame count its header declares.
-    if stream.frames and n_packets < stream.frames:
-        raise ClipReadError(path, f"truncated: the header declares {stream.frames} video frames but only "
+    if declared_frames and n_packets < declared_frames:
+        raise ClipReadError(path, f"truncated: the header declares {declared_frames} video frames but only "
                                   f"{n_packets} are in the file")
-    return {pts: float(pts * stream.time_base) - origin for pts in pts_list}
+    return {pts: float(pts * time_base) - origin for pts in pts_list}
 
 
 def _file_start(container) -> float:
@@ -206,12 +211,13 @@ def read_audio(path: str | os.PathLike, sample_rate: int, clip_seconds: float) -
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []
         offset = None  # seconds from the file's start to the first decoded sample
-        collected = n_packets = 0
+        collected = n_packets = n_samples = 0
         finished = True
         try:
             for packet in container.demux(stream):
                 n_packets += packet.size > 0
                 for frame in packet.decode():
+                    n_samples += frame.samples
                     if offset is None:
                         offset = (frame.time - origin) if frame.time is not None else 0.0
                     for out in resampler.resample(frame):
@@ -224,9 +230,13 @@ def read_audio(path: str | os.PathLike, sample_rate: int, clip_seconds: float) -
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.error.FFmpegError as error:
             raise ClipReadError(path, f"audio decoding failed ({error}); the file may be truncated or corrupt") from error
-        if finished and stream.frames and n_packets < stream.frames:
-            raise ClipReadError(path, f"truncated: the header declares {stream.frames} audio packets but only "
-                                      f"{n_packets} are in the file")
+        # A cut-off file decodes cleanly up to the cut: compare with what its header declares, which counts
+        # packets, except for PCM (AVI, WAV), where it counts samples.
+        declared = stream.frames
+        found, unit = (n_samples, "samples") if stream.codec_context.name.startswith("pcm_") else (n_packets, "packets")
+        if finished and declared and found < declared:
+            raise ClipReadError(path, f"truncated: the header declares {declared} audio {unit} but only "
+                                      f"{found} are in the file")
 
     waveform = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     shift = int(round((offset or 0.0) * sample_rate))

@@ -23,7 +23,7 @@ import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -37,7 +37,7 @@ from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_io import read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.mel import log_mel_spectrogram
-from mmbehave.data.metadata import REQUIRED_COLUMNS, csv_row, read_split
+from mmbehave.data.metadata import REQUIRED_COLUMNS, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +204,8 @@ def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_worke
     ``num_workers`` <= 1 runs in this process (easiest to debug); otherwise one process per worker.
     """
     layout = DatasetLayout(Path(root).expanduser().resolve())
-    tables = {split: read_split(layout, split) for split in splits}
-    _check_tables(layout, tables)
+    tables = read_metadata(layout, splits)  # also checks ids across splits and label spellings
+    _check_manifest_columns(layout, tables)
     previous = _read_manifest(layout)
     fixed = settings.manifest_values()
     summary = PreprocessSummary(manifest=layout.manifest)
@@ -259,26 +259,14 @@ def _up_to_date(old: dict[str, str], row: dict[str, str], job: _ClipJob) -> bool
             and job.frames_out.is_file() and job.mel_out.is_file())
 
 
-def _check_tables(layout: DatasetLayout, tables: dict[str, pd.DataFrame]) -> None:
-    """What read_split cannot see from one file: ids shared across splits, ids unusable as file names,
-    extra columns that would clash with the manifest's own."""
+def _check_manifest_columns(layout: DatasetLayout, tables: dict[str, pd.DataFrame]) -> None:
+    """Extra metadata columns are copied into the manifest: they must not clash with its own."""
     reserved = set(MANIFEST_COLUMNS) - set(REQUIRED_COLUMNS) - set(SOURCE_COLUMNS)
-    seen: dict[str, str] = {}
     for split, table in tables.items():
-        path = layout.metadata_csv(split)
         clashing = [column for column in table.columns if column in reserved]
         if clashing:
-            raise DataError(f"{path}: column(s) {', '.join(clashing)} clash with the manifest's own columns; "
-                            "rename them.")
-        for index, clip_id in table["clip_id"].items():
-            parts = PurePath(clip_id).parts
-            if PurePath(clip_id).is_absolute() or ".." in parts or "\\" in clip_id:
-                raise DataError(f"{path}, row {csv_row(index)}: clip_id '{clip_id}' cannot be used as a file name "
-                                "under processed/; use letters, digits, '-', '_' (and '/' for sub-folders).")
-            if clip_id in seen:
-                raise DataError(f"{path}, row {csv_row(index)}: clip_id '{clip_id}' is also in "
-                                f"{layout.metadata_csv(seen[clip_id])}; a clip belongs to one split only.")
-            seen[clip_id] = split
+            raise DataError(f"{layout.metadata_csv(split)}: column(s) {', '.join(clashing)} clash with the "
+                            "manifest's own columns; rename them.")
 
 
 def _read_manifest(layout: DatasetLayout) -> dict[str, dict[str, str]]:

@@ -7,6 +7,8 @@ metadata row, not an hour in with a collate error.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import torch
@@ -15,6 +17,7 @@ from tqdm.auto import tqdm
 from mmbehave.core.errors import DataError
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import csv_row
+from mmbehave.data.preprocessing import SETTINGS_COLUMNS
 
 PREPROCESS_HINT = "Re-create it with `python -m mmbehave.preprocess data.root=<root>` or drop the row."
 
@@ -24,6 +27,35 @@ def read_manifest(layout: DatasetLayout) -> pd.DataFrame | None:
     if not layout.manifest.is_file():
         return None
     return pd.read_csv(layout.manifest, dtype=str, keep_default_na=False)
+
+
+def manifest_settings(layout: DatasetLayout, manifest: pd.DataFrame | None) -> dict | None:
+    """The preprocessing settings the processed files were made with, from the manifest's settings columns;
+    None when there is no manifest or it does not record them (files made by other tools).
+
+    The files, not the config, decide what a model's inputs are: a config that disagrees is refused by the
+    caller, and these values are what checkpoints store for prediction."""
+    if manifest is None or "fingerprint" not in manifest.columns or "status" not in manifest.columns:
+        return None
+    done = manifest[manifest["status"].isin(("ok", "no_audio"))]
+    if done.empty:
+        return None
+    fingerprints = sorted(set(done["fingerprint"]))
+    if len(fingerprints) > 1:
+        raise DataError(f"{layout.manifest}: the processed clips were made with {len(fingerprints)} different settings "
+                        f"(fingerprints {', '.join(fingerprints)}); re-run `python -m mmbehave.preprocess "
+                        f"data.root={layout.root}` so that every clip is made the same way.")
+    row = done.iloc[0]
+    values: dict = {}
+    for key in SETTINGS_COLUMNS:
+        if key not in manifest.columns:
+            return None
+        text = row[key]
+        if key == "frame_window":
+            values[key] = json.loads(text) if text else None
+        else:
+            values[key] = float(text) if key == "clip_seconds" else int(text)
+    return values
 
 
 def audio_flags(manifest: pd.DataFrame | None) -> dict[str, bool]:
@@ -97,6 +129,10 @@ def _check_mel(layout: DatasetLayout, clip_id: str, where: str, n_mels: int, mel
         raise DataError(f"{path}: dtype {mel.dtype}, expected a float log-mel (n_mels, time), for {where}.")
     if mel.ndim != 2 or mel.shape[0] != n_mels:
         raise DataError(f"{path}: shape {tuple(mel.shape)}, expected (n_mels={n_mels}, time) from data.n_mels, for {where}.")
+    bad = int(mel.size - np.count_nonzero(np.isfinite(mel)))
+    if bad:  # a NaN here surfaces hours later as "loss is nan", or silently as val/loss nan
+        raise DataError(f"{path}: {bad} NaN or infinite value(s) in the log-mel spectrogram, for {where}. "
+                        f"{PREPROCESS_HINT}")
     if mel_frames is not None and mel.shape[1] != mel_frames:
         raise DataError(f"{path}: {mel.shape[1]} time frames, but other clips have {mel_frames}, for {where}. "
                         "All clips must be cropped/padded to the same data.clip_seconds.")

@@ -28,13 +28,13 @@ from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
+from mmbehave.core.redact import redact
 from mmbehave.sweeps.study import (
     HOST_ATTR,
     PARENT_RUN_ATTR,
     PID_ATTR,
     SWEEP_ID_ATTR,
     is_optuna_sweeper,
-    redact,
     this_host,
 )
 from mmbehave.training.sweep_job import (
@@ -130,17 +130,16 @@ class SweepCallback(Callback):
         sweeper = config.hydra.sweeper
         tags = {"sweeper": "optuna" if is_optuna_sweeper(sweeper) else "basic",
                 "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
-                "hydra_overrides": " ".join(config.hydra.overrides.task), "sweep_dir": str(config.hydra.sweep.dir),
+                "hydra_overrides": redact(" ".join(config.hydra.overrides.task)), "sweep_dir": str(config.hydra.sweep.dir),
                 "git_commit": git_commit(), HOST_ATTR: this_host(), PID_ATTR: str(self.launcher_pid)}
-        if is_optuna_sweeper(sweeper) and sweeper.get("study_name") and sweeper.get("storage"):
-            self.study_name, self.storage = str(sweeper.study_name), str(sweeper.storage)
-            tags.update(self._prepare_study(config))
-        self.sweep_id = f"{self.study_name or config.mlflow.experiment_name}-{datetime.now():%Y%m%d-%H%M%S-%f}"
-        tags["sweep_id"] = self.sweep_id
-
         self.tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
         client = MlflowClient(self.tracking_uri)
         self.experiment_id = ensure_experiment(self.tracking_uri, config.mlflow.experiment_name)
+        if is_optuna_sweeper(sweeper) and sweeper.get("study_name") and sweeper.get("storage"):
+            self.study_name, self.storage = str(sweeper.study_name), str(sweeper.storage)
+            tags.update(self._prepare_study(config, client))
+        self.sweep_id = f"{self.study_name or config.mlflow.experiment_name}-{datetime.now():%Y%m%d-%H%M%S-%f}"
+        tags["sweep_id"] = self.sweep_id
         close_orphaned_sweeps(client, self.experiment_id, closed_by=self.sweep_id)
         run = client.create_run(self.experiment_id, run_name=self.sweep_id,
                                 tags={k: str(v) for k, v in tags.items() if v is not None})
@@ -152,16 +151,17 @@ class SweepCallback(Callback):
             self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)  # stop the sweep like Ctrl-C
         log.info("Sweep %s: MLflow parent run %s in %s", self.sweep_id, self.parent_run_id, self.tracking_uri)
 
-    def _prepare_study(self, config: DictConfig) -> dict[str, Any]:
-        """Fail orphaned trials; offset the sampler's seed by the trials already in the study, so that a
-        resumed study does not replay the same random start-up suggestions."""
-        from mmbehave.sweeps.study import fail_orphaned_trials, load_study
+    def _prepare_study(self, config: DictConfig, client: Any) -> dict[str, Any]:
+        """Close orphaned trials (COMPLETE if their run finished, else FAIL); offset the sampler's seed by the
+        trials already in the study, so that a resumed study does not replay the same random start-up suggestions."""
+        from mmbehave.sweeps.runs import finished_trial_values
+        from mmbehave.sweeps.study import close_orphaned_trials, load_study
 
         sweeper = config.hydra.sweeper
         study = load_study(self.storage, self.study_name)
         before = len(study.trials) if study else 0
         if study:
-            fail_orphaned_trials(study)
+            close_orphaned_trials(study, finished_trial_values(client, self.experiment_id, self.study_name))
         seed = sweeper.sampler.get("seed") if "sampler" in sweeper else None
         if seed is not None and before:
             # The sweeper is built from this config right after this hook; jobs are composed from the hydra

@@ -18,7 +18,8 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from mmbehave.sweeps.study import redact, trial_record
+from mmbehave.core.redact import redact
+from mmbehave.sweeps.study import trial_record
 
 log = logging.getLogger(__name__)
 

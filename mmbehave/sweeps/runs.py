@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mmbehave.core.redact import redact
 from mmbehave.sweeps.study import HOST_ATTR, PID_ATTR, process_alive, this_host
 from mmbehave.training.sweep_job import SweepJob
 
@@ -38,8 +39,8 @@ def record_failed_job(tracking_uri: str, experiment_id: str, config: DictConfig,
 
     task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     client = MlflowClient(tracking_uri)
-    tags = {**job.tags(), "hydra_overrides": " ".join(config.hydra.overrides.task),
-            "failure_reason": f"{type(error).__name__}: {error}"[:5000]}
+    tags = {**job.tags(), "hydra_overrides": redact(" ".join(config.hydra.overrides.task)),
+            "failure_reason": redact(f"{type(error).__name__}: {error}")[:5000]}
     run = client.create_run(experiment_id, run_name=job.run_name, tags=tags)
     params = {**flatten_config(task_cfg), "modalities": "+".join(configured_modalities(task_cfg)) or "none"}
     client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in params.items()])
@@ -58,6 +59,23 @@ def close_running(client: Any, children: list, error: BaseException) -> list:
             run = client.get_run(run.info.run_id)
         closed.append(run)
     return closed
+
+
+def finished_trial_values(client: Any, experiment_id: str, study_name: str) -> dict[int, list[float]]:
+    """{Optuna trial number: the values its training returned} for the study's runs that FINISHED (from the
+    ``objective_value`` tag every sweep job sets when its training ends)."""
+    import json
+
+    from mmbehave.training.run import OBJECTIVE_TAG
+
+    values = {}
+    for run in client.search_runs([experiment_id], f"tags.optuna_study = '{study_name}' and "
+                                  "attributes.status = 'FINISHED'", max_results=50000):
+        tags = run.data.tags
+        if OBJECTIVE_TAG in tags and "optuna_trial" in tags:
+            value = json.loads(tags[OBJECTIVE_TAG])
+            values[int(tags["optuna_trial"])] = [float(v) for v in (value if isinstance(value, list) else [value])]
+    return values
 
 
 def close_orphaned_sweeps(client: Any, experiment_id: str, closed_by: str) -> None:

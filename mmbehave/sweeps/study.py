@@ -30,18 +30,6 @@ def is_optuna_sweeper(sweeper_cfg: Any) -> bool:
     return "optuna" in str(sweeper_cfg.get("_target_", "")).lower()
 
 
-def redact(url: str | None) -> str | None:
-    """A storage URL fit for logs and MLflow tags: the password replaced by ***."""
-    if not url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL (e.g. a journal file): nothing to hide
-        return url
-
-
 def load_study(storage: str, name: str) -> optuna.Study | None:
     """The study, or None if the storage has none of that name yet."""
     import optuna
@@ -66,22 +54,36 @@ def process_alive(pid: Any) -> bool:
     return True
 
 
-def fail_orphaned_trials(study: optuna.Study) -> list[int]:
-    """Trials left RUNNING by a sweep on this host whose process is gone (killed, out of memory): FAIL.
+def close_orphaned_trials(study: optuna.Study, finished_values: dict[int, list[float]] | None = None
+                          ) -> tuple[list[int], list[int]]:
+    """Trials left RUNNING by a sweep on this host whose process is gone (killed, out of memory): those whose
+    training finished (``finished_values``: trial number -> the values its run returned) become COMPLETE with
+    their values, the others FAIL. Returns (completed, failed) trial numbers.
 
-    Trials asked on other hosts are left alone; they may well be running there."""
+    A sweep tells Optuna its trials' values only when a whole batch is done, so a sweep killed mid-batch leaves
+    finished trials RUNNING. Trials asked on other hosts are left alone; they may well be running there."""
     from optuna.trial import TrialState
 
-    failed = []
+    finished_values = finished_values or {}
+    completed, failed = [], []
     host = this_host()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get(HOST_ATTR) == host and not process_alive(trial.user_attrs.get(PID_ATTR)):
+        if trial.user_attrs.get(HOST_ATTR) != host or process_alive(trial.user_attrs.get(PID_ATTR)):
+            continue
+        values = finished_values.get(trial.number)
+        if values is not None and len(values) == len(study.directions):
+            study.tell(trial.number, values=values, skip_if_finished=True)
+            completed.append(trial.number)
+        else:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             failed.append(trial.number)
+    if completed:
+        log.warning("Study '%s': trial(s) %s had finished training when their sweep was killed; kept as COMPLETE "
+                    "with the values their runs returned.", study.study_name, completed)
     if failed:
         log.warning("Study '%s': trial(s) %s were left RUNNING by a sweep process that no longer exists; "
                     "marked FAIL.", study.study_name, failed)
-    return failed
+    return completed, failed
 
 
 def fail_running_trials(study: optuna.Study, numbers: list[int]) -> list[int]:

@@ -5,7 +5,7 @@ Everything that can be wrong with the data is found here, before a model is buil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,14 +20,21 @@ from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.metadata import (
     ClassLists,
     check_labels_seen_in_train,
+    check_trainable_classes,
     class_lists,
     csv_row,
     read_metadata,
 )
-from mmbehave.data.validation import audio_flags, check_processed_clips, read_manifest
+from mmbehave.data.preprocessing import SETTINGS_COLUMNS
+from mmbehave.data.validation import (
+    audio_flags,
+    check_processed_clips,
+    manifest_settings,
+    read_manifest,
+)
 
 # The data settings a model's inputs depend on; saved in checkpoints so prediction preprocesses alike.
-PREPROCESS_KEYS = ("num_frames", "image_size", "frame_window", "sample_rate", "clip_seconds", "n_mels", "n_fft", "hop_length")
+PREPROCESS_KEYS = SETTINGS_COLUMNS
 
 
 @dataclass
@@ -36,6 +43,7 @@ class PreparedData:
     tables: dict
     classes: ClassLists
     has_audio: dict[str, bool]
+    preprocess: dict = field(default_factory=dict)  # how the files were made (manifest, else config): for checkpoints
     mel_mean: float = 0.0
     mel_std: float = 1.0
 
@@ -46,6 +54,31 @@ class PreparedData:
 def preprocess_settings(data_cfg: DictConfig) -> dict:
     container = OmegaConf.to_container(data_cfg, resolve=True)
     return {key: container.get(key) for key in PREPROCESS_KEYS}
+
+
+def _same_setting(key: str, value, made_with) -> bool:
+    if key != "frame_window":
+        return float(value) == float(made_with)
+    if value is None or made_with is None:  # null: the whole clip
+        return value is None and made_with is None
+    return [float(v) for v in value] == [float(v) for v in made_with]
+
+
+def check_settings_match_files(data_cfg: DictConfig, recorded: dict, manifest_path: Path) -> None:
+    """ConfigError naming every ``data.*`` preprocessing key whose value differs from what the files were
+    made with (``recorded``, from the manifest)."""
+    configured = preprocess_settings(data_cfg)
+    differences = []
+    for key, made_with in recorded.items():
+        value = configured.get(key)
+        if value is None and key != "frame_window":
+            continue  # a config without the key (preprocessed elsewhere): nothing to disagree with
+        if not _same_setting(key, value, made_with):
+            differences.append(f"data.{key}={value} (files: {made_with})")
+    if differences:
+        raise ConfigError(f"{manifest_path} says the processed files were made with other settings than the config: "
+                          f"{'; '.join(differences)}. Set those data.* keys to the files' values, or re-run "
+                          "`python -m mmbehave.preprocess` with the new ones.")
 
 
 def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("train", "val", "test"),
@@ -59,11 +92,16 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("tra
         build(data_cfg.prepare)(data_cfg)
     layout = DatasetLayout(data_cfg.root)
     tables = read_metadata(layout)
+    check_trainable_classes(layout, tables)
     check_labels_seen_in_train(layout, tables)
     manifest = read_manifest(layout)
+    recorded = manifest_settings(layout, manifest)
+    if recorded is not None:
+        check_settings_match_files(data_cfg, recorded, layout.manifest)
     check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, int(data_cfg.num_frames),
                           int(data_cfg.image_size), int(data_cfg.n_mels), progress=show_progress(), manifest=manifest)
-    prepared = PreparedData(layout, tables, class_lists(tables), audio_flags(manifest))
+    prepared = PreparedData(layout, tables, class_lists(tables), audio_flags(manifest),
+                            preprocess=recorded or preprocess_settings(data_cfg))
     if mel_stats:
         prepared.mel_mean, prepared.mel_std = mel_stats["mel_mean"], mel_stats["mel_std"]
     elif "audio" in modalities:

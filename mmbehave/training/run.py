@@ -1,13 +1,16 @@
 """A whole training run, top to bottom: config in, the best ``optimized_metric`` out, everything in MLflow.
 
-    check config ─► open the run (folder, log file, MLflow run) ─► prepare and check the data
-    ─► build the parts ─► restore a checkpoint (resume=) ─► per epoch: train, validate, log, save
-    ─► the best value of optimized_metric over the epochs
+    check config ─► (resume=: check the checkpoint can continue its run) ─► open the run (folder, log file,
+    MLflow run) ─► prepare and check the data ─► build the parts ─► restore ─► per epoch: train, validate,
+    save, log ─► the best value of optimized_metric over the epochs
+
+SIGTERM and Ctrl-C end the run KILLED with its last checkpoint intact; the command then prints how to resume.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from datetime import datetime
@@ -19,21 +22,39 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.config_checks import check_config, configured_modalities
 from mmbehave.core.errors import ConfigError
+from mmbehave.core.redact import redact
 from mmbehave.core.settings import RunSettings
+from mmbehave.core.signals import stop_on_signals
 from mmbehave.training.checkpoint import (
+    RESUME_KEYS,
     checkpoint_state,
-    load_checkpoint,
+    read_checkpoint,
+    remove_stale_temp_files,
     restore,
     save_checkpoint,
 )
-from mmbehave.training.data_setup import prepare_data, preprocess_settings
+from mmbehave.training.data_setup import prepare_data
 from mmbehave.training.loop import TrainingDiverged, evaluate, train_one_epoch
 from mmbehave.training.monitor import Monitor, is_better, mode_for
 from mmbehave.training.parts import TrainingParts, build_parts
 from mmbehave.training.profiling import step_profiler
+from mmbehave.training.resume import (
+    backfill_history,
+    check_not_behind_mlflow,
+    check_resumable,
+)
 from mmbehave.training.seeding import epoch_seed, seed_everything
 from mmbehave.training.sweep_job import SweepJob, current_sweep_job
-from mmbehave.training.tracking import TrackedRun, log_run_setup, resolve_tracking_uri
+from mmbehave.training.tracking import (
+    TrackedRun,
+    hydra_overrides,
+    log_run_setup,
+    resolve_tracking_uri,
+)
+
+# The tag on a sweep trial's MLflow run holding what the run returned (JSON): sweeps.study reads it to keep a
+# finished trial's value when its sweep was killed before telling Optuna.
+OBJECTIVE_TAG = "objective_value"
 
 log = logging.getLogger(__name__)
 
@@ -50,28 +71,37 @@ def run_training(cfg: DictConfig) -> float | list[float]:
         torch.set_num_threads(threads)
     seed_everything(settings.seed)
 
+    modalities = configured_modalities(cfg)
+    training = settings.training
+
+    # ---- resume=: everything that could refuse it runs before its folder or MLflow run is touched
+    checkpoint, prepared = None, None
+    if cfg.resume:
+        checkpoint = read_checkpoint(cfg.resume, RESUME_KEYS)
+        prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), mel_stats=checkpoint["data_stats"])
+        check_resumable(cfg, checkpoint, prepared, modalities)
+        check_not_behind_mlflow(cfg, checkpoint, resolve_tracking_uri(cfg.mlflow.tracking_uri))
+
     # ---- the run: a resumed run carries on in its own folder and MLflow run
-    checkpoint = load_checkpoint(cfg.resume) if cfg.resume else None
     run_dir = Path(cfg.resume).resolve().parent.parent if checkpoint else Path(cfg.paths.output_dir)
-    with run_log_file(run_dir) as log_path, open_tracked_run(cfg, checkpoint, sweep_job, log_path) as tracker:
+    remove_stale_temp_files(run_dir / "checkpoints")
+    # A sweep's jobs leave signals to the sweep (mmbehave.sweeps.callback): it closes every trial it started.
+    stop_signals = stop_on_signals(lambda: resume_hint(run_dir)) if sweep_job is None else contextlib.nullcontext()
+    with stop_signals, run_log_file(run_dir) as log_path, open_tracked_run(cfg, checkpoint, sweep_job, log_path) as tracker:
         # ---- data and parts
-        modalities = configured_modalities(cfg)
-        prepared = prepare_data(cfg.data, modalities, splits=("train", "val"),
-                                mel_stats=checkpoint["data_stats"] if checkpoint else None)
-        if checkpoint and prepared.classes.to_dict() != checkpoint["classes"]:
-            raise ConfigError(f"resume={cfg.resume}: the checkpoint was trained on other classes "
-                              f"({checkpoint['classes']}) than data.root={cfg.data.root} has ({prepared.classes.to_dict()}).")
+        if prepared is None:
+            prepared = prepare_data(cfg.data, modalities, splits=("train", "val"))
         parts = build_parts(cfg, settings, prepared, modalities)
-        training = settings.training
         record = {"classes": prepared.classes.to_dict(), "data_stats": prepared.stats(),
-                  "preprocess": preprocess_settings(cfg.data), "modalities": list(modalities),
-                  "config": OmegaConf.to_yaml(cfg, resolve=True), "mlflow_run_id": tracker.run_id}
+                  "preprocess": prepared.preprocess, "modalities": list(modalities),
+                  "config": redact(OmegaConf.to_yaml(cfg, resolve=True)), "mlflow_run_id": tracker.run_id}
 
         # ---- restore, or record what a new run is
         if checkpoint:
             restore(checkpoint, parts)
             monitor = Monitor.resumed(training.monitor, training.monitor_mode, training.early_stopping_patience,
                                       checkpoint["history"])
+            backfill_history(tracker, checkpoint)
             log.info("Resumed from %s at epoch %d (MLflow run %s)", cfg.resume, checkpoint["epoch"] + 2, tracker.run_id)
         else:
             monitor = Monitor(training.monitor, training.monitor_mode, training.early_stopping_patience)
@@ -80,7 +110,19 @@ def run_training(cfg: DictConfig) -> float | list[float]:
 
         # ---- epochs
         fit(parts, settings, monitor, tracker, run_dir, record, start_epoch)
-    return objective(cfg.optimized_metric, monitor)
+        value = objective(cfg.optimized_metric, monitor)
+        if sweep_job:  # what the sweep's trial is worth, even if the sweep dies before telling Optuna
+            tracker.set_tags({OBJECTIVE_TAG: json.dumps(value)})
+    return value
+
+
+def resume_hint(run_dir: Path) -> str:
+    """The command that continues this run from its last saved epoch."""
+    latest = run_dir / "checkpoints" / "latest.pth"
+    if not latest.is_file():
+        return "no epoch was finished, so there is nothing to resume: start the run again"
+    overrides = [o for o in hydra_overrides().split() if not o.startswith("resume=")]
+    return redact(" ".join(["continue with: python -m mmbehave.train", f"resume={latest}", *overrides]))
 
 
 def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: TrackedRun, run_dir: Path,
@@ -103,13 +145,15 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
                                   num_behaviors=len(classes.behaviors), limit_batches=training.limit_val_batches)
             metrics = {"train/loss": train_loss, **evaluation.metrics, "train/lr": parts.optimizer.param_groups[0]["lr"],
                        "fusion/num_params": parts.fusion_params}
-            tracker.log_metrics(metrics, step=epoch)
             improved = monitor.update(epoch, metrics)
 
+            # Save, then log: a run killed in between is an epoch behind in MLflow (resume fills it in), never
+            # ahead of its checkpoint (resume would log that epoch twice).
             state = checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record)
             if improved:
                 save_checkpoint(state, checkpoints / "best.pth")
             save_checkpoint(state, checkpoints / "latest.pth")
+            tracker.log_metrics(metrics, step=epoch)
             log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started)
 
             if monitor.stalled(epoch) and epoch + 1 < training.num_epochs:

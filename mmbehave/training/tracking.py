@@ -19,6 +19,8 @@ from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.paths import project_root
+from mmbehave.core.redact import redact
+from mmbehave.core.signals import RunInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def flatten_config(cfg: DictConfig) -> dict[str, Any]:
             for key, value in node.items():
                 walk(value, f"{prefix}.{key}" if prefix else str(key))
         else:
-            text = node if isinstance(node, (int, float, bool)) or node is None else str(node)
+            text = node if isinstance(node, (int, float, bool)) or node is None else redact(str(node))
             flat[prefix] = str(text)[:MLFLOW_PARAM_MAX_CHARS] if not isinstance(text, (int, float)) else text
 
     for key, value in container.items():
@@ -108,7 +110,7 @@ class TrackedRun:
             mlflow.set_experiment(experiment_id=ensure_experiment(self.tracking_uri, self.experiment_name))
             run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
         self.run_id = run.info.run_id
-        log.info("MLflow run %s in %s (experiment '%s')", self.run_id, self.tracking_uri, self.experiment_name)
+        log.info("MLflow run %s in %s (experiment '%s')", self.run_id, redact(self.tracking_uri), self.experiment_name)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -116,9 +118,11 @@ class TrackedRun:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
             status = RunStatus.KILLED
+            if isinstance(exc, RunInterrupted):
+                mlflow.set_tags({"killed_by": exc.signal_name, "failure_reason": redact(f"stopped by {exc}")[:5000]})
         else:
             status = RunStatus.FAILED
-            mlflow.set_tag("failure_reason", f"{exc_type.__name__}: {exc}"[:5000])
+            mlflow.set_tag("failure_reason", redact(f"{exc_type.__name__}: {exc}")[:5000])
         for path in self.artifacts_at_end:
             if Path(path).is_file():
                 mlflow.log_artifact(str(path))
@@ -158,9 +162,9 @@ def log_run_setup(tracker: TrackedRun, cfg: DictConfig, model, classes, run_dir:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     tracker.log_params({**flatten_config(cfg), "modalities": "+".join(modalities),
                         "num_params_total": total, "num_params_trainable": trainable})
-    tracker.set_tags({"hydra_overrides": hydra_overrides(), "git_commit": git_commit(), "run_dir": str(run_dir),
+    tracker.set_tags({"hydra_overrides": redact(hydra_overrides()), "git_commit": git_commit(), "run_dir": str(run_dir),
                       **{f"fallback.{name}": reason for name, reason in model.fallbacks.items()}})
-    tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    tracker.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
     tracker.log_text(json.dumps(classes.to_dict(), indent=2), "classes.json")
     log.info("Model: %s, %s parameters (%s trainable)", "+".join(modalities), f"{total:,}", f"{trainable:,}")
 

@@ -1,8 +1,9 @@
 """A trained model back from its file, ready for evaluation, prediction or export.
 
     checkpoint=<path>  ─┐
-    run_id=<MLflow id> ─┴─► checkpoint_path() ─► load_checkpoint (weights_only=True)
-                                                      │ config YAML ─► build(model, pretrained off) ─► load_state_dict
+    run_id=<MLflow id> ─┴─► checkpoint_path() ─► read_checkpoint (weights_only=True; keys and types checked)
+                                                      │ config YAML ─► only model components? ─► build(model,
+                                                      │                pretrained off) ─► load_state_dict
                                                       ▼
     TrainedModel(model in eval mode, classes, preprocess settings, mel mean / std, modalities, MLflow run id)
 
@@ -28,7 +29,8 @@ from mmbehave.core.errors import CheckpointError
 from mmbehave.core.instantiate import build
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.preprocessing import PreprocessSettings
-from mmbehave.training.checkpoint import load_checkpoint
+from mmbehave.models.components import ENV_VAR, foreign_targets
+from mmbehave.training.checkpoint import MODEL_KEYS, read_checkpoint
 
 VIDEOMAE_TARGET = "mmbehave.models.video_encoders.build_videomae_encoder"
 CNN3D_TARGET = "mmbehave.models.cnn3d.CNN3DEncoder"
@@ -117,25 +119,23 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Rebuild the model in ``path`` (a training checkpoint or an mmbehave.export file), in eval mode."""
     path = Path(path)
+    checkpoint = read_checkpoint(path, MODEL_KEYS)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # quantised tensors' storage warnings
-            checkpoint = load_checkpoint(path, map_location="cpu")
-    except FileNotFoundError as error:
-        raise CheckpointError(str(error)) from error
-    except Exception as error:  # not a torch file, truncated, or holds objects weights_only refuses
-        raise CheckpointError(f"{path}: not a readable mmbehave checkpoint ({type(error).__name__}: {error}).") from error
-    required = ("model", "classes", "config", "preprocess", "data_stats")
-    missing = [key for key in required if key not in checkpoint] if isinstance(checkpoint, dict) else list(required)
-    if missing:
-        raise CheckpointError(f"{path}: not an mmbehave checkpoint (it lacks {', '.join(missing)}); pass a "
-                              "checkpoints/best.pth from mmbehave.train or a file from mmbehave.export.")
-
-    config = OmegaConf.create(checkpoint["config"])
-    classes = ClassLists(**checkpoint["classes"])
+        config = OmegaConf.create(checkpoint["config"])
+        model_cfg = model_config_for_loading(config, checkpoint["model"])
+    except Exception as error:  # YAML that is not a mapping, or no model section
+        raise CheckpointError(f"{path}: its config is not an mmbehave training config with a model section "
+                              f"({type(error).__name__}).") from error
+    # A checkpoint is data: its config may only rebuild model components, never another callable.
+    foreign = foreign_targets(model_cfg)
+    if foreign:
+        key, target = foreign[0]
+        raise CheckpointError(f"{path}: {key}={target} is not a model component; refusing to build anything from "
+                              f"this file. Checkpoints rebuild only mmbehave's encoders, fusions and classifier, or "
+                              f"classes you list in ${ENV_VAR}.")
+    classes = ClassLists(species=list(checkpoint["classes"]["species"]), behaviors=list(checkpoint["classes"]["behaviors"]))
     state = checkpoint["model"]
-    model = build(model_config_for_loading(config, state), num_species=len(classes.species),
-                  num_behaviors=len(classes.behaviors))
+    model = build(model_cfg, num_species=len(classes.species), num_behaviors=len(classes.behaviors))
     quantization = checkpoint.get("quantization")
     if quantization is not None:
         if quantization != DYNAMIC_INT8:

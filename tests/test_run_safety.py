@@ -1,0 +1,178 @@
+"""A failed command never damages earlier results: refused resumes leave the run as it was, killed saves leave
+no litter, a full disk is one line, every epoch is in MLflow exactly once, SIGTERM ends a run cleanly, and a
+killed sweep keeps the values of the trials that finished."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from helpers import TINY_SPLITS, run_module
+from mlflow.tracking import MlflowClient
+
+from mmbehave.core.errors import StorageError
+from mmbehave.training.checkpoint import load_checkpoint, save_checkpoint
+
+pytestmark = pytest.mark.slow
+QUICK = ["training.limit_train_batches=1", "training.limit_val_batches=1"]
+
+
+def train_command(tmp_path: Path, synthetic_root: Path, *overrides: str, run: str = "run") -> list[str]:
+    return [sys.executable, "-m", "mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
+            f"hydra.run.dir={tmp_path / run}", *QUICK, *overrides]
+
+
+def train(tmp_path, synthetic_root, *overrides, check=True, run="run"):
+    return run_module("mmbehave.train", *train_command(tmp_path, synthetic_root, *overrides, run=run)[3:],
+                      tmp_path=tmp_path, check=check)
+
+
+def the_run(tmp_path: Path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("debug").experiment_id])
+    assert len(runs) == 1, f"expected one MLflow run, found {len(runs)}"
+    return client, runs[0]
+
+
+def metric_steps(client, run_id: str, key: str = "val/macro_f1") -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def start(command: list[str], tmp_path: Path) -> subprocess.Popen:
+    # SIGINT/SIGTERM back to their defaults in the child, however pytest itself was started.
+    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True)
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out (exit {process.poll()}): {process.stderr.read()[-3000:] if process.poll() else ''}")
+
+
+def test_a_resume_that_cannot_continue_is_refused_before_touching_the_run(tmp_path, synthetic_root):
+    train(tmp_path, synthetic_root, "training.num_epochs=2")
+    run_dir = tmp_path / "run"
+    client, before = the_run(tmp_path)
+    files_before = sorted(p.name for p in run_dir.iterdir())
+    result = train(tmp_path, synthetic_root, "training.num_epochs=3", "fusion.num_layers=2", "fusion.num_bottlenecks=2",
+                   f"resume={run_dir / 'checkpoints' / 'latest.pth'}", check=False, run="resumed")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "this config cannot continue that run" in result.stderr
+    assert "model.fusion.num_layers: 1 -> 2" in result.stderr and "model.fusion.num_bottlenecks: 4 -> 2" in result.stderr
+    _, after = the_run(tmp_path)
+    assert after.info.status == "FINISHED" and "failure_reason" not in after.data.tags
+    assert sorted(p.name for p in run_dir.iterdir()) == files_before, "the refused resume wrote into the run folder"
+    assert metric_steps(client, after.info.run_id) == [0, 1]
+
+
+def test_resuming_from_an_older_checkpoint_than_mlflow_shows_is_refused(tmp_path, synthetic_root):
+    # A step too small to change anything: epoch 1 stays the best, so best.pth is older than latest.pth.
+    train(tmp_path, synthetic_root, "training.num_epochs=2", "optimizer.lr=1e-12")
+    best = tmp_path / "run" / "checkpoints" / "best.pth"
+    assert load_checkpoint(best)["epoch"] == 0
+    result = train(tmp_path, synthetic_root, "training.num_epochs=3", "optimizer.lr=1e-12", f"resume={best}",
+                   check=False, run="resumed")
+    assert result.returncode == 2 and "already has epochs up to 2; resume from the run's checkpoints/latest.pth" in result.stderr
+    client, run = the_run(tmp_path)
+    assert run.info.status == "FINISHED" and metric_steps(client, run.info.run_id) == [0, 1]
+
+
+def test_killed_mid_run_then_resumed_every_epoch_is_in_mlflow_once_and_no_temp_file_stays(tmp_path, synthetic_root):
+    command = train_command(tmp_path, synthetic_root, "training.num_epochs=40")
+    process = start(command, tmp_path)
+    latest = tmp_path / "run" / "checkpoints" / "latest.pth"
+    wait_for(lambda: latest.exists() and load_checkpoint(latest)["epoch"] >= 2, process)
+    os.killpg(process.pid, signal.SIGKILL)  # no handler runs: the MLflow run stays RUNNING, a save may be cut
+    process.wait()
+    stale = latest.parent / ".latest.pth.cutoff.tmp.pth"
+    stale.write_bytes(b"half a checkpoint")  # what a kill during torch.save leaves
+    resumed = run_module("mmbehave.train", *command[3:-1], "training.num_epochs=6", f"resume={latest}",
+                         tmp_path=tmp_path)
+    assert "Traceback" not in resumed.stderr
+    assert not stale.exists()
+    client, run = the_run(tmp_path)
+    history = load_checkpoint(latest)["history"]
+    assert [row["epoch"] for row in history] == list(range(6))
+    for key in ("train/loss", "val/macro_f1"):
+        logged = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in logged) == list(range(6)), key  # each epoch exactly once
+        assert {m.step: m.value for m in logged} == pytest.approx({row["epoch"]: row[key] for row in history})
+
+
+def test_sigterm_ends_the_run_killed_keeps_the_checkpoint_and_says_how_to_resume(tmp_path, synthetic_root):
+    process = start(train_command(tmp_path, synthetic_root, "training.num_epochs=200"), tmp_path)
+    latest = tmp_path / "run" / "checkpoints" / "latest.pth"
+    wait_for(latest.exists, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert f"continue with: python -m mmbehave.train resume={latest}" in stderr and "Traceback" not in stderr
+    _, run = the_run(tmp_path)
+    assert run.info.status == "KILLED" and run.data.tags["killed_by"] == "SIGTERM"
+    load_checkpoint(latest)  # a whole file
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs: a real file system that fills up."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"mounting a tmpfs needs root (CAP_SYS_ADMIN): {result.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_leaves_no_temp_file(small_disk):
+    # Known to be too big: refused before writing anything.
+    with pytest.raises(StorageError, match=r"latest.pth: the disk is full .* needs about 8.0 MiB") as info:
+        save_checkpoint({"model": {"w": torch.zeros(2 << 20)}}, small_disk / "checkpoints" / "latest.pth")
+    assert "\n" not in str(info.value)
+    # Looks small (a few KiB of tensors) but its file is far larger (thousands of entries): fails while writing.
+    many = {"model": {f"t{i}": torch.zeros(1) for i in range(40000)}}
+    with pytest.raises(StorageError, match="the disk is full"):
+        save_checkpoint(many, small_disk / "checkpoints" / "latest.pth")
+    assert list((small_disk / "checkpoints").iterdir()) == [], "a temp file was left on the full disk"
+
+
+def test_a_killed_sweep_keeps_the_values_of_its_finished_trials(tmp_path, synthetic_root):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    command = [sys.executable, "-m", "mmbehave.train", "hparams_search=mbt", "debug=fast", f"data.root={synthetic_root}",
+               *TINY_SPLITS.split(), *QUICK, f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=4",
+               "hydra.sweeper.n_jobs=4", "fusion.num_heads=2", f"hydra.sweep.dir={tmp_path / 'first'}"]
+    process = start(command, tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    def two_trials_finished() -> bool:
+        experiment = client.get_experiment_by_name("debug")
+        return experiment is not None and len(client.search_runs(
+            [experiment.experiment_id], "attributes.status = 'FINISHED' and tags.optuna_trial != ''")) >= 2
+
+    wait_for(two_trials_finished, process, timeout=240)
+    os.killpg(process.pid, signal.SIGKILL)  # mid-batch: Optuna was told nothing yet
+    process.wait()
+    finished = {int(r.data.tags["optuna_trial"]): r.data.metrics["val/macro_f1"] for r in client.search_runs(
+        [client.get_experiment_by_name("debug").experiment_id], "attributes.status = 'FINISHED'") if "optuna_trial" in r.data.tags}
+
+    # The next sweep on the study cleans up after the killed one.
+    run_module("mmbehave.train", *command[3:-2], "hydra.sweeper.n_trials=1", "hydra.sweeper.n_jobs=1",
+               f"hydra.sweep.dir={tmp_path / 'second'}", tmp_path=tmp_path)
+    trials = optuna.load_study(study_name="mbt", storage=storage).trials
+    for number, value in finished.items():
+        assert trials[number].state == optuna.trial.TrialState.COMPLETE, number
+        assert trials[number].value == pytest.approx(value)
+    others = [t for t in trials[:4] if t.number not in finished]
+    assert others and all(t.state == optuna.trial.TrialState.FAIL for t in others)
