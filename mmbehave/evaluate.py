@@ -40,6 +40,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
         format_report,
         per_class_tables,
         predictions_table,
+        subset_metrics,
         summary_metrics,
         summary_table,
         write_csv,
@@ -85,7 +86,8 @@ def run_evaluation(cfg: DictConfig) -> dict:
     figures = attention_figures(trained, dataset, predictions, out_dir, int(cfg.attention.num_clips),
                                 int(cfg.attention.layer), cfg.device)
 
-    metrics = {**summary, **flat_drops(contributions)}
+    by_presence = subset_metrics(predictions, top_k)
+    metrics = {**summary, **by_presence, **flat_drops(contributions)}
     report = {
         "checkpoint": str(path), "split": split, "num_clips": len(predictions.clip_ids), "top_k": top_k,
         "modalities": list(trained.modalities), "quantization": trained.quantization,
@@ -101,6 +103,9 @@ def run_evaluation(cfg: DictConfig) -> dict:
         shown = contributions[contributions["metric"].isin(["accuracy", "macro-F1"])]
         print("Modality contributions (drop = all - without):")
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for name in sorted({key.split("/")[0] for key in by_presence}):
+        print(f"{split}/{name}/macro_f1 = {by_presence[f'{name}/macro_f1']:.4f} "
+              f"({int(by_presence[f'{name}/num_clips'])} clips)")
     print(f"\n{split}/macro_f1 = {summary['macro_f1']:.4f}   reports: {out_dir}")
     if cfg.mlflow.log and trained.mlflow_run_id:
         log_to_finished_run(tracking_uri, trained.mlflow_run_id, {f"{split}/{k}": v for k, v in metrics.items()},

@@ -63,7 +63,7 @@ def latency_ms(model, clips: list[dict], warmup: int) -> dict[str, float]:
         for index in range(warmup + len(batches)):
             inputs, present = batches[index % len(batches)]
             started = time.perf_counter()
-            model(**inputs, audio_present=present.get("audio"))
+            model(**inputs, **{f"{m}_present": flags for m, flags in present.items()})
             if index >= warmup:
                 timings.append((time.perf_counter() - started) * 1000)
     return {"latency_ms": float(np.median(timings)), "latency_ms_mean": float(np.mean(timings))}

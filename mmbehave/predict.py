@@ -5,12 +5,14 @@
 
     clip file(s) ─► preprocess_clip (the training preprocessing, with the settings stored in the checkpoint)
       ─► frames / 255, log-mel standardised with the training clips' mean and std   (as mmbehave.data.dataset)
-      ─► model ─► softmax per head ─► path, clip_id, has_audio, species, species_prob, behavior, behavior_prob,
-                                      species_top<k>, behavior_top<k>   ("name:prob|name:prob|...", best first)
+      ─► model ─► softmax per head ─► path, clip_id, has_video, has_audio, species, species_prob, behavior,
+                                      behavior_prob, species_top<k>, behavior_top<k> ("name:prob|...", best first),
+                                      warning (why a clip gave the model nothing to go on; usually empty)
 
-A folder is searched (recursively by default) for files with a video extension. A clip that cannot be decoded
-is reported on stderr and left out; the others are predicted. A clip without an audio track is predicted from
-its video alone (has_audio=false). Exit status: 0 written; 1 no clip could be read; 2 bad checkpoint or input.
+A folder is searched (recursively by default) for files with a video or audio extension. A clip that cannot be
+decoded is reported on stderr and left out; the others are predicted. A clip without an audio track is
+predicted from its video alone (has_audio=false), an audio file from its sound alone (has_video=false); a clip
+with none of the model's modalities is predicted from the model's biases, with a warning in its row. Exit status: 0 written; 1 no clip could be read; 2 bad checkpoint or input.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ class ClipInput:
     path: Path
     video: torch.Tensor   # (3, T, H, W) float in [0, 1]
     audio: torch.Tensor   # (1, n_mels, time) standardised log-mel
+    has_video: bool       # False for an audio file (a passive acoustic recorder's)
     has_audio: bool
 
 
 def find_clips(input_path: str, extensions: list[str], recursive: bool) -> list[Path]:
-    """The clip files named by ``input``: itself if a file, else the folder's files with a video extension."""
+    """The clip files named by ``input``: itself if a file, else the folder's files with a clip extension
+    (video, or audio: recorders without a camera)."""
     if not input_path:
         raise InputError("input= is required: a clip file or a folder of clips.")
     path = Path(input_path).expanduser()
@@ -64,10 +68,19 @@ def load_clip(path: Path, trained) -> ClipInput:
 
     from mmbehave.data.preprocessing import preprocess_clip
 
-    frames, mel, has_audio = preprocess_clip(path, None, trained.preprocess)
-    video = frames.permute(1, 0, 2, 3).float().div_(255.0)  # (T, C, H, W) uint8 → (C, T, H, W) in [0, 1]
-    audio = ((torch.from_numpy(mel).float() - trained.mel_mean) / trained.mel_std).unsqueeze(0)
-    return ClipInput(path, video, audio, has_audio)
+    clip = preprocess_clip(path, None, trained.preprocess)
+    video = clip.frames.permute(1, 0, 2, 3).float().div_(255.0)  # (T, C, H, W) uint8 → (C, T, H, W) in [0, 1]
+    audio = ((torch.from_numpy(clip.mel).float() - trained.mel_mean) / trained.mel_std).unsqueeze(0)
+    return ClipInput(path, video, audio, clip.has_video, clip.has_audio)
+
+
+def missing_input_warning(clip: ClipInput, modalities: tuple[str, ...]) -> str:
+    """Empty, or why the model has nothing to go on for this clip (then it answers from its biases alone)."""
+    has = {"video": clip.has_video, "audio": clip.has_audio}
+    if any(has[m] for m in modalities):
+        return ""
+    missing = " and ".join(f"no {m}" for m in modalities)
+    return f"{missing}: this {'+'.join(modalities)} model answers from its biases alone"
 
 
 def top_k_text(names: list[str], probs, k: int) -> str:
@@ -81,6 +94,7 @@ def predict_batch(trained, clips: list[ClipInput], top_k: int, device: str) -> l
     inputs = {}
     if "video" in trained.modalities:
         inputs["video"] = torch.stack([c.video for c in clips]).to(device)
+        inputs["video_present"] = torch.tensor([c.has_video for c in clips], device=device)
     if "audio" in trained.modalities:
         inputs["audio"] = torch.stack([c.audio for c in clips]).to(device)
         inputs["audio_present"] = torch.tensor([c.has_audio for c in clips], device=device)
@@ -91,13 +105,16 @@ def predict_batch(trained, clips: list[ClipInput], top_k: int, device: str) -> l
     names = {"species": trained.classes.species, "behavior": trained.classes.behaviors}
     rows = []
     for clip, head_probs in zip(clips, zip(species, behaviors)):
-        row = {"path": str(clip.path), "clip_id": clip.path.stem, "has_audio": clip.has_audio}
+        row = {"path": str(clip.path), "clip_id": clip.path.stem, "has_video": clip.has_video, "has_audio": clip.has_audio}
         for head, probs in zip(("species", "behavior"), head_probs):
             best = int(probs.argmax())
             row[head] = names[head][best]
             row[f"{head}_prob"] = round(float(probs[best]), 4)
         for head, probs in zip(("species", "behavior"), head_probs):
             row[f"{head}_top{top_k}"] = top_k_text(names[head], probs, top_k)
+        row["warning"] = missing_input_warning(clip, trained.modalities)
+        if row["warning"]:
+            log.warning("%s: %s", clip.path, row["warning"])
         rows.append(row)
     return rows
 

@@ -60,3 +60,14 @@ def trained_run(synthetic_root, tmp_path_factory) -> TrainedRun:
                f"hydra.run.dir={workdir / 'run'}", tmp_path=workdir)
     checkpoint = workdir / "run" / "checkpoints" / "best.pth"
     return TrainedRun(checkpoint, f"sqlite:///{workdir / 'mlflow.db'}", load_checkpoint(checkpoint)["mlflow_run_id"])
+
+
+@pytest.fixture(scope="session")
+def synthetic_missing_audio_root(synthetic_root, tmp_path_factory) -> Path:
+    """The session's tiny dataset with a quarter of its clips written without audio (the same videos)."""
+    from mmbehave.data.synthetic import ensure_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("synthetic_missing_audio")
+    cfg = compose_config([f"data.root={root}", "data.missing_audio=0.25", *TINY_SPLITS.split()])
+    ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
+    return root

@@ -37,11 +37,11 @@ def audio():
     return torch.randn(2, 1, 32, 40)
 
 
-def build(video_encoder, audio_encoder, **fusion_overrides) -> MultiModalClassifier:
+def build(video_encoder, audio_encoder, head_dropout: float = 0.1, **fusion_overrides) -> MultiModalClassifier:
     torch.manual_seed(0)
-    settings = dict(hidden_dim=16, num_layers=1, num_heads=2, num_bottlenecks=2, **fusion_overrides)
+    settings = dict(hidden_dim=16, num_layers=2, num_heads=2, num_bottlenecks=2, **fusion_overrides)
     fusion = functools.partial(MBTFusion, **settings)
-    return MultiModalClassifier(video_encoder, audio_encoder, fusion, SPECIES, BEHAVIORS).eval()
+    return MultiModalClassifier(video_encoder, audio_encoder, fusion, SPECIES, BEHAVIORS, head_dropout).eval()
 
 
 def test_video_and_audio(audio_encoder):
@@ -133,3 +133,42 @@ def test_model_config_instantiates_and_trains(options, modalities):
     for name, encoder in (("video", model.video_encoder), ("audio", model.audio_encoder)):
         if encoder is not None:
             assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters()), name
+
+
+def batchnorm_buffers(model) -> dict[str, torch.Tensor]:
+    return {name: buffer.clone() for name, buffer in model.named_buffers() if "running" in name}
+
+
+@pytest.mark.parametrize("absent", ["audio", "video"])
+def test_what_sits_in_an_absent_row_changes_nothing_else(absent):
+    """Train mode, as in training: a clip's missing modality (silence, black frames, or anything) must not move
+    the encoder's BatchNorm statistics nor the other clips' outputs."""
+    generator = torch.Generator().manual_seed(5)
+    inputs = {"video": torch.rand(4, 3, 4, 32, 32, generator=generator),
+              "audio": torch.randn(4, 1, 32, 40, generator=generator)}
+    present = torch.tensor([True, True, False, True])
+    placeholders = {"audio": torch.full((1, 32, 40), -7.0), "video": torch.zeros(3, 4, 32, 32)}
+
+    results = []
+    for filler in (placeholders[absent], 100 * torch.randn(placeholders[absent].shape, generator=generator)):
+        torch.manual_seed(0)  # the same weights both times
+        model = build(CNN3DEncoder(feature_dim=24, width=4), ResNetAudioEncoder(), dropout=0.0, head_dropout=0.0)
+        model.train()
+        batch = {k: v.clone() for k, v in inputs.items()}
+        batch[absent][2] = filler
+        output = model(**batch, **{f"{absent}_present": present})
+        results.append((output.species_logits.detach(), batchnorm_buffers(model)))
+    (logits_a, buffers_a), (logits_b, buffers_b) = results
+    kept = present.nonzero().squeeze(1)
+    torch.testing.assert_close(logits_a[kept], logits_b[kept], atol=1e-5, rtol=0)
+    for name in buffers_a:
+        torch.testing.assert_close(buffers_a[name], buffers_b[name], atol=1e-6, rtol=0, msg=name)
+
+
+def test_an_absent_modality_gets_no_gradient_from_absent_rows():
+    model = build(None, ResNetAudioEncoder(), dropout=0.0, head_dropout=0.0)
+    model.train()
+    audio_batch = torch.randn(3, 1, 32, 40, requires_grad=True)
+    output = model(audio=audio_batch, audio_present=torch.tensor([True, False, True]))
+    output.species_logits.sum().backward()
+    assert audio_batch.grad[1].abs().sum() == 0 and audio_batch.grad[0].abs().sum() > 0

@@ -13,7 +13,7 @@ from mmbehave.core.instantiate import build
 from mmbehave.core.paths import config_dir, project_root
 
 # Small sizes so that every option builds in well under a second.
-TINY = ["data.num_frames=4", "data.image_size=32", "fusion.hidden_dim=32", "fusion.num_layers=1"]
+TINY = ["data.num_frames=4", "data.image_size=32", "fusion.hidden_dim=32", "fusion.num_layers=2"]
 
 
 def group_options(group: str) -> list[str]:

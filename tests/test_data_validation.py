@@ -224,3 +224,22 @@ def test_processed_files_made_with_mixed_settings_are_refused(layout):
     manifest.loc[2, "fingerprint"] = "def456"
     manifest.to_csv(layout.manifest, index=False)
     expect_error(layout, "manifest.csv", "2 different settings", "abc123, def456")
+
+
+def test_clips_missing_a_modality_reach_the_batches_flagged(layout):
+    from mmbehave.data.dataset import collate
+    from mmbehave.training.data_setup import make_dataset
+
+    write_manifest(layout)
+    manifest = pd.read_csv(layout.manifest, dtype=str, keep_default_na=False)
+    manifest["has_video"] = "true"
+    manifest.loc[manifest["clip_id"] == "train1", ["status", "has_video"]] = ["no_video", "false"]
+    manifest.loc[manifest["clip_id"] == "train2", ["status", "has_audio"]] = ["no_audio", "false"]
+    manifest.to_csv(layout.manifest, index=False)
+    cfg = OmegaConf.merge(data_cfg(layout.root), {"n_fft": 512, "hop_length": 320, "clip_seconds": 1.0,
+                                                  "sample_rate": 16000, "frame_window": None})
+    prepared = prepare_data(cfg, BOTH)
+    dataset = make_dataset(prepared, "train", BOTH, prepared.classes)
+    batch = collate([dataset[i] for i in range(4)])
+    assert batch["video_present"].tolist() == [True, False, True, True]
+    assert batch["audio_present"].tolist() == [True, True, False, True]

@@ -129,3 +129,15 @@ def test_query_attention_reads_the_cls_row_and_the_bottleneck_rows():
 def test_pick_clips_shows_different_classes_first():
     assert pick_clips([2, 2, 0, 1, 0], 3) == [2, 3, 0]
     assert pick_clips([0, 0], 5) == [0, 1]
+
+
+def test_evaluate_scores_clips_without_audio_apart(tmp_path, trained_run, synthetic_missing_audio_root):
+    out = tmp_path / "report"
+    result = run_module("mmbehave.evaluate", f"checkpoint={trained_run.checkpoint}",
+                        f"data_root={synthetic_missing_audio_root}", f"output_dir={out}", "attention.num_clips=0",
+                        "modality_contributions=false", "mlflow.log=false", f"hydra.run.dir={tmp_path / 'run'}",
+                        tmp_path=tmp_path, env=trained_run.env)
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert metrics["clips_without_audio/num_clips"] == 5 and metrics["clips_with_audio/num_clips"] == 15
+    assert 0 <= metrics["clips_without_audio/macro_f1"] <= 1
+    assert "test/clips_without_audio/macro_f1 = " in result.stdout

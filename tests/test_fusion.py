@@ -43,11 +43,12 @@ def test_mbt_shapes_and_attention_layout():
 
 def test_audio_reaches_video_only_through_bottlenecks():
     x, changed = tokens(), tokens()
-    changed["audio"] = changed["audio"] + 1.0
+    changed["audio"] = tokens(seed=7)["audio"]  # other sounds (a constant shift would vanish in the input norm)
     with torch.no_grad():
         fused = mbt(num_bottlenecks=3)
         video_cls, _ = fused.modality_cls(x)
-        assert not torch.allclose(video_cls["video"], fused.modality_cls(changed)[0]["video"], atol=1e-4)
+        # Exact comparison: the video stream computes the same ops either way, so any change came from audio.
+        assert not torch.equal(video_cls["video"], fused.modality_cls(changed)[0]["video"])
 
         isolated = mbt(num_bottlenecks=0)
         video_cls, _ = isolated.modality_cls(x)
@@ -66,7 +67,7 @@ def test_sample_without_audio_is_the_video_only_model():
         # ... so its audio tokens, even garbage, cannot matter; sample 1's audio does.
         x["audio"][0] = float("nan")
         assert torch.allclose(model(x, present=present).pooled[0], pooled[0], atol=1e-6)
-        x["audio"][1] += 1.0
+        x["audio"][1] = tokens(seed=7)["audio"][1]  # other sounds (a constant shift would vanish in the input norm)
         assert not torch.allclose(model(x, present=present).pooled[1], pooled[1], atol=1e-4)
 
 
@@ -82,10 +83,10 @@ def test_single_modality_mbt_and_gradients():
     out = model({"audio": torch.randn(3, 4, 16)}, return_attention=True)
     assert out.pooled.shape == (3, 16) and list(out.attentions) == ["audio"]
 
-    model = MBTFusion(DIMS, hidden_dim=16, num_layers=1, num_heads=2, num_bottlenecks=2)
+    model = MBTFusion(DIMS, hidden_dim=16, num_layers=2, num_heads=2, num_bottlenecks=2)
     pooled = model(tokens()).pooled
     (pooled * torch.randn_like(pooled)).sum().backward()  # not pooled.sum(): a LayerNorm output sums to a constant
-    assert model.bottleneck.grad.abs().sum() > 0 and model.project["audio"].weight.grad.abs().sum() > 0
+    assert model.bottleneck.grad.abs().sum() > 0 and model.project["audio"][1].weight.grad.abs().sum() > 0
 
 
 def test_mbt_errors_name_the_keys():
@@ -123,3 +124,55 @@ def test_hydra_fusion_options_are_partials():
         model = factory(input_dims=DIMS)
         assert isinstance(model, kind) and model.hidden_dim == 128
         assert model(tokens()).pooled.shape == (2, 128)
+
+
+# ---- the exchange is real: no setting means "no fusion" without saying so ---------------------------------
+
+def video_cls_moves_with_audio(model: MBTFusion) -> bool:
+    with torch.no_grad():
+        before = model.modality_cls(tokens())[0]["video"]
+        after = model.modality_cls({**tokens(), "audio": tokens(seed=7)["audio"]})[0]["video"]
+    return not torch.equal(before, after)  # the video stream's own ops are identical: any change came from audio
+
+
+def swept_values(key: str) -> list[int]:
+    preset = OmegaConf.load(CONF / "hparams_search" / "mbt.yaml")
+    text = preset.hydra.sweeper.params[key]  # e.g. "choice(2, 3, 4)"
+    return [int(v) for v in text[text.index("(") + 1:-1].split(",")]
+
+
+@pytest.mark.parametrize("num_layers", swept_values("fusion.num_layers"))
+@pytest.mark.parametrize("num_bottlenecks", swept_values("fusion.num_bottlenecks"))
+def test_every_swept_setting_exchanges_between_the_modalities(num_layers, num_bottlenecks):
+    assert num_bottlenecks > 0
+    assert video_cls_moves_with_audio(mbt(num_layers=num_layers, num_bottlenecks=num_bottlenecks))
+
+
+def test_a_setting_that_cannot_exchange_is_refused_in_one_line():
+    from mmbehave.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fusion.num_layers=1 with fusion.fusion_layer=0 leaves 1 fusion layer") as info:
+        mbt(num_layers=1)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="leaves 1 fusion layer"):
+        mbt(num_layers=3, fusion_layer=2)
+    with pytest.raises(ConfigError, match="fusion.fusion_layer=3 must be in"):
+        mbt(num_layers=3, fusion_layer=3)
+    # Late fusion on purpose, or one modality: nothing to exchange, nothing refused.
+    assert not video_cls_moves_with_audio(mbt(num_layers=1, num_bottlenecks=0))
+    MBTFusion({"audio": 16}, hidden_dim=16, num_layers=1, num_heads=2, num_bottlenecks=2)
+
+
+def test_layers_before_the_fusion_layer_are_unimodal():
+    model = mbt(num_layers=3, fusion_layer=1)
+    out = model(tokens(), return_attention=True)
+    # layer 1 sees only [CLS; tokens]; layers 2 and 3 also the 3 bottlenecks
+    assert [a.shape[-1] for a in out.attentions["video"]] == [1 + 5, 1 + 5 + 3, 1 + 5 + 3]
+    assert video_cls_moves_with_audio(model)
+
+
+def test_incoming_tokens_are_normalised_per_modality():
+    model, x = mbt(), tokens()
+    rescaled = {"video": x["video"] * 40.0 + 3.0, "audio": x["audio"] * 0.1 - 1.0}
+    with torch.no_grad():
+        torch.testing.assert_close(model(rescaled).pooled, model(x).pooled, atol=2e-3, rtol=0)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from helpers import compose_config, run_module
+from media import MediaFormat, write_media
 
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.dataset import ClipDataset, collate
@@ -41,6 +43,8 @@ def test_predict_folder_predicts_readable_clips_and_reports_unreadable_ones(tmp_
     shutil.copy(synthetic_root / "raw" / "videos" / f"{TEST_CLIPS[2]}.mp4", clips / "site_b" / f"{TEST_CLIPS[2]}.MP4")
     frames = np.random.default_rng(0).integers(0, 255, (16, 64, 64, 3), dtype=np.uint8)
     write_clip(clips / "site_b" / "silent.mp4", frames, fps=16)  # no audio track
+    write_media(clips / "site_b" / "recorder", MediaFormat("wav", ".wav", video_codec=None, audio_codec="pcm_s16le",
+                                                          audio_format="s16"))  # an acoustic recorder: no video
     (clips / "broken.mp4").write_bytes(b"not a video at all")
     (clips / "notes.txt").write_text("not a clip, not looked at")
     output = tmp_path / "out" / "predictions.csv"
@@ -48,13 +52,16 @@ def test_predict_folder_predicts_readable_clips_and_reports_unreadable_ones(tmp_
     result = run_module("mmbehave.predict", f"checkpoint={trained_run.checkpoint}", f"input={clips}",
                         f"output={output}", "top_k=2", f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path)
     assert f"{clips / 'broken.mp4'}" in result.stderr and "could not be read" in result.stderr
-    assert "Predicted 4 clip(s)" in result.stdout
+    assert "Predicted 5 clip(s)" in result.stdout
 
-    table = pd.read_csv(output)
-    assert sorted(table["clip_id"]) == sorted([*TEST_CLIPS, "silent"])
-    assert set(table.columns) == {"path", "clip_id", "has_audio", "species", "species_prob", "behavior",
-                                  "behavior_prob", "species_top2", "behavior_top2"}
-    assert table.set_index("clip_id").loc["silent", "has_audio"] == False  # noqa: E712 (numpy bool)
+    table = pd.read_csv(output, keep_default_na=False)
+    assert sorted(table["clip_id"]) == sorted([*TEST_CLIPS, "silent", "recorder"])
+    assert list(table.columns) == ["path", "clip_id", "has_video", "has_audio", "species", "species_prob", "behavior",
+                                   "behavior_prob", "species_top2", "behavior_top2", "warning"]
+    by_clip = table.set_index("clip_id")
+    assert not by_clip.loc["silent", "has_audio"] and by_clip.loc["silent", "has_video"]
+    assert not by_clip.loc["recorder", "has_video"] and by_clip.loc["recorder", "has_audio"]
+    assert (table["warning"] == "").all()  # a video+audio model has something to go on for every clip
     first, second = table.loc[0, "species_top2"].split("|")
     assert first.split(":")[0] == table.loc[0, "species"] and float(second.split(":")[1]) <= table.loc[0, "species_prob"]
 
@@ -83,3 +90,13 @@ def test_predict_a_single_file_and_a_folder_of_only_unreadable_clips(tmp_path, t
     output, rows, failures = run_prediction(cfg)
     assert output is None and not (tmp_path / "none.csv").exists()
     assert [path.name for path, _ in failures] == ["a.mp4"]
+
+
+def test_a_clip_without_any_of_the_models_modalities_is_marked():
+    from mmbehave.predict import ClipInput, missing_input_warning
+
+    silent = ClipInput(Path("a.mp4"), torch.zeros(1), torch.zeros(1), has_video=True, has_audio=False)
+    assert missing_input_warning(silent, ("audio",)) == "no audio: this audio model answers from its biases alone"
+    assert missing_input_warning(silent, ("video", "audio")) == ""
+    recording = ClipInput(Path("b.wav"), torch.zeros(1), torch.zeros(1), has_video=False, has_audio=True)
+    assert "no video: this video model" in missing_input_warning(recording, ("video",))

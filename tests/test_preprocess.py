@@ -219,3 +219,24 @@ def test_cli_bad_metadata_exits_2_with_the_message(tmp_path):
                         tmp_path=tmp_path, env={"HF_HUB_OFFLINE": "1"}, timeout=120, check=False)
     assert result.returncode == 2
     assert "train.csv: metadata file not found" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("suffix, codec, sample_format", [(".wav", "pcm_s16le", "s16"), (".m4a", "aac", "fltp"),
+                                                          (".flac", "flac", "s16")])
+def test_an_audio_file_is_a_clip_without_video(tmp_path, suffix, codec, sample_format):
+    from media import MediaFormat, write_media
+
+    root = tmp_path / "recorders"
+    layout = DatasetLayout(root)
+    recording = write_media(layout.raw_dir / "audio" / "dawn_chorus",
+                            MediaFormat("recorder", suffix, video_codec=None, audio_codec=codec, audio_format=sample_format))
+    layout.metadata_dir.mkdir(parents=True)
+    pd.DataFrame([{"clip_id": "dawn", "species": "fox", "behavior": "calling",
+                   "video_path": str(recording.relative_to(layout.raw_dir))}]).to_csv(layout.metadata_csv("train"),
+                                                                                       index=False)
+    summary = preprocess_dataset(root, SETTINGS, num_workers=1, progress=False, splits=("train",))
+    assert (summary.no_video, summary.failed) == (1, []) and "1 without video" in summary.format()
+    row = _manifest(root).loc["dawn"]
+    assert (row["status"], row["has_video"], row["has_audio"]) == ("no_video", "false", "true")
+    assert torch.load(layout.video_frames("dawn"), weights_only=True).eq(0).all()  # black frames, the fixed shape
+    assert np.load(layout.mel_spectrogram("dawn")).std() > 1  # the recording's sound

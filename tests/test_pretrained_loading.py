@@ -180,3 +180,54 @@ def test_resnet_audio_missing_or_bad_weights(tmp_path):
         build_resnet18_audio_encoder(True, False, "raise", weights_path=str(wrong))
     with pytest.raises(ValueError, match="audio_encoder.on_load_failure"):
         build_resnet18_audio_encoder(True, False, "retry")
+
+
+def test_videomae_on_another_grid_keeps_the_checkpoints_space_time_layout(videomae_dir):
+    from transformers.models.videomae.modeling_videomae import (
+        get_sinusoid_encoding_table,
+    )
+
+    from mmbehave.models.video_encoders import token_grid
+
+    path, saved = videomae_dir  # trained for 8 frames of 32 px: a (4, 4, 4) grid of tubelets
+    encoder = build_videomae_encoder(model_name=str(path), pretrained=True, freeze_backbone=False,
+                                     on_load_failure="raise", num_frames=16, image_size=64).eval()
+    native = get_sinusoid_encoding_table(64, 32).reshape(4, 4, 4, 32)
+    resized = encoder.position_table.reshape(*token_grid(encoder.backbone.config), 32)
+    assert resized.shape == (8, 8, 8, 32)
+    for corner in [(0, 0, 0), (0, 0, -1), (0, -1, 0), (-1, 0, 0), (-1, -1, -1)]:
+        torch.testing.assert_close(resized[corner], native[corner])  # the same place and time as in the checkpoint
+    # VideoMAE's own table for the new grid would put the first token of the second frame row elsewhere.
+    flat = get_sinusoid_encoding_table(512, 32).reshape(8, 8, 8, 32)
+    assert not torch.allclose(flat[0, 0, -1], native[0, 0, -1])
+
+    # The positions travel with the weights: a model rebuilt from config (as evaluate and predict do) uses them.
+    video = torch.rand(1, 3, 16, 64, 64)
+    with torch.no_grad():
+        expected = encoder(video)
+        rebuilt = build_videomae_encoder(model_name=None, pretrained=False, freeze_backbone=False,
+                                         on_load_failure="raise", num_frames=16, image_size=64, patch_size=8,
+                                         hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+        rebuilt.load_state_dict(encoder.state_dict())
+        torch.testing.assert_close(rebuilt.eval()(video), expected)
+    same_grid = build_videomae_encoder(model_name=str(path), pretrained=True, freeze_backbone=False,
+                                       on_load_failure="raise", num_frames=8, image_size=32)
+    assert "position_table" not in same_grid.state_dict()  # nothing to resize: VideoMAE's own table
+
+
+def test_freezing_is_refused_where_it_would_freeze_random_weights(tmp_path):
+    from helpers import compose_config
+
+    from mmbehave.core.config_checks import check_config
+    from mmbehave.core.errors import ConfigError
+
+    for group in ("video_encoder", "audio_encoder"):
+        with pytest.raises(ConfigError, match=f"{group}.freeze_backbone=true with {group}.pretrained=false"):
+            check_config(compose_config([f"{group}.freeze_backbone=true"]))
+    # Pretrained asked for, but the weights cannot be had: no silent fallback to frozen random features.
+    with pytest.raises(PretrainedWeightsError, match="freeze_backbone=true needs these weights"):
+        build_videomae_encoder(model_name=MISSING, pretrained=True, freeze_backbone=True, on_load_failure="fallback",
+                               num_frames=4, image_size=32)
+    with pytest.raises(PretrainedWeightsError, match="freeze_backbone=true needs these weights"):
+        build_resnet18_audio_encoder(pretrained=True, freeze_backbone=True, on_load_failure="fallback",
+                                     weights_path=str(tmp_path / "missing.pth"))

@@ -66,11 +66,11 @@ def test_a_resume_that_cannot_continue_is_refused_before_touching_the_run(tmp_pa
     run_dir = tmp_path / "run"
     client, before = the_run(tmp_path)
     files_before = sorted(p.name for p in run_dir.iterdir())
-    result = train(tmp_path, synthetic_root, "training.num_epochs=3", "fusion.num_layers=2", "fusion.num_bottlenecks=2",
+    result = train(tmp_path, synthetic_root, "training.num_epochs=3", "fusion.num_layers=3", "fusion.num_bottlenecks=2",
                    f"resume={run_dir / 'checkpoints' / 'latest.pth'}", check=False, run="resumed")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "this config cannot continue that run" in result.stderr
-    assert "model.fusion.num_layers: 1 -> 2" in result.stderr and "model.fusion.num_bottlenecks: 4 -> 2" in result.stderr
+    assert "model.fusion.num_layers: 2 -> 3" in result.stderr and "model.fusion.num_bottlenecks: 4 -> 2" in result.stderr
     _, after = the_run(tmp_path)
     assert after.info.status == "FINISHED" and "failure_reason" not in after.data.tags
     assert sorted(p.name for p in run_dir.iterdir()) == files_before, "the refused resume wrote into the run folder"

@@ -134,3 +134,27 @@ def test_ensure_reuses_a_finished_dataset_and_regenerates_on_new_settings(synthe
     ensure_synthetic_dataset(changed, num_workers=1, progress=False)
     assert json.loads((DatasetLayout(small).raw_dir / SETTINGS_FILE).read_text()) == generator_settings(changed)
     assert len(pd.read_csv(DatasetLayout(small).manifest)) == 8
+
+
+def test_a_share_of_clips_is_written_without_audio_with_the_same_videos(synthetic_root, synthetic_missing_audio_root):
+    full, partial = DatasetLayout(synthetic_root), DatasetLayout(synthetic_missing_audio_root)
+    manifest = pd.read_csv(partial.manifest, dtype=str, keep_default_na=False)
+    for split, count in (("train", 40), ("val", 20), ("test", 20)):
+        rows = manifest[manifest["split"] == split]
+        assert (rows["status"] == "no_audio").sum() == count // 4, split
+        assert set(rows.loc[rows["status"] == "no_audio", "has_audio"]) == {"false"}
+    assert pd.read_csv(partial.metadata_csv("test")).equals(pd.read_csv(full.metadata_csv("test")))  # same labels
+    silent = manifest.loc[manifest["status"] == "no_audio", "clip_id"].iloc[0]
+    frames_full = torch.load(full.video_frames(silent), weights_only=True).float()
+    frames_partial = torch.load(partial.video_frames(silent), weights_only=True).float()
+    assert (frames_full - frames_partial).abs().mean() < 3  # the same scene (codec noise aside)
+    assert np.load(partial.mel_spectrogram(silent)).std() == 0 and np.load(full.mel_spectrogram(silent)).std() > 1
+
+
+def test_the_share_names_its_own_dataset_folder():
+    assert compose_config().data.root.endswith("/data/synthetic/seed_0")
+    assert compose_config(["data.seed=1", "data.missing_audio=0.3"]).data.root.endswith("/seed_1_missing_audio_30")
+    with pytest.raises(Exception, match="data.missing_audio=1.5 must be a share in"):
+        from mmbehave.data.synthetic import clips_without_audio
+
+        clips_without_audio({"seed": 0, "missing_audio": 1.5}, 0, 10)

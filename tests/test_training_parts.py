@@ -83,3 +83,83 @@ def test_augmentation_changes_training_items_only(tmp_path):
     for item in items:  # jitter repeats edge frames, never wraps: frame values stay in order
         per_frame = item["video"][0, :, 0, 0]
         assert torch.all(per_frame[1:] >= per_frame[:-1])
+
+
+@pytest.mark.parametrize("targets, predictions, num_classes", [
+    ([0, 0, 1, 1], [0, 2, 1, 1], 3),          # class 2 predicted but absent from the targets
+    ([0, 1, 1, 1], [0, 1, 1, 0], 4),          # class 2 and 3 neither true nor predicted
+    ([2, 2, 2], [0, 1, 2], 3),                # one true class, two false alarms
+])
+def test_macro_f1_averages_over_true_and_predicted_classes_as_scikit_learn(targets, predictions, num_classes):
+    _, macro_f1 = accuracy_and_macro_f1(confusion_matrix(np.array(targets), np.array(predictions), num_classes))
+    assert macro_f1 == pytest.approx(f1_score(targets, predictions, average="macro", zero_division=0))
+
+
+def test_weight_decay_reaches_weight_matrices_only():
+    from helpers import compose_config
+
+    from mmbehave.core.instantiate import build
+    from mmbehave.training.parts import parameter_groups
+
+    cfg = compose_config(["data.num_frames=4", "data.image_size=32", "fusion.hidden_dim=32"])
+    model = build(cfg.model, num_species=3, num_behaviors=4)
+    decay, no_decay = parameter_groups(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    exempt = {names[id(p)] for p in no_decay["params"]}
+    assert decayed | exempt == {n for n, p in model.named_parameters() if p.requires_grad} and not decayed & exempt
+    assert no_decay["weight_decay"] == 0.0 and "weight_decay" not in decay  # the optimizer's own value
+    for name in ("fusion.bottleneck", "fusion.cls_token.video", "fusion.position_embedding.audio",
+                 "species_head.1.bias", "fusion.final_norm.weight", "audio_encoder.backbone.bn1.weight"):
+        assert name in exempt, name
+    for name in ("species_head.1.weight", "fusion.project.video.1.weight", "audio_encoder.backbone.conv1.weight"):
+        assert name in decayed, name
+    optimizer = build(cfg.optimizer)(params=parameter_groups(model))
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [cfg.optimizer.weight_decay, 0.0]
+
+
+class TinyClassifier(torch.nn.Module):
+    """Just enough of MultiModalClassifier's interface for the loop: no dropout, no BatchNorm."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.species, self.behavior = torch.nn.Linear(6, 3), torch.nn.Linear(6, 4)
+
+    def forward(self, audio, **_):
+        from mmbehave.models.classifier import ClassifierOutput
+
+        features = audio.flatten(1)
+        return ClassifierOutput(self.species(features), self.behavior(features), features)
+
+
+def batches(sizes: list[int]) -> list[dict]:
+    generator = torch.Generator().manual_seed(3)
+    out = []
+    for size in sizes:
+        out.append({"audio": torch.randn(size, 1, 2, 3, generator=generator),
+                    "species": torch.randint(0, 3, (size,), generator=generator),
+                    "behavior": torch.randint(0, 4, (size,), generator=generator)})
+    return out
+
+
+def merged(groups: list[list[dict]]) -> list[dict]:
+    return [{key: torch.cat([b[key] for b in group]) for key in group[0]} for group in groups]
+
+
+def trained_weights(loader: list[dict], accum: int) -> torch.Tensor:
+    from mmbehave.training.loop import StepSettings, train_one_epoch
+
+    model = TinyClassifier()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    train_one_epoch(model, loader, loss_fn=MultiTaskLoss(), optimizer=optimizer, scheduler=scheduler,
+                    step=StepSettings(device=torch.device("cpu"), grad_accum_steps=accum), epoch=0)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("accum, count", [(2, 4), (2, 5), (3, 7)])
+def test_accumulating_n_batches_is_one_batch_n_times_as_large_including_the_last_group(accum, count):
+    small = batches([4] * count)
+    groups = [small[i:i + accum] for i in range(0, count, accum)]  # the last group is shorter when count % accum
+    torch.testing.assert_close(trained_weights(small, accum), trained_weights(merged(groups), 1), atol=1e-6, rtol=1e-5)

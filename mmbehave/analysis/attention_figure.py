@@ -146,7 +146,7 @@ def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, 
     items = [dataset[i] for i in indices]
     inputs, present = model_inputs(collate(items), torch.device(device))
     with torch.no_grad():
-        output = trained.model(**inputs, audio_present=present.get("audio"), return_attention=True)
+        output = trained.model(**inputs, **{f"{m}_present": f for m, f in present.items()}, return_attention=True)
     video_shape = tuple(items[0]["video"].shape) if "video" in items[0] else None
     mel_shape = tuple(items[0]["audio"].shape[1:]) if "audio" in items[0] else None
     layers = len(next(iter(output.attentions.values())))

@@ -5,8 +5,8 @@
                                │                        support per class
                                └─► top-k accuracy: the true class among the k most probable
 
-Macro-F1 averages over the classes present in the targets, as during training, so ``test/macro_f1`` and
-``val/macro_f1`` mean the same thing.
+Macro-F1 averages over the classes in the targets or the predictions (as scikit-learn does), as during
+training, so ``test/macro_f1`` and ``val/macro_f1`` mean the same thing.
 """
 
 from __future__ import annotations
@@ -60,6 +60,21 @@ def summary_metrics(predictions: SplitPredictions, top_k: int, variant: str = FU
         for key, value in head_summary(predictions.targets[head], predictions.probs[variant][head], top_k).items():
             flat[f"{head}_{key}"] = value
     flat["macro_f1"] = (flat["species_macro_f1"] + flat["behavior_macro_f1"]) / 2
+    return flat
+
+
+def subset_metrics(predictions: SplitPredictions, top_k: int) -> dict[str, float]:
+    """Summary metrics on the clips that lack a modality and on those that have it, when a split has both kinds:
+    {"clips_without_audio/macro_f1": ..., "clips_with_audio/macro_f1": ..., ...}. This is where fusion has to
+    prove itself on camera-trap data, where most clips have no sound."""
+    flat: dict[str, float] = {}
+    for modality, has in predictions.present.items():
+        if has.all() or not has.any():
+            continue
+        for name, rows in ((f"clips_without_{modality}", ~has), (f"clips_with_{modality}", has)):
+            summary = summary_metrics(predictions.subset(rows), top_k)
+            flat.update({f"{name}/{key}": value for key, value in summary.items()})
+            flat[f"{name}/num_clips"] = float(rows.sum())
     return flat
 
 

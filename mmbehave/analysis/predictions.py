@@ -11,7 +11,7 @@ the number of variants. A clip that has no audio track keeps ``audio_present=Fal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,15 +38,25 @@ class SplitPredictions:
     clip_ids: list[str]
     targets: dict[str, np.ndarray]
     probs: dict[str, dict[str, np.ndarray]]
+    present: dict[str, np.ndarray] = field(default_factory=dict)  # {modality: (N,) bool}: the clip has it
+
+    def subset(self, rows: np.ndarray) -> SplitPredictions:
+        """The same predictions for the clips selected by the (N,) bool mask ``rows``."""
+        return SplitPredictions(
+            clip_ids=[c for c, keep in zip(self.clip_ids, rows) if keep],
+            targets={head: values[rows] for head, values in self.targets.items()},
+            probs={v: {head: values[rows] for head, values in heads.items()} for v, heads in self.probs.items()},
+            present={m: flags[rows] for m, flags in self.present.items()},
+        )
 
     def predicted(self, head: str, variant: str = FULL) -> np.ndarray:
         return self.probs[variant][head].argmax(axis=1)
 
 
 def model_inputs(batch: dict, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(encoder inputs {video, audio}, presence flags {audio: (B,) bool}) from a collated batch."""
+    """(encoder inputs {video, audio}, presence flags {modality: (B,) bool}) from a collated batch."""
     inputs = {m: batch[m].to(device) for m in ("video", "audio") if m in batch}
-    present = {"audio": batch["audio_present"].to(device)} if "audio_present" in batch else {}
+    present = {m: batch[f"{m}_present"].to(device) for m in ("video", "audio") if f"{m}_present" in batch}
     return inputs, present
 
 
@@ -62,9 +72,10 @@ def predict_split(model: nn.Module, loader, device: str | torch.device = "cpu", 
     clip_ids: list[str] = []
     targets: dict[str, list] = {head: [] for head in HEADS}
     probs: dict[str, dict[str, list]] = {v: {head: [] for head in HEADS} for v in variants}
+    flags: dict[str, list] = {"video": [], "audio": []}
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
         inputs, present = model_inputs(batch, device)
-        tokens = model.encode(**inputs)
+        tokens = model.encode(**inputs, present=present)
         for variant, kept in variants.items():
             kept_tokens = {m: tokens[m] for m in kept if m in tokens}
             kept_present = {m: flags for m, flags in present.items() if m in kept_tokens} or None
@@ -75,8 +86,12 @@ def predict_split(model: nn.Module, loader, device: str | torch.device = "cpu", 
         clip_ids.extend(batch["clip_id"])
         for head in HEADS:
             targets[head].append(batch[head].numpy())
+        for modality in flags:
+            if f"{modality}_present" in batch:
+                flags[modality].append(batch[f"{modality}_present"].numpy())
     return SplitPredictions(
         clip_ids=clip_ids,
         targets={head: np.concatenate(values) for head, values in targets.items()},
         probs={v: {head: np.concatenate(values) for head, values in heads.items()} for v, heads in probs.items()},
+        present={m: np.concatenate(values) for m, values in flags.items() if values},
     )

@@ -34,6 +34,20 @@ def _within(key: str, value, low, high, hint: str = "") -> None:
         raise ConfigError(f"{key}={value} must be in [{low}, {high}]{hint}.")
 
 
+def check_mbt_exchange(num_layers: int, fusion_layer: int, num_bottlenecks: int, modalities: int = 2) -> None:
+    """ConfigError unless MBT's bottlenecks can carry one modality's information to the other's CLS token:
+    what a modality writes into them in one layer is read by the other in the next, so two fusion layers are
+    needed. (mmbehave.models.mbt builds on this rule too.)"""
+    if not 0 <= fusion_layer < num_layers:
+        raise ConfigError(f"fusion.fusion_layer={fusion_layer} must be in [0, fusion.num_layers={num_layers}): the "
+                          "layers before it are unimodal, the ones from it on exchange through the bottlenecks.")
+    if modalities > 1 and num_bottlenecks > 0 and num_layers - fusion_layer < 2:
+        raise ConfigError(f"fusion.num_layers={num_layers} with fusion.fusion_layer={fusion_layer} leaves "
+                          f"{num_layers - fusion_layer} fusion layer(s), which exchange nothing: a bottleneck written "
+                          "in one layer is read in the next. Raise fusion.num_layers (or lower fusion.fusion_layer), "
+                          "or ask for late fusion with fusion.num_bottlenecks=0.")
+
+
 def check_config(cfg: DictConfig) -> RunSettings:
     """Raise ConfigError for the first value that cannot work; else the typed settings."""
     settings = read_settings(cfg)
@@ -42,6 +56,13 @@ def check_config(cfg: DictConfig) -> RunSettings:
     fusion = cfg.fusion
     if "num_heads" in fusion and fusion.hidden_dim % fusion.num_heads:
         raise ConfigError(f"fusion.hidden_dim={fusion.hidden_dim} is not divisible by fusion.num_heads={fusion.num_heads}.")
+    if "fusion_layer" in fusion:
+        check_mbt_exchange(fusion.num_layers, fusion.fusion_layer, fusion.num_bottlenecks, len(configured_modalities(cfg)))
+    for group in ("video_encoder", "audio_encoder"):
+        encoder = cfg[group]
+        if encoder.get("freeze_backbone") and "pretrained" in encoder and not encoder.pretrained:
+            raise ConfigError(f"{group}.freeze_backbone=true with {group}.pretrained=false would train on fixed random "
+                              f"features; set {group}.pretrained=true (with its weights at hand) or leave it unfrozen.")
     video = cfg.video_encoder
     if "hidden_size" in video and "num_heads" in video and not video.get("pretrained") and video.hidden_size % video.num_heads:
         raise ConfigError(f"video_encoder.hidden_size={video.hidden_size} is not divisible by video_encoder.num_heads={video.num_heads}.")

@@ -124,6 +124,12 @@ def read_video_frames(path: str | os.PathLike, num_frames: int, image_size: int,
     return torch.stack([decoded[pts] for pts in picks])
 
 
+def has_video_stream(path: str | os.PathLike) -> bool:
+    """Whether the file has a video stream (an audio recorder's .wav / .m4a / .flac has none)."""
+    with _open(Path(path)) as container:
+        return bool(container.streams.video)
+
+
 def _open(path: Path):
     if not path.is_file():
         raise ClipReadError(path, "file not found")

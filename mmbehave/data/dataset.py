@@ -59,6 +59,7 @@ class ClipDataset(Dataset):
         mel_std: float,
         has_audio: dict[str, bool] | None = None,
         augmentation: Augmentation | None = None,
+        has_video: dict[str, bool] | None = None,
     ) -> None:
         self.layout = layout
         self.clip_ids = table["clip_id"].tolist()
@@ -67,6 +68,7 @@ class ClipDataset(Dataset):
         self.modalities = modalities
         self.mel_mean, self.mel_std = mel_mean, mel_std
         self.has_audio = has_audio or {}
+        self.has_video = has_video or {}
         self.augmentation = augmentation or Augmentation()
 
     def __len__(self) -> int:
@@ -75,11 +77,13 @@ class ClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         clip_id = self.clip_ids[index]
         item = {"clip_id": clip_id, "species": self.species[index], "behavior": self.behaviors[index]}
+        # Both flags, whatever the model uses: evaluation scores clips without audio apart, video-only models too.
+        item["video_present"] = bool(self.has_video.get(clip_id, True))
+        item["audio_present"] = bool(self.has_audio.get(clip_id, True))
         if "video" in self.modalities:
             item["video"] = self._video(clip_id)
         if "audio" in self.modalities:
             item["audio"] = self._audio(clip_id)
-            item["audio_present"] = bool(self.has_audio.get(clip_id, True))
         return item
 
     def _video(self, clip_id: str) -> torch.Tensor:
@@ -120,9 +124,9 @@ def collate(items: list[dict]) -> dict:
         "species": torch.tensor([it["species"] for it in items], dtype=torch.long),
         "behavior": torch.tensor([it["behavior"] for it in items], dtype=torch.long),
     }
-    if "video" in items[0]:
-        batch["video"] = torch.stack([it["video"] for it in items])
-    if "audio" in items[0]:
-        batch["audio"] = torch.stack([it["audio"] for it in items])
-        batch["audio_present"] = torch.tensor([it["audio_present"] for it in items], dtype=torch.bool)
+    for modality in ("video", "audio"):
+        if modality in items[0]:
+            batch[modality] = torch.stack([it[modality] for it in items])
+        if f"{modality}_present" in items[0]:
+            batch[f"{modality}_present"] = torch.tensor([it[f"{modality}_present"] for it in items], dtype=torch.bool)
     return batch

@@ -8,6 +8,7 @@
     --> processed/manifest.csv: one row per clip with its status and the settings that made its files
 
 Statuses: ``ok``; ``no_audio`` (no audio track: a silent spectrogram is written and has_audio is false);
+``no_video`` (an audio file, from a passive acoustic recorder: black frames are written, has_video is false);
 ``failed: <reason naming the file>`` (nothing written for the clip; the other clips go on).
 Re-running skips clips whose files exist and whose manifest row has the current settings fingerprint and
 the same source paths; changing any setting re-processes everything. Every file is written atomically, and
@@ -24,7 +25,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ from tqdm import tqdm
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import ClipReadError, DataError
 from mmbehave.core.progress import show_progress
-from mmbehave.data.clip_io import read_audio, read_video_frames
+from mmbehave.data.clip_io import has_video_stream, read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.mel import log_mel_spectrogram
 from mmbehave.data.metadata import REQUIRED_COLUMNS, read_metadata
@@ -43,11 +44,11 @@ log = logging.getLogger(__name__)
 
 # Bump when the same settings would produce different files (a code change), so old outputs are redone.
 PREPROCESS_VERSION = 1
-DONE_STATUSES = ("ok", "no_audio")
+DONE_STATUSES = ("ok", "no_audio", "no_video")
 SOURCE_COLUMNS = ("video_path", "audio_path")  # relative to raw/; audio_path empty = the video's own track
 SETTINGS_COLUMNS = ("num_frames", "image_size", "frame_window", "sample_rate", "clip_seconds", "n_mels",
                     "n_fft", "hop_length")
-MANIFEST_COLUMNS = (*REQUIRED_COLUMNS, "split", "status", "has_audio", *SOURCE_COLUMNS, *SETTINGS_COLUMNS,
+MANIFEST_COLUMNS = (*REQUIRED_COLUMNS, "split", "status", "has_audio", "has_video", *SOURCE_COLUMNS, *SETTINGS_COLUMNS,
                     "fingerprint")
 
 
@@ -111,6 +112,7 @@ class PreprocessSummary:
 
     ok: int = 0
     no_audio: int = 0
+    no_video: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     manifest: Path | None = None
@@ -120,16 +122,19 @@ class PreprocessSummary:
             self.ok += 1
         elif status == "no_audio":
             self.no_audio += 1
+        elif status == "no_video":
+            self.no_video += 1
         else:
             self.failed.append((clip_id, status.removeprefix("failed: ")))
 
     @property
     def total(self) -> int:
-        return self.ok + self.no_audio + self.skipped + len(self.failed)
+        return self.ok + self.no_audio + self.no_video + self.skipped + len(self.failed)
 
     def format(self) -> str:
-        lines = [f"{self.total} clips: {self.ok} ok, {self.no_audio} without audio (silent "
-                 f"spectrogram), {self.skipped} already up to date, {len(self.failed)} failed."]
+        lines = [f"{self.total} clips: {self.ok} ok, {self.no_audio} without audio (silent spectrogram), "
+                 f"{self.no_video} without video (audio files), {self.skipped} already up to date, "
+                 f"{len(self.failed)} failed."]
         # A systematic failure (wrong folder, missing codec) fails every clip: show a screenful, not thousands.
         lines += [f"  FAILED {clip_id}: {reason}" for clip_id, reason in self.failed[:FAILURES_SHOWN]]
         if len(self.failed) > FAILURES_SHOWN:
@@ -148,38 +153,56 @@ class _ClipJob:
     mel_out: Path
 
 
-def preprocess_clip(video: Path, audio: Path | None,
-                    settings: PreprocessSettings) -> tuple[torch.Tensor, np.ndarray, bool]:
-    """One raw clip -> model inputs: (frames uint8 (num_frames, 3, image_size, image_size),
-    log-mel float32 (n_mels, 1 + samples // hop_length), has_audio).
+class ProcessedClip(NamedTuple):
+    frames: torch.Tensor   # uint8 (num_frames, 3, image_size, image_size); black if the file has no video
+    mel: np.ndarray        # float32 (n_mels, 1 + samples // hop_length); silence if the clip has no audio
+    has_video: bool
+    has_audio: bool
 
-    ``audio`` is a separate audio file, or None for the video's own track; a video without one gets the
-    spectrogram of silence and has_audio False. Raises ``ClipReadError`` for files that cannot be decoded.
+    @property
+    def status(self) -> str:
+        return "ok" if self.has_video and self.has_audio else ("no_video" if self.has_audio else "no_audio")
+
+
+def preprocess_clip(video: Path, audio: Path | None, settings: PreprocessSettings) -> ProcessedClip:
+    """One raw clip -> model inputs, with which modalities it really has.
+
+    ``video`` is the clip's media file: a video, or an audio file (a passive acoustic recorder's), which
+    gets black frames and has_video False. ``audio`` is a separate audio file, or None for the media file's
+    own track; a clip without one gets the spectrogram of silence and has_audio False. Every clip gets the
+    same shapes. Raises ``ClipReadError`` for files that cannot be decoded, or that hold neither modality.
     """
-    frames = read_video_frames(video, settings.num_frames, settings.image_size, settings.frame_window)
+    has_video = has_video_stream(video)
+    if has_video:
+        frames = read_video_frames(video, settings.num_frames, settings.image_size, settings.frame_window)
+    else:
+        frames = torch.zeros(settings.num_frames, 3, settings.image_size, settings.image_size, dtype=torch.uint8)
     waveform = read_audio(audio or video, settings.sample_rate, settings.clip_seconds)
     if waveform is None and audio is not None:
         raise ClipReadError(audio, "no audio stream (this is the clip's audio_path)")
     has_audio = waveform is not None
-    if waveform is None:  # every clip gets the same spectrogram shape
+    if not has_video and not has_audio:
+        raise ClipReadError(video, "neither a video nor an audio stream")
+    if waveform is None:
         waveform = np.zeros(int(round(settings.sample_rate * settings.clip_seconds)), np.float32)
     mel = log_mel_spectrogram(waveform, settings.sample_rate, settings.n_mels, settings.n_fft, settings.hop_length)
-    return frames, mel, has_audio
+    return ProcessedClip(frames, mel, has_video, has_audio)
 
 
-def _process_clip(job: _ClipJob, settings: PreprocessSettings) -> tuple[str, str, bool]:
-    """Preprocess one clip and write its two files. Returns (clip_id, status, has_audio); never raises for bad input."""
+def _process_clip(job: _ClipJob, settings: PreprocessSettings) -> tuple[str, str, bool, bool]:
+    """Preprocess one clip and write its two files. Returns (clip_id, status, has_audio, has_video); never
+    raises for bad input."""
     try:
-        frames, mel, has_audio = preprocess_clip(job.video, job.audio, settings)
+        clip = preprocess_clip(job.video, job.audio, settings)
     except ClipReadError as error:
-        return job.clip_id, _failed(job, str(error)), False
+        return job.clip_id, _failed(job, str(error)), False, False
     except Exception as error:  # one odd file must not stop the dataset: record it and go on
-        return job.clip_id, _failed(job, f"{job.video}: {type(error).__name__}: {error}"), False
+        return job.clip_id, _failed(job, f"{job.video}: {type(error).__name__}: {error}"), False, False
     with atomic_path(job.frames_out) as tmp:
-        torch.save(frames, tmp)
+        torch.save(clip.frames, tmp)
     with atomic_path(job.mel_out) as tmp:
-        np.save(tmp, mel)
-    return job.clip_id, "ok" if has_audio else "no_audio", has_audio
+        np.save(tmp, clip.mel)
+    return job.clip_id, clip.status, clip.has_audio, clip.has_video
 
 
 def _failed(job: _ClipJob, reason: str) -> str:
@@ -217,7 +240,7 @@ def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_worke
             row, job = _plan_clip(layout, split, record, fixed)
             old = previous.get(job.clip_id)
             if old is not None and _up_to_date(old, row, job):
-                row.update(status=old["status"], has_audio=old["has_audio"])
+                row.update(status=old["status"], has_audio=old["has_audio"], has_video=old.get("has_video", "true"))
                 summary.skipped += 1
             else:
                 jobs.append(job)
@@ -225,8 +248,8 @@ def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_worke
     log.info("%s: %d clips, %d to process, %d up to date (settings fingerprint %s)", layout.root, len(rows),
              len(jobs), summary.skipped, fixed["fingerprint"])
 
-    def record_result(clip_id: str, status: str, has_audio: bool) -> None:
-        rows[clip_id].update(status=status, has_audio=str(has_audio).lower())
+    def record_result(clip_id: str, status: str, has_audio: bool, has_video: bool) -> None:
+        rows[clip_id].update(status=status, has_audio=str(has_audio).lower(), has_video=str(has_video).lower())
         summary.add(clip_id, status)
 
     try:
@@ -293,8 +316,8 @@ def _write_manifest(layout: DatasetLayout, rows: list[dict[str, str]]) -> None:
 
 
 def _run(jobs: list[_ClipJob], settings: PreprocessSettings, num_workers: int, progress: bool,
-         on_result: Callable[[str, str, bool], None]) -> None:
-    """Run the jobs inline or in ``num_workers`` processes, reporting each (clip_id, status, has_audio)."""
+         on_result: Callable[[str, str, bool, bool], None]) -> None:
+    """Run the jobs inline or in ``num_workers`` processes, reporting each (clip_id, status, has_audio, has_video)."""
     show = show_progress(progress)  # no bar in logs and CI
     with tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not show) as bar:
         if num_workers <= 1 or len(jobs) <= 1:
@@ -313,7 +336,7 @@ def _run(jobs: list[_ClipJob], settings: PreprocessSettings, num_workers: int, p
                 except Exception as error:  # a worker died (say, a decoder crash): record it, go on
                     # Its files are left alone: the crash need not be this clip's fault.
                     reason = f"{job.video}: worker process failed ({type(error).__name__}: {error})"
-                    result = (job.clip_id, "failed: " + " ".join(reason.split()), False)
+                    result = (job.clip_id, "failed: " + " ".join(reason.split()), False, False)
                 on_result(*result)
                 bar.update()
         finally:

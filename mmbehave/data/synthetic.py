@@ -45,7 +45,22 @@ SETTINGS_FILE = "synthetic.json"
 
 def generator_settings(data_cfg: DictConfig) -> dict:
     container = OmegaConf.to_container(data_cfg, resolve=True)
-    return {key: container[key] for key in GENERATOR_KEYS}
+    settings = {key: container[key] for key in GENERATOR_KEYS}
+    # Recorded only when set, so that datasets generated before the setting existed stay valid.
+    if container.get("missing_audio"):
+        settings["missing_audio"] = float(container["missing_audio"])
+    return settings
+
+
+def clips_without_audio(settings: dict, split_index: int, count: int) -> set[int]:
+    """Which clips of a split are written without an audio track: ``missing_audio`` of them, seeded."""
+    share = float(settings.get("missing_audio", 0.0))
+    if not 0.0 <= share <= 1.0:
+        from mmbehave.core.errors import ConfigError
+
+        raise ConfigError(f"data.missing_audio={share} must be a share in [0, 1] of the clips written without audio.")
+    chosen = np.random.default_rng([settings["seed"], split_index, 1]).permutation(count)[:round(share * count)]
+    return {int(i) for i in chosen}
 
 
 def clip_plan(settings: dict) -> dict[str, pd.DataFrame]:
@@ -65,22 +80,25 @@ def clip_plan(settings: dict) -> dict[str, pd.DataFrame]:
 
 
 def _write_one(job: tuple) -> None:
-    path, species, behavior, rng_key, settings = job
+    path, species, behavior, rng_key, settings, with_audio = job
     fps, seconds = int(settings["fps"]), float(settings["clip_seconds"])
     size = SceneSize(num_frames=max(2, int(round(fps * seconds))), frame_size=int(settings["raw_frame_size"]),
                      sample_rate=int(settings["raw_sample_rate"]), clip_seconds=seconds)
     rng = np.random.default_rng(rng_key)  # one stream per clip: the same clip whatever the worker count
     frames = render_video(rng, species, behavior, size)
     audio = render_audio(rng, species, behavior, size)
-    write_clip(path, frames, fps=fps, audio=audio, sample_rate=size.sample_rate)
+    # The sound is still rendered when it is left out, so that the clip's random stream (and its video) is the
+    # same at every missing_audio share.
+    write_clip(path, frames, fps=fps, audio=audio if with_audio else None, sample_rate=size.sample_rate)
 
 
 def generate_raw(root: Path, settings: dict, num_workers: int = 2, progress: bool = True) -> None:
     """Write ``raw/videos/*.mp4``, ``raw/metadata/*.csv`` and the settings file (last: it marks completion)."""
     layout = DatasetLayout(root)
     plan = clip_plan(settings)
+    silent = {split: clips_without_audio(settings, split_index, len(plan[split])) for split_index, split in enumerate(SPLITS)}
     jobs = [(layout.raw_dir / layout.default_video_path(row.clip_id), row.species, row.behavior,
-             [settings["seed"], split_index, index], settings)
+             [settings["seed"], split_index, index], settings, index not in silent[split])
             for split_index, split in enumerate(SPLITS) for index, row in enumerate(plan[split].itertuples())]
     executor = ProcessPoolExecutor(num_workers) if num_workers > 1 else None
     mapper = executor.map(_write_one, jobs, chunksize=16) if executor else map(_write_one, jobs)

@@ -37,7 +37,7 @@ def manifest_settings(layout: DatasetLayout, manifest: pd.DataFrame | None) -> d
     caller, and these values are what checkpoints store for prediction."""
     if manifest is None or "fingerprint" not in manifest.columns or "status" not in manifest.columns:
         return None
-    done = manifest[manifest["status"].isin(("ok", "no_audio"))]
+    done = manifest[manifest["status"].isin(("ok", "no_audio", "no_video"))]
     if done.empty:
         return None
     fingerprints = sorted(set(done["fingerprint"]))
@@ -58,11 +58,13 @@ def manifest_settings(layout: DatasetLayout, manifest: pd.DataFrame | None) -> d
     return values
 
 
-def audio_flags(manifest: pd.DataFrame | None) -> dict[str, bool]:
-    """clip_id -> whether the clip has a real audio track (clips without one train as missing audio)."""
-    if manifest is None or "has_audio" not in manifest.columns:
+def modality_flags(manifest: pd.DataFrame | None, modality: str) -> dict[str, bool]:
+    """clip_id -> whether the clip really has ``modality`` (``video`` / ``audio``): clips without a track train
+    with that modality missing. Clips the manifest does not list have both."""
+    column = f"has_{modality}"
+    if manifest is None or column not in manifest.columns:
         return {}
-    return dict(zip(manifest["clip_id"], manifest["has_audio"].str.lower().eq("true")))
+    return dict(zip(manifest["clip_id"], manifest[column].str.lower().ne("false")))
 
 
 def check_processed_clips(

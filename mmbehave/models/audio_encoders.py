@@ -127,8 +127,11 @@ def build_resnet18_audio_encoder(
         encoder = ResNetAudioEncoder(state_dict, freeze_backbone=freeze_backbone)
     except (PretrainedWeightsError, RuntimeError) as err:  # RuntimeError: keys / shapes do not fit ResNet18
         reason = one_line(err)
-        if on_load_failure == "raise":
-            raise PretrainedWeightsError(_load_failure_advice(weights_path, reason)) from err
+        if on_load_failure == "raise" or freeze_backbone:  # a frozen stand-in would be fixed random features
+            raise PretrainedWeightsError(_load_failure_advice(weights_path, reason)
+                                         + (" (audio_encoder.freeze_backbone=true needs these weights: a frozen "
+                                            "random ResNet18 would give fixed random features.)" if freeze_backbone
+                                            else "")) from err
         encoder = ResNetAudioEncoder(None, freeze_backbone=freeze_backbone)
         encoder.fallback_reason = f"resnet18 ImageNet weights could not be loaded ({reason}); using random init"
         announce_fallback(

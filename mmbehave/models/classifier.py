@@ -85,14 +85,33 @@ class MultiModalClassifier(nn.Module):
             if getattr(encoder, "fallback_reason", None)
         }
 
-    def encode(self, video: torch.Tensor | None = None, audio: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode(self, video: torch.Tensor | None = None, audio: torch.Tensor | None = None,
+               present: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Tokens {modality: (B, N_m, D_m)} for each modality the model has and was given.
 
+        present: {modality: (B,) bool}, False where a sample lacks that modality. Only the samples that have a
+        modality go through its encoder: a placeholder (the silence of a clip without audio) must not shift
+        BatchNorm statistics or take part in the gradient. Absent samples get zero tokens, which the fusion
+        ignores; a modality absent from the whole batch gets one zero token per sample, and no encoder runs.
         Inputs for a modality the model was built without are ignored (an ablated run reads the same
         batches as a full one). ValueError if none of the model's modalities was given.
         """
         inputs = {"video": video, "audio": audio}
-        tokens = {m: encoder(inputs[m]) for m, encoder in self._encoders().items() if inputs[m] is not None}
+        present = present or {}
+        tokens = {}
+        for modality, encoder in self._encoders().items():
+            x, mask = inputs[modality], present.get(modality)
+            if x is None:
+                continue
+            if mask is None or bool(mask.all()):
+                tokens[modality] = encoder(x)
+            elif not bool(mask.any()):
+                tokens[modality] = x.new_zeros(x.shape[0], 1, int(encoder.output_dim))
+            else:
+                rows = mask.nonzero().squeeze(1)
+                encoded = encoder(x.index_select(0, rows))
+                zeros = encoded.new_zeros(x.shape[0], *encoded.shape[1:])
+                tokens[modality] = zeros.index_copy(0, rows, encoded)
         if not tokens:
             raise ValueError(f"this {self.modalities} model got no input for any of its modalities")
         return tokens
@@ -129,7 +148,7 @@ class MultiModalClassifier(nn.Module):
         video+audio model runs video only). *_present: (B,) bool, False for samples lacking that
         modality (e.g. a clip without an audio track); default all True.
         """
-        tokens = self.encode(video, audio)
         flags = {"video": video_present, "audio": audio_present}
+        tokens = self.encode(video, audio, present={m: f for m, f in flags.items() if f is not None})
         present = {m: flags[m] for m in tokens if flags[m] is not None}
         return self.classify_tokens(tokens, present or None, return_attention)

@@ -1,15 +1,15 @@
 """MBT: audio-visual fusion through a few shared bottleneck tokens.
 
 Nagrani et al., "Attention Bottlenecks for Multimodal Fusion", NeurIPS 2021
-(reference: google-research/scenic, projects/mbt/model.py). Every layer fuses (the paper's fusion
-layer L_f = 0): the encoders before this module already are the unimodal layers.
+(reference: google-research/scenic, projects/mbt/model.py). Fields follow the paper: L = num_layers,
+L_f = fusion_layer, B = num_bottlenecks.
 
     video tokens (B, N_v, D_v)                  audio tokens (B, N_a, D_a)
-      │ Linear → hidden, + learned positions      │ Linear → hidden, + learned positions
+      │ LayerNorm, Linear → hidden, + positions   │ LayerNorm, Linear → hidden, + positions
       ▼                                           ▼
     [CLS_v; video]                              [CLS_a; audio]           z⁰: B learned bottleneck tokens
-      │                                           │
-      │   layer l = 1 .. L:                       │
+      │   layers 1 .. L_f: each modality alone (unimodal)
+      │   layers L_f+1 .. L:                      │
       │   [CLS_v; video; zˡ⁻¹] ─► video block     │   [CLS_a; audio; zˡ⁻¹] ─► audio block
       │            └──── z_v ────┐                │            └──── z_a ────┐
       │                          ▼                ▼                          ▼
@@ -24,9 +24,15 @@ Each modality has its own pre-LN transformer block per layer and never attends t
 tokens: all cross-modal information squeezes through the B bottleneck tokens, which is what makes
 fusion cheap and forces each modality to pass on only what the other lacks.
 
-With B = 0 there is no exchange at all (late fusion of the CLS tokens). With one modality the
-bottlenecks exchange nothing and the model is a plain transformer over that modality (its
-sequence still carries the B learned tokens, as registers). This makes "modality missing for one
+What audio writes into the bottlenecks in layer l is read by video in layer l + 1, so the exchange needs
+two fusion layers: L - L_f >= 2 (as in scenic, where the last layer's bottleneck update reaches nothing).
+``check_mbt_exchange`` refuses a setting with less, so that no value means "no fusion" silently; B = 0 is the
+explicit way to ask for none (late fusion of the CLS tokens). Incoming tokens are layer-normalised per
+modality before the projection: encoders hand over tokens on very different scales (VideoMAE's last
+hidden state is not normalised when its checkpoint pools by mean), and one must not drown the other.
+
+With one modality the bottlenecks exchange nothing and the model is a plain transformer over that modality
+(its sequence still carries the B learned tokens, as registers). This makes "modality missing for one
 sample" (`present[m][b] = False`) and "modality missing from the batch" the same computation.
 """
 
@@ -36,6 +42,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from mmbehave.core.config_checks import check_mbt_exchange
 
 
 @dataclass
@@ -130,7 +138,8 @@ class MBTFusion(nn.Module):
     """Multimodal bottleneck transformer over per-modality token sequences.
 
     input_dims: token width per modality, e.g. {"video": 768, "audio": 512} (order = modality order).
-    hidden_dim: model width D. num_layers: L fusion layers. num_heads: attention heads per block.
+    hidden_dim: model width D. num_layers: L layers per modality stream. num_heads: attention heads per block.
+    fusion_layer: L_f, the first layer that shares bottlenecks (0: every layer; the ones before are unimodal).
     num_bottlenecks: B, bottleneck tokens shared between modalities (0: no exchange, late fusion).
     dropout: in attention, after attention and in the MLP. mlp_ratio: MLP width / D.
     max_tokens: longest token sequence per modality (size of the learned position table).
@@ -146,8 +155,10 @@ class MBTFusion(nn.Module):
         dropout: float = 0.1,
         mlp_ratio: float = 4.0,
         max_tokens: int = 2048,
+        fusion_layer: int = 0,
     ):
         super().__init__()
+        check_mbt_exchange(num_layers, fusion_layer, num_bottlenecks, len(input_dims))
         if hidden_dim % num_heads != 0:
             raise ValueError(
                 f"fusion.hidden_dim={hidden_dim} is not divisible by fusion.num_heads={num_heads}; "
@@ -159,8 +170,10 @@ class MBTFusion(nn.Module):
         self.hidden_dim = hidden_dim
         self.num_bottlenecks = num_bottlenecks
         self.max_tokens = max_tokens
+        self.fusion_layer = fusion_layer
 
-        self.project = nn.ModuleDict({m: nn.Linear(d, hidden_dim) for m, d in self.input_dims.items()})
+        self.project = nn.ModuleDict(
+            {m: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden_dim)) for m, d in self.input_dims.items()})
         # BERT-style init (normal, std 0.02) for positions and bottlenecks, as scenic; CLS starts at zero.
         self.position_embedding = nn.ParameterDict(
             {m: nn.Parameter(torch.randn(1, max_tokens, hidden_dim) * 0.02) for m in self.input_dims}
@@ -204,7 +217,13 @@ class MBTFusion(nn.Module):
         b = self.num_bottlenecks
         attentions: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
 
-        for blocks in self.layers:
+        for index, blocks in enumerate(self.layers):
+            if index < self.fusion_layer:  # unimodal layer: each modality over its own tokens only
+                for m in modalities:
+                    sequences[m], weights = blocks[m](sequences[m], need_weights=return_attention)
+                    if return_attention:
+                        attentions[m].append(weights)
+                continue
             updated_bottlenecks = []
             for m in modalities:
                 out, weights = blocks[m](torch.cat([sequences[m], z], dim=1), need_weights=return_attention)

@@ -53,11 +53,34 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
+def token_grid(config: VideoMAEConfig) -> tuple[int, int, int]:
+    """(time, height, width) of a VideoMAE's tubelet grid: its tokens are this grid flattened, time slowest."""
+    height, width = _pair(config.image_size)
+    patch_h, patch_w = _pair(config.patch_size)
+    return config.num_frames // config.tubelet_size, height // patch_h, width // patch_w
+
+
+def positions_on_grid(native: tuple[int, int, int], grid: tuple[int, int, int], hidden_size: int) -> torch.Tensor:
+    """The checkpoint's fixed sinusoidal positions, laid out on its (t, h, w) grid and resized trilinearly to
+    ``grid``: (1, t'·h'·w', hidden). VideoMAE's own table is 1-D over the flattened grid, so recomputing it for
+    another grid would give a token at (t, h, w) the position of some other place and time."""
+    from transformers.models.videomae.modeling_videomae import (
+        get_sinusoid_encoding_table,
+    )
+
+    table = get_sinusoid_encoding_table(native[0] * native[1] * native[2], hidden_size).float()
+    volume = table.reshape(1, *native, hidden_size).permute(0, 4, 1, 2, 3)  # (1, D, t, h, w)
+    resized = torch.nn.functional.interpolate(volume, size=grid, mode="trilinear", align_corners=True)
+    return resized.permute(0, 2, 3, 4, 1).reshape(1, -1, hidden_size)
+
+
 class VideoMAEEncoder(nn.Module):
     """Video (B, 3, T, H, W) in [0, 1] → tokens (B, N, hidden_size) from a `VideoMAEModel`.
 
     T, H, W must equal the config's num_frames and image_size (ValueError otherwise).
     `freeze_backbone=True` stops gradients into the transformer (a linear-probe-style run).
+    `position_table`: positions resized from a pretrained checkpoint's grid (``positions_on_grid``), kept as a
+    buffer so that checkpoints carry them (VideoMAE itself recomputes its table from the config at build).
     """
 
     def __init__(
@@ -66,17 +89,29 @@ class VideoMAEEncoder(nn.Module):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         freeze_backbone: bool = False,
+        position_table: torch.Tensor | None = None,
     ):
         super().__init__()
         self.backbone = backbone
         self.normalize = VideoNormalize(mean, std)
         self.output_dim: int = backbone.config.hidden_size
         self.fallback_reason: str | None = None
+        if position_table is not None:
+            self.register_buffer("position_table", position_table)
         if freeze_backbone:
             self.backbone.requires_grad_(False)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint trained on a resized grid carries its positions: adopt them when rebuilding from config.
+        key = prefix + "position_table"
+        if key in state_dict and "position_table" not in self._buffers:
+            self.register_buffer("position_table", torch.empty_like(state_dict[key]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_video_shape(x)
+        if "position_table" in self._buffers:
+            self.backbone.embeddings.position_embeddings = self.position_table
         config = self.backbone.config
         expected = (config.num_frames, *_pair(config.image_size))
         if tuple(x.shape[2:]) != expected:
@@ -167,8 +202,11 @@ def build_videomae_encoder(
             VideoMAEModel.from_pretrained, model_name, num_frames=num_frames, image_size=image_size
         )
     except PretrainedWeightsError as err:
-        if on_load_failure == "raise":
-            raise PretrainedWeightsError(_load_failure_advice(model_name, str(err))) from err
+        if on_load_failure == "raise" or freeze_backbone:  # a frozen stand-in would be fixed random features
+            raise PretrainedWeightsError(_load_failure_advice(model_name, str(err))
+                                         + (" (video_encoder.freeze_backbone=true needs these weights: a frozen "
+                                            "stand-in would train on fixed random features.)" if freeze_backbone
+                                            else "")) from err
         encoder = CNN3DEncoder(feature_dim=fallback_feature_dim)
         encoder.fallback_reason = f"videomae '{model_name}' could not be loaded ({err}); using cnn3d"
         announce_fallback(
@@ -182,5 +220,12 @@ def build_videomae_encoder(
         logger.info("No processor config for '%s'; normalising with ImageNet mean / std", model_name)
         statistics = (list(IMAGENET_MEAN), list(IMAGENET_STD))
     mean, std = statistics
+    native = token_grid(load_hf_pretrained(VideoMAEConfig.from_pretrained, model_name))
+    grid = token_grid(backbone.config)
+    positions = None
+    if grid != native:
+        logger.info("VideoMAE '%s' was trained on a %s token grid (time, height, width); its positions are resized "
+                    "in 3-D to this run's %s", model_name, native, grid)
+        positions = positions_on_grid(native, grid, backbone.config.hidden_size)
     logger.info("Loaded VideoMAE '%s' (%d frames of %s px)", model_name, num_frames, image_size)
-    return VideoMAEEncoder(backbone, mean=mean, std=std, freeze_backbone=freeze_backbone)
+    return VideoMAEEncoder(backbone, mean=mean, std=std, freeze_backbone=freeze_backbone, position_table=positions)

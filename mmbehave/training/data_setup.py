@@ -27,9 +27,9 @@ from mmbehave.data.metadata import (
 )
 from mmbehave.data.preprocessing import SETTINGS_COLUMNS
 from mmbehave.data.validation import (
-    audio_flags,
     check_processed_clips,
     manifest_settings,
+    modality_flags,
     read_manifest,
 )
 
@@ -43,6 +43,7 @@ class PreparedData:
     tables: dict
     classes: ClassLists
     has_audio: dict[str, bool]
+    has_video: dict[str, bool] = field(default_factory=dict)
     preprocess: dict = field(default_factory=dict)  # how the files were made (manifest, else config): for checkpoints
     mel_mean: float = 0.0
     mel_std: float = 1.0
@@ -100,8 +101,8 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("tra
         check_settings_match_files(data_cfg, recorded, layout.manifest)
     check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, int(data_cfg.num_frames),
                           int(data_cfg.image_size), int(data_cfg.n_mels), progress=show_progress(), manifest=manifest)
-    prepared = PreparedData(layout, tables, class_lists(tables), audio_flags(manifest),
-                            preprocess=recorded or preprocess_settings(data_cfg))
+    prepared = PreparedData(layout, tables, class_lists(tables), modality_flags(manifest, "audio"),
+                            modality_flags(manifest, "video"), preprocess=recorded or preprocess_settings(data_cfg))
     if mel_stats:
         prepared.mel_mean, prepared.mel_std = mel_stats["mel_mean"], mel_stats["mel_std"]
     elif "audio" in modalities:
@@ -113,7 +114,7 @@ def make_dataset(prepared: PreparedData, split: str, modalities: tuple[str, ...]
                  augment_cfg: DictConfig | None = None) -> ClipDataset:
     augmentation = Augmentation.from_config(augment_cfg) if augment_cfg is not None else None
     return ClipDataset(prepared.layout, prepared.tables[split], classes, modalities, prepared.mel_mean,
-                       prepared.mel_std, prepared.has_audio, augmentation)
+                       prepared.mel_std, prepared.has_audio, augmentation, prepared.has_video)
 
 
 def make_loader(dataset, batch_size: int, *, num_workers: int = 0, pin_memory: bool = False, shuffle: bool = False,
@@ -130,8 +131,9 @@ def split_dataset(trained, split: str, data_root: str | None = None) -> ClipData
     if split not in SPLITS:
         raise ConfigError(f"split={split} is not one of {', '.join(SPLITS)}.")
     data_cfg = OmegaConf.create(OmegaConf.to_container(trained.config.data, resolve=True))
-    if data_root:
+    if data_root:  # an existing dataset, preprocessed alike: never (re)generated with the training's settings
         data_cfg.root = str(Path(data_root).expanduser().resolve())
+        data_cfg.prepare = None
     # The training path: the synthetic benchmark is regenerated if this machine lacks it, labels are checked
     # over every split, and only this split's files are read.
     prepared = prepare_data(data_cfg, trained.modalities, splits=(split,),

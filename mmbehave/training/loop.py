@@ -1,7 +1,7 @@
 """One training epoch and one evaluation pass.
 
-    batch --to(device)--> model (autocast) --> logits --> MultiTaskLoss --/grad_accum_steps--> backward
-          every grad_accum_steps batches: unscale -> clip -> optimizer.step -> scheduler.step
+    batch --to(device)--> model (autocast) --> logits --> MultiTaskLoss --/size of its accumulation group--> backward
+          every grad_accum_steps batches (and after the last): unscale -> clip -> optimizer.step -> scheduler.step
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class StepSettings:
 
 def model_inputs(batch: dict, device: torch.device) -> dict:
     """The model's keyword arguments from a collated batch (absent modalities stay absent)."""
-    keys = ("video", "audio", "audio_present")
+    keys = ("video", "audio", "video_present", "audio_present")
     return {k: batch[k].to(device, non_blocking=True) for k in keys if k in batch}
 
 
@@ -70,7 +70,10 @@ def train_one_epoch(model: nn.Module, loader, *, loss_fn: nn.Module, optimizer, 
         if not math.isfinite(value):
             raise TrainingDiverged(f"loss is {value} at epoch {epoch + 1}, batch {index + 1}: "
                                    "lower optimizer.lr, keep training.grad_clip_norm on, or use hardware.precision=fp32.")
-        (scaler.scale(loss) if scaler else loss).div(accum).backward()
+        # Each batch's share of its accumulation group: the epoch's last group may be shorter than accum, and
+        # dividing it by accum would make that optimizer step smaller than the others.
+        group_start = index - index % accum
+        (scaler.scale(loss) if scaler else loss).div(min(accum, num_batches - group_start)).backward()
         last_batch = index + 1 == num_batches
         if (index + 1) % accum == 0 or last_batch:
             if scaler:

@@ -25,10 +25,12 @@ def per_class_scores(matrix: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def accuracy_and_macro_f1(matrix: np.ndarray) -> tuple[float, float]:
-    """Accuracy, and F1 averaged over the classes present in the targets (absent classes would be 0 by fiat)."""
+    """Accuracy, and F1 averaged over the classes that occur in the targets or the predictions, as scikit-learn
+    does: a class predicted but absent from the targets counts (with F1 0) — leaving it out would reward the
+    false alarms; a class neither true nor predicted says nothing and is left out."""
     total = matrix.sum()
     accuracy = float(np.trace(matrix) / total) if total else 0.0
     scores = per_class_scores(matrix)
-    present = scores["support"] > 0
-    macro_f1 = float(scores["f1"][present].mean()) if present.any() else 0.0
+    occurs = (scores["support"] > 0) | (matrix.sum(axis=0) > 0)
+    macro_f1 = float(scores["f1"][occurs].mean()) if occurs.any() else 0.0
     return accuracy, macro_f1

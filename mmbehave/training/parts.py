@@ -43,6 +43,23 @@ class TrainingParts:
     fusion_params: float                    # the fusion module's size, a metric for multi-objective sweeps
 
 
+# Parameters that are not weight matrices by role, though some are 2-D or 3-D tensors: tokens and positions.
+NO_DECAY_NAMES = ("cls_token", "bottleneck", "position_embedding", "position_embeddings")
+
+
+def parameter_groups(model: nn.Module) -> list[dict]:
+    """The trainable parameters in two optimizer groups: weight matrices and convolution kernels decay (the
+    optimizer's ``weight_decay``); biases, norms, CLS, bottleneck and position parameters do not (decaying
+    them only pulls learned offsets and tokens towards zero: the usual rule for transformers)."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        exempt = parameter.ndim < 2 or any(part in NO_DECAY_NAMES for part in name.split("."))
+        (no_decay if exempt else decay).append(parameter)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
                 modalities: tuple[str, ...]) -> TrainingParts:
     training, hardware = settings.training, settings.hardware
@@ -52,11 +69,10 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     # ---- model and optimizer
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = build(cfg.model, num_species=len(classes.species), num_behaviors=len(classes.behaviors)).to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
     # Constant over epochs, logged with them so that optimized_metric can name it (hparams_search=mbt_pareto).
     fusion_params = float(sum(p.numel() for p in model.fusion.parameters()))
     log.info("Instantiating optimizer <%s>", cfg.optimizer._target_)
-    optimizer = build(cfg.optimizer)(params=trainable)
+    optimizer = build(cfg.optimizer)(params=parameter_groups(model))
 
     # ---- data loaders
     generator = torch.Generator()
