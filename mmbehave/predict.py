@@ -9,6 +9,9 @@
                                       behavior_prob, species_top<k>, behavior_top<k> ("name:prob|...", best first),
                                       warning (why a clip gave the model nothing to go on; usually empty)
 
+With ``format=camtrap_dp`` the output is a Camtrap DP 1.0 package instead (a folder: observations.csv with one
+row per clip, media.csv, deployments.csv, datapackage.json; see ``mmbehave/data/camtrap_dp_export.py``).
+
 A folder is searched (recursively by default) for files with a video or audio extension. A clip that cannot be
 decoded is reported on stderr and left out; the others are predicted. A clip without an audio track is
 predicted from its video alone (has_audio=false), an audio file from its sound alone (has_video=false); a clip
@@ -26,12 +29,13 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from mmbehave.core.cli import command
-from mmbehave.core.errors import InputError
+from mmbehave.core.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("mmbehave.predict")
+FORMATS = ("csv", "camtrap_dp")
 
 
 @dataclass
@@ -120,7 +124,7 @@ def predict_batch(trained, clips: list[ClipInput], top_k: int, device: str) -> l
 
 
 def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple[Path, str]]]:
-    """Returns (the CSV written or None, its rows, [(unreadable clip, reason)])."""
+    """Returns (the CSV or Camtrap DP folder written, or None; its rows; [(unreadable clip, reason)])."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -131,6 +135,14 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     from mmbehave.training.trained_model import checkpoint_path, load_trained_model
 
     clips = find_clips(cfg.input, list(cfg.extensions), bool(cfg.recursive))
+    output_format = str(cfg.get("format") or "csv")
+    if output_format not in FORMATS:
+        raise ConfigError(f"format={output_format}: use {' or '.join(FORMATS)}.")
+    camtrap = None
+    if output_format == "camtrap_dp":  # checked before any clip is read: a wrong package= fails at once
+        from mmbehave.data.camtrap_dp_export import CamtrapExport
+
+        camtrap = CamtrapExport.prepare(cfg.input, cfg.get("package"))
     path = checkpoint_path(cfg.checkpoint, cfg.run_id, resolve_tracking_uri(cfg.mlflow.tracking_uri))
     trained = load_trained_model(path, cfg.device)
     top_k = max(1, int(cfg.top_k))
@@ -156,7 +168,13 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
         rows += predict_batch(trained, pending, top_k, cfg.device)
     if not rows:
         return None, rows, failures
-    output = Path(cfg.output).expanduser()
+    default = "camtrap_dp" if camtrap else "predictions.csv"
+    output = Path(cfg.output).expanduser() if cfg.output else Path(cfg.paths.output_dir) / default
+    if camtrap:
+        from mmbehave import __version__
+
+        camtrap.write(output, rows, classified_by=f"mmbehave {__version__} {trained.mlflow_run_id or 'no-mlflow-run'}")
+        return output, rows, failures
     with atomic_path(output) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     return output, rows, failures

@@ -9,8 +9,9 @@ from mmbehave.benchmark import run_benchmark
 
 def test_benchmark_reports_speed_memory_and_sizes_for_the_configured_model():
     cfg = compose_config(["benchmark.steps=1", "benchmark.warmup_steps=0", "benchmark.batch_size=2",
-                          "audio_encoder=none", "fusion.hidden_dim=32"], config_name="benchmark")
-    result = run_benchmark(cfg)
+                          "audio_encoder=none", "fusion.hidden_dim=32", "benchmark.measure=[model]"],
+                         config_name="benchmark")
+    result = run_benchmark(cfg)["model"]
     assert result["modalities"] == "video"
     assert result["batch_size"] == 2
     assert result["train_clips_per_s"] > 0 and result["infer_ms_per_clip"] > 0

@@ -243,3 +243,12 @@ def test_clips_missing_a_modality_reach_the_batches_flagged(layout):
     batch = collate([dataset[i] for i in range(4)])
     assert batch["video_present"].tolist() == [True, False, True, True]
     assert batch["audio_present"].tolist() == [True, True, False, True]
+
+
+def test_files_that_passed_are_not_reread_until_they_change(layout):
+    prepare_data(data_cfg(layout.root), BOTH)
+    assert (layout.processed_dir / ".checked.json").is_file()
+    bad = np.zeros((8, 11), dtype=np.float32)
+    bad[0, 0] = np.nan
+    np.save(layout.mel_spectrogram("val1"), bad)  # a file changed since: checked again, and caught
+    expect_error(layout, "val1.npy", "NaN")

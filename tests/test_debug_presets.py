@@ -49,11 +49,12 @@ def test_profile_writes_a_trace_of_a_few_steps_and_logs_it(tmp_path, synthetic_r
 
 
 def test_early_stopping_ends_the_run_when_the_monitor_stalls(tmp_path, synthetic_root):
-    # A learning rate too small to change anything: val/macro_f1 never beats epoch 1.
-    train(tmp_path, synthetic_root, "debug=fast", "training.num_epochs=6", "optimizer.lr=1e-12",
-          "training.early_stopping_patience=2", "training.limit_train_batches=1", "training.limit_val_batches=1")
+    # A monitor that cannot improve: the learning rate only decays after epoch 1 (cosine, no warm-up).
+    train(tmp_path, synthetic_root, "debug=fast", "training.num_epochs=6", "training.monitor=train/lr",
+          "training.monitor_mode=max", "training.early_stopping_patience=2", "training.limit_train_batches=1",
+          "training.limit_val_batches=1")
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
-    assert checkpoint["epoch"] == 2 and checkpoint["monitor"] == {"metric": "val/macro_f1", "mode": "max"}
+    assert checkpoint["epoch"] == 2 and checkpoint["monitor"] == {"metric": "train/lr", "mode": "max"}
     _, runs = debug_runs(tmp_path)
     assert runs[0].data.tags["early_stopped_at_epoch"] == "3"
 

@@ -126,3 +126,12 @@ def test_hydra_audio_encoder_options():
     # keys a preset merges into the group (debug=fast sets encoder sizes) must not break the ablation
     cfg = OmegaConf.merge(OmegaConf.load(CONF / "audio_encoder" / "none.yaml"), {"hidden_size": 32})
     assert instantiate(cfg, _execution_whitelist_=TRUSTED) is None
+
+
+def test_videomae_tokens_are_normalised_when_the_checkpoint_has_no_final_norm():
+    mean_pooling = tiny_videomae()  # VideoMAE's default: pools by mean, so its model has no final layernorm
+    assert mean_pooling.backbone.layernorm is None
+    with torch.no_grad():
+        tokens = mean_pooling(torch.rand(2, 3, 4, 32, 32))
+    torch.testing.assert_close(tokens.mean(-1), torch.zeros(tokens.shape[:2]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(tokens.std(-1, unbiased=False), torch.ones(tokens.shape[:2]), atol=1e-3, rtol=0)

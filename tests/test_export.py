@@ -32,7 +32,8 @@ def test_export_writes_safe_fp32_and_int8_models_and_compares_them(tmp_path, tra
     report = json.loads((out / "export_report.json").read_text())
     fp32, int8 = report["models"]
     assert (fp32["model"], int8["model"]) == ("fp32", "int8")
-    assert int8["size_mb"] < fp32["size_mb"] < report["source_size_mb"]  # no optimizer state; int8 Linear weights
+    # best.pth already holds no optimizer state, so the fp32 export is its size; int8 Linear weights are smaller.
+    assert int8["size_mb"] < fp32["size_mb"] <= report["source_size_mb"] * 1.01
     for row in (fp32, int8):
         assert row["latency_ms"] > 0 and 0.0 <= row["test_macro_f1"] <= 1.0
     assert int8["agreement_with_fp32"] >= 0.8  # int8 rounding may flip a few near-ties, not most predictions

@@ -43,7 +43,7 @@ def test_mbt_shapes_and_attention_layout():
 
 def test_audio_reaches_video_only_through_bottlenecks():
     x, changed = tokens(), tokens()
-    changed["audio"] = tokens(seed=7)["audio"]  # other sounds (a constant shift would vanish in the input norm)
+    changed["audio"] = tokens(seed=7)["audio"]  # other sounds
     with torch.no_grad():
         fused = mbt(num_bottlenecks=3)
         video_cls, _ = fused.modality_cls(x)
@@ -67,7 +67,7 @@ def test_sample_without_audio_is_the_video_only_model():
         # ... so its audio tokens, even garbage, cannot matter; sample 1's audio does.
         x["audio"][0] = float("nan")
         assert torch.allclose(model(x, present=present).pooled[0], pooled[0], atol=1e-6)
-        x["audio"][1] = tokens(seed=7)["audio"][1]  # other sounds (a constant shift would vanish in the input norm)
+        x["audio"][1] = tokens(seed=7)["audio"][1]  # other sounds
         assert not torch.allclose(model(x, present=present).pooled[1], pooled[1], atol=1e-4)
 
 
@@ -86,7 +86,7 @@ def test_single_modality_mbt_and_gradients():
     model = MBTFusion(DIMS, hidden_dim=16, num_layers=2, num_heads=2, num_bottlenecks=2)
     pooled = model(tokens()).pooled
     (pooled * torch.randn_like(pooled)).sum().backward()  # not pooled.sum(): a LayerNorm output sums to a constant
-    assert model.bottleneck.grad.abs().sum() > 0 and model.project["audio"][1].weight.grad.abs().sum() > 0
+    assert model.bottleneck.grad.abs().sum() > 0 and model.project["audio"].weight.grad.abs().sum() > 0
 
 
 def test_mbt_errors_name_the_keys():
@@ -169,10 +169,3 @@ def test_layers_before_the_fusion_layer_are_unimodal():
     # layer 1 sees only [CLS; tokens]; layers 2 and 3 also the 3 bottlenecks
     assert [a.shape[-1] for a in out.attentions["video"]] == [1 + 5, 1 + 5 + 3, 1 + 5 + 3]
     assert video_cls_moves_with_audio(model)
-
-
-def test_incoming_tokens_are_normalised_per_modality():
-    model, x = mbt(), tokens()
-    rescaled = {"video": x["video"] * 40.0 + 3.0, "audio": x["audio"] * 0.1 - 1.0}
-    with torch.no_grad():
-        torch.testing.assert_close(model(rescaled).pooled, model(x).pooled, atol=2e-3, rtol=0)

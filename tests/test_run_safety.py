@@ -78,15 +78,19 @@ def test_a_resume_that_cannot_continue_is_refused_before_touching_the_run(tmp_pa
 
 
 def test_resuming_from_an_older_checkpoint_than_mlflow_shows_is_refused(tmp_path, synthetic_root):
-    # A step too small to change anything: epoch 1 stays the best, so best.pth is older than latest.pth.
-    train(tmp_path, synthetic_root, "training.num_epochs=2", "optimizer.lr=1e-12")
-    best = tmp_path / "run" / "checkpoints" / "best.pth"
-    assert load_checkpoint(best)["epoch"] == 0
-    result = train(tmp_path, synthetic_root, "training.num_epochs=3", "optimizer.lr=1e-12", f"resume={best}",
-                   check=False, run="resumed")
+    train(tmp_path, synthetic_root, "training.num_epochs=2", "training.stop_after_epoch=1")
+    latest = tmp_path / "run" / "checkpoints" / "latest.pth"
+    old = tmp_path / "epoch1.pth"
+    old.write_bytes(latest.read_bytes())  # a copy kept from after the first epoch
+    train(tmp_path, synthetic_root, "training.num_epochs=2", f"resume={latest}", run="resumed")
+    result = train(tmp_path, synthetic_root, "training.num_epochs=3", f"resume={old}", check=False, run="again")
     assert result.returncode == 2 and "already has epochs up to 2; resume from the run's checkpoints/latest.pth" in result.stderr
     client, run = the_run(tmp_path)
     assert run.info.status == "FINISHED" and metric_steps(client, run.info.run_id) == [0, 1]
+    # best.pth is for inference: resume says so rather than "not a checkpoint".
+    best = train(tmp_path, synthetic_root, "training.num_epochs=3", f"resume={latest.parent / 'best.pth'}",
+                 check=False, run="best")
+    assert best.returncode == 2 and "is a model checkpoint (a best.pth or an export)" in best.stderr
 
 
 def test_killed_mid_run_then_resumed_every_epoch_is_in_mlflow_once_and_no_temp_file_stays(tmp_path, synthetic_root):

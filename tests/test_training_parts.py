@@ -112,7 +112,7 @@ def test_weight_decay_reaches_weight_matrices_only():
     for name in ("fusion.bottleneck", "fusion.cls_token.video", "fusion.position_embedding.audio",
                  "species_head.1.bias", "fusion.final_norm.weight", "audio_encoder.backbone.bn1.weight"):
         assert name in exempt, name
-    for name in ("species_head.1.weight", "fusion.project.video.1.weight", "audio_encoder.backbone.conv1.weight"):
+    for name in ("species_head.1.weight", "fusion.project.video.weight", "audio_encoder.backbone.conv1.weight"):
         assert name in decayed, name
     optimizer = build(cfg.optimizer)(params=parameter_groups(model))
     assert [g["weight_decay"] for g in optimizer.param_groups] == [cfg.optimizer.weight_decay, 0.0]

@@ -104,20 +104,28 @@ def multirun_presets(argv: list[str]) -> list[str]:
     Hydra 1.4 reads ``hydra.mode`` only from the primary config or the command line (a config group that sets
     it is an error), so the command adds ``hydra.mode=MULTIRUN`` to the command line for such presets.
     """
-    import yaml
-
     found = []
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
         group, option = arg.lstrip("+~").split("=", 1)
-        path = config_dir() / group / f"{option}.yaml"
-        if "." in group or "," in option or not path.is_file():
-            continue
-        preset = yaml.safe_load(path.read_text()) or {}
-        if str((preset.get("hydra") or {}).get("mode", "")).upper() == "MULTIRUN":
+        if "." not in group and "," not in option and _declares_multirun(group, option):
             found.append(arg)
     return found
+
+
+def _declares_multirun(group: str, option: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether ``conf/<group>/<option>.yaml``, or an option of the same group it builds on, says MULTIRUN."""
+    import yaml
+
+    path = config_dir() / group / f"{option}.yaml"
+    if option in seen or not path.is_file():
+        return False
+    preset = yaml.safe_load(path.read_text()) or {}
+    if str((preset.get("hydra") or {}).get("mode", "")).upper() == "MULTIRUN":
+        return True
+    parents = [entry for entry in preset.get("defaults") or [] if isinstance(entry, str) and entry != "_self_"]
+    return any(_declares_multirun(group, parent, seen | {option}) for parent in parents)
 
 
 def with_preset_mode(argv: list[str]) -> list[str]:

@@ -17,6 +17,8 @@ from mmbehave.core.settings import RunSettings, read_settings
 # The `none` option of an encoder group targets this; everything else builds an encoder.
 ABSENT_TARGET = "mmbehave.models.ablation.absent_modality"
 MONITOR_MODES = ("max", "min")
+FEATURE_CACHE_MODES = ("auto", "true", "false")
+PRUNERS = ("none", "median", "hyperband")
 
 
 def configured_modalities(cfg: DictConfig) -> tuple[str, ...]:
@@ -77,12 +79,17 @@ def check_config(cfg: DictConfig) -> RunSettings:
     if training.grad_clip_norm is not None and training.grad_clip_norm <= 0:
         raise ConfigError(f"training.grad_clip_norm={training.grad_clip_norm} must be > 0, or null to turn clipping off.")
     _within("training.modality_dropout", training.modality_dropout, 0.0, 1.0, " (a probability; 0 = off)")
+    if training.feature_cache not in FEATURE_CACHE_MODES:
+        raise ConfigError(f"training.feature_cache={training.feature_cache} is not one of auto, true, false.")
     if training.monitor_mode not in MONITOR_MODES:
         raise ConfigError(f"training.monitor_mode={training.monitor_mode} is not one of {', '.join(MONITOR_MODES)}.")
     if not training.monitor.startswith(("val/", "train/")):
         raise ConfigError(f"training.monitor={training.monitor} is not an epoch metric; use a val/... or train/... "
                           "metric such as val/macro_f1 or val/loss.")
     _check_optimizer_and_schedule(cfg)
+    pruning = cfg.get("pruning")
+    if pruning is not None and pruning.pruner not in PRUNERS:
+        raise ConfigError(f"pruning.pruner={pruning.pruner} is not one of {', '.join(PRUNERS)}.")
 
     hardware = settings.hardware
     if hardware.precision not in PRECISION_NAMES:

@@ -35,6 +35,8 @@ class TrainingSettings:
     monitor_mode: str
     early_stopping_patience: int | None
     profile_steps: int
+    feature_cache: str
+    feature_cache_dir: str
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def _convert(value: Any, kind: type, key: str) -> Any:
         return float(value)
     if kind is str and isinstance(value, str):
         return value
+    if kind is str and isinstance(value, bool):  # YAML reads `true` / `false` as booleans: auto | true | false keys
+        return str(value).lower()
     raise ConfigError(f"{key}={value!r} must be {_KINDS[kind]}.")
 
 

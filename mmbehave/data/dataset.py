@@ -60,6 +60,7 @@ class ClipDataset(Dataset):
         has_audio: dict[str, bool] | None = None,
         augmentation: Augmentation | None = None,
         has_video: dict[str, bool] | None = None,
+        cached: dict | None = None,
     ) -> None:
         self.layout = layout
         self.clip_ids = table["clip_id"].tolist()
@@ -69,6 +70,8 @@ class ClipDataset(Dataset):
         self.mel_mean, self.mel_std = mel_mean, mel_std
         self.has_audio = has_audio or {}
         self.has_video = has_video or {}
+        # {modality: CachedTokens}: frozen encoders' outputs, handed out as "<modality>_tokens" instead of inputs
+        self.cached = cached or {}
         self.augmentation = augmentation or Augmentation()
 
     def __len__(self) -> int:
@@ -80,10 +83,11 @@ class ClipDataset(Dataset):
         # Both flags, whatever the model uses: evaluation scores clips without audio apart, video-only models too.
         item["video_present"] = bool(self.has_video.get(clip_id, True))
         item["audio_present"] = bool(self.has_audio.get(clip_id, True))
-        if "video" in self.modalities:
-            item["video"] = self._video(clip_id)
-        if "audio" in self.modalities:
-            item["audio"] = self._audio(clip_id)
+        for modality in self.modalities:
+            if modality in self.cached:
+                item[f"{modality}_tokens"] = self.cached[modality].row(clip_id)
+            else:
+                item[modality] = self._video(clip_id) if modality == "video" else self._audio(clip_id)
         return item
 
     def _video(self, clip_id: str) -> torch.Tensor:
@@ -125,8 +129,9 @@ def collate(items: list[dict]) -> dict:
         "behavior": torch.tensor([it["behavior"] for it in items], dtype=torch.long),
     }
     for modality in ("video", "audio"):
-        if modality in items[0]:
-            batch[modality] = torch.stack([it[modality] for it in items])
+        for key in (modality, f"{modality}_tokens"):
+            if key in items[0]:
+                batch[key] = torch.stack([it[key] for it in items])
         if f"{modality}_present" in items[0]:
             batch[f"{modality}_present"] = torch.tensor([it[f"{modality}_present"] for it in items], dtype=torch.bool)
     return batch

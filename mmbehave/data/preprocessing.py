@@ -259,7 +259,8 @@ def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_worke
         # rows of splits not processed this time stay, so a partial run does not forget the rest.
         finished = [row if "status" in row else previous.get(clip_id) for clip_id, row in rows.items()]
         kept = [row for clip_id, row in previous.items() if clip_id not in rows and row.get("split") not in splits]
-        _write_manifest(layout, [row for row in finished if row is not None] + kept)
+        if jobs or list(previous.values()) != [row for row in finished if row is not None] + kept:
+            _write_manifest(layout, [row for row in finished if row is not None] + kept)
     return summary
 
 

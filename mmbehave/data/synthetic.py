@@ -9,8 +9,6 @@ What the clips contain, and why fusion matters on them, is in ``synthetic_scenes
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import itertools
 import json
 import logging
@@ -24,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from mmbehave.core.atomic import atomic_path, write_text_atomic
+from mmbehave.core.locks import exclusive
 from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.layout import SPLITS, DatasetLayout
@@ -114,24 +113,12 @@ def generate_raw(root: Path, settings: dict, num_workers: int = 2, progress: boo
     write_text_atomic(layout.raw_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True))
 
 
-@contextlib.contextmanager
-def _exclusive(root: Path):
-    """One generator per dataset folder at a time (parallel sweep trials may all start on a fresh machine)."""
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f".{root.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def ensure_synthetic_dataset(data_cfg: DictConfig, num_workers: int = 2, progress: bool | None = None) -> Path:
     """Generate the raw clips if missing or made with other settings, then preprocess (skips done clips)."""
     root = Path(data_cfg.root)
     settings = generator_settings(data_cfg)
     show = show_progress() if progress is None else progress
-    with _exclusive(root):
+    with exclusive(root):  # one generator per dataset folder: parallel trials may all start on a fresh machine
         marker = DatasetLayout(root).raw_dir / SETTINGS_FILE
         current = json.loads(marker.read_text()) if marker.is_file() else None
         if current != settings:

@@ -7,6 +7,7 @@ metadata row, not an hour in with a collate error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -78,19 +79,68 @@ def check_processed_clips(
     manifest: pd.DataFrame | None = None,
 ) -> None:
     """Raise DataError naming the file and metadata row of the first clip that cannot be trained on.
-    ``manifest``: the preprocessing manifest (``read_manifest``), whose failed clips are reported as such."""
+    ``manifest``: the preprocessing manifest (``read_manifest``), whose failed clips are reported as such.
+
+    Files that passed before, unchanged since (same names, sizes and modification times, same expectations),
+    are not opened again: every run of a sweep would otherwise re-read the whole dataset before its first step.
+    """
     failed = _failed_in_manifest(manifest)
-    mel_frames: int | None = None
     rows = [(split, index, clip_id) for split, t in tables.items() for index, clip_id in zip(t.index, t["clip_id"])]
+    for split, index, clip_id in rows:
+        if clip_id in failed:
+            where = f"{layout.metadata_csv(split)}, row {csv_row(index)} (clip_id '{clip_id}')"
+            raise DataError(f"{where}: preprocessing failed for this clip ({failed[clip_id]}). {PREPROCESS_HINT}")
+    expected = {"modalities": list(modalities), "num_frames": num_frames, "image_size": image_size, "n_mels": n_mels}
+    stamp = _files_stamp(layout, [clip_id for _, _, clip_id in rows], modalities, expected)
+    if stamp is not None and stamp in _passed_stamps(layout):
+        return
+    mel_frames: int | None = None
     for split, index, clip_id in tqdm(rows, desc="checking clips", unit="clip", disable=not progress):
         where = f"{layout.metadata_csv(split)}, row {csv_row(index)} (clip_id '{clip_id}')"
-        if clip_id in failed:
-            raise DataError(f"{where}: preprocessing failed for this clip ({failed[clip_id]}). {PREPROCESS_HINT}")
         if "video" in modalities:
             _check_video(layout, clip_id, where, (num_frames, 3, image_size, image_size))
         if "audio" in modalities:
             frames = _check_mel(layout, clip_id, where, n_mels, mel_frames)
             mel_frames = mel_frames or frames
+    if stamp is not None:
+        _remember_passed(layout, stamp)
+
+
+PASSED_FILE = ".checked.json"   # in processed/: stamps of file sets that passed the checks
+PASSED_KEPT = 16                # the latest few (train+val, test, another modality, ...)
+
+
+def _files_stamp(layout: DatasetLayout, clip_ids: list[str], modalities: tuple[str, ...], expected: dict) -> str | None:
+    """A digest of what the check would read (each file's name, size and modification time) and what it would
+    expect; None when a file is missing (the check then runs, and names it)."""
+    digest = hashlib.sha256(json.dumps(expected, sort_keys=True).encode())
+    for clip_id in clip_ids:
+        paths = ([layout.video_frames(clip_id)] if "video" in modalities else []) + (
+            [layout.mel_spectrogram(clip_id)] if "audio" in modalities else [])
+        for path in paths:
+            try:
+                stat = path.stat()
+            except OSError:
+                return None
+            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _passed_stamps(layout: DatasetLayout) -> list[str]:
+    try:
+        return list(json.loads((layout.processed_dir / PASSED_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def _remember_passed(layout: DatasetLayout, stamp: str) -> None:
+    from mmbehave.core.atomic import write_text_atomic
+
+    stamps = [s for s in _passed_stamps(layout) if s != stamp][-(PASSED_KEPT - 1):] + [stamp]
+    try:
+        write_text_atomic(layout.processed_dir / PASSED_FILE, json.dumps(stamps))
+    except OSError:  # a read-only dataset: it is simply checked every time
+        pass
 
 
 def _failed_in_manifest(manifest: pd.DataFrame | None) -> dict[str, str]:

@@ -86,21 +86,26 @@ class MultiModalClassifier(nn.Module):
         }
 
     def encode(self, video: torch.Tensor | None = None, audio: torch.Tensor | None = None,
-               present: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+               present: dict[str, torch.Tensor] | None = None,
+               tokens: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Tokens {modality: (B, N_m, D_m)} for each modality the model has and was given.
 
         present: {modality: (B,) bool}, False where a sample lacks that modality. Only the samples that have a
         modality go through its encoder: a placeholder (the silence of a clip without audio) must not shift
         BatchNorm statistics or take part in the gradient. Absent samples get zero tokens, which the fusion
         ignores; a modality absent from the whole batch gets one zero token per sample, and no encoder runs.
+        tokens: {modality: (B, N_m, D_m)} already encoded (a frozen encoder's cached output), used as they are.
         Inputs for a modality the model was built without are ignored (an ablated run reads the same
         batches as a full one). ValueError if none of the model's modalities was given.
         """
         inputs = {"video": video, "audio": audio}
-        present = present or {}
+        present, given = present or {}, tokens or {}
         tokens = {}
         for modality, encoder in self._encoders().items():
             x, mask = inputs[modality], present.get(modality)
+            if given.get(modality) is not None:
+                tokens[modality] = given[modality]
+                continue
             if x is None:
                 continue
             if mask is None or bool(mask.all()):
@@ -141,14 +146,18 @@ class MultiModalClassifier(nn.Module):
         video_present: torch.Tensor | None = None,
         audio_present: torch.Tensor | None = None,
         return_attention: bool = False,
+        video_tokens: torch.Tensor | None = None,
+        audio_tokens: torch.Tensor | None = None,
     ) -> ClassifierOutput:
         """video: (B, 3, T, H, W) in [0, 1]; audio: (B, 1, n_mels, time) standardised log-mel.
 
         Either may be None: that modality is then absent for the whole batch (e.g. `audio=None` on a
         video+audio model runs video only). *_present: (B,) bool, False for samples lacking that
-        modality (e.g. a clip without an audio track); default all True.
+        modality (e.g. a clip without an audio track); default all True. *_tokens: that modality's encoder
+        output, given instead of its input (cached features of a frozen encoder).
         """
         flags = {"video": video_present, "audio": audio_present}
-        tokens = self.encode(video, audio, present={m: f for m, f in flags.items() if f is not None})
+        tokens = self.encode(video, audio, present={m: f for m, f in flags.items() if f is not None},
+                             tokens={"video": video_tokens, "audio": audio_tokens})
         present = {m: flags[m] for m in tokens if flags[m] is not None}
         return self.classify_tokens(tokens, present or None, return_attention)

@@ -8,7 +8,8 @@
     VideoMAEModel: tubelets (tubelet_size × patch_size × patch_size) → linear embedding
                    + fixed sinusoidal positions → num_layers transformer blocks
       ▼
-    tokens = last_hidden_state (B, (T/tubelet)·(H/patch)·(W/patch), hidden_size)
+    tokens = last_hidden_state (B, (T/tubelet)·(H/patch)·(W/patch), hidden_size), layer-normalised per token
+             when the checkpoint has no final norm of its own (one that pools by mean, as the Kinetics one)
 
 Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised Video
 Pre-Training", NeurIPS 2022. The model is transformers' `VideoMAEModel`.
@@ -120,7 +121,12 @@ class VideoMAEEncoder(nn.Module):
                 f"got {tuple(x.shape[2:])} from video of shape {tuple(x.shape)}"
             )
         pixel_values = self.normalize(x).permute(0, 2, 1, 3, 4)  # (B, T, 3, H, W)
-        return self.backbone(pixel_values=pixel_values).last_hidden_state
+        tokens = self.backbone(pixel_values=pixel_values).last_hidden_state
+        if self.backbone.layernorm is None:
+            # A mean-pooling checkpoint normalises after pooling (its classifier's fc_norm, not part of the model
+            # loaded here), so its tokens arrive raw; a pre-norm transformer's tokens get a final norm like this.
+            tokens = nn.functional.layer_norm(tokens, tokens.shape[-1:])
+        return tokens
 
 
 def _processor_statistics(model_name: str) -> tuple[list[float], list[float]] | None:

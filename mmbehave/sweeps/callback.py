@@ -34,6 +34,7 @@ from mmbehave.sweeps.study import (
     PARENT_RUN_ATTR,
     PID_ATTR,
     SWEEP_ID_ATTR,
+    is_mmbehave_sweeper,
     is_optuna_sweeper,
     this_host,
 )
@@ -43,6 +44,7 @@ from mmbehave.training.sweep_job import (
     current_sweep_job,
     set_current_sweep_job,
 )
+from mmbehave.training.trial_link import PruningSettings
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ class SweepCallback(Callback):
         self.study_name: str | None = None
         self.storage: str | None = None
         self.trial_numbers: dict[int, int] = {}   # hydra.job.num -> Optuna trial number
+        self.jobs_finish_trials = False           # mmbehave's sweeper: jobs tell Optuna their results themselves
+        self.pruning: PruningSettings | None = None  # how jobs prune, when the study can be pruned
         self._previous_sigterm: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -138,6 +142,7 @@ class SweepCallback(Callback):
         if is_optuna_sweeper(sweeper) and sweeper.get("study_name") and sweeper.get("storage"):
             self.study_name, self.storage = str(sweeper.study_name), str(sweeper.storage)
             tags.update(self._prepare_study(config, client))
+            tags.update(self._prepare_pruning(config))
         self.sweep_id = f"{self.study_name or config.mlflow.experiment_name}-{datetime.now():%Y%m%d-%H%M%S-%f}"
         tags["sweep_id"] = self.sweep_id
         close_orphaned_sweeps(client, self.experiment_id, closed_by=self.sweep_id)
@@ -175,6 +180,25 @@ class SweepCallback(Callback):
                      seed, before)
         return {"optuna_study": self.study_name, "optuna_storage": redact(self.storage),
                 "optuna_trials_before": before, "optuna_sampler_seed": sweeper.sampler.get("seed")}
+
+    def _prepare_pruning(self, config: DictConfig) -> dict[str, Any]:
+        """Whether jobs finish their own trials (mmbehave's sweeper) and prune (``pruning.pruner``); a
+        multi-objective study cannot be pruned in Optuna, so it runs unpruned, and says so now."""
+        self.jobs_finish_trials = is_mmbehave_sweeper(config.hydra.sweeper)
+        settings = PruningSettings(**OmegaConf.to_container(config.pruning, resolve=True)) if "pruning" in config else None
+        if settings is None or settings.pruner == "none":
+            return {"pruner": "none"}
+        if not self.jobs_finish_trials:
+            log.warning("pruning.pruner=%s needs mmbehave's sweeper (hydra/sweeper=mmbehave_optuna, which the "
+                        "hparams_search presets select); this sweep runs unpruned.", settings.pruner)
+            return {"pruner": "none"}
+        if OmegaConf.is_list(config.optimized_metric) and len(config.optimized_metric) > 1:
+            log.warning("pruning.pruner=%s is off for this sweep: Optuna cannot prune a multi-objective study "
+                        "(%s); every trial runs to its last epoch.", settings.pruner, ", ".join(config.optimized_metric))
+            return {"pruner": "none (multi-objective)"}
+        self.pruning = settings
+        log.info("Pruning with %s after %d warm-up epoch(s)", settings.pruner, settings.warmup_epochs)
+        return {"pruner": settings.pruner, "pruning_warmup_epochs": settings.warmup_epochs}
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global _active
@@ -221,7 +245,8 @@ class SweepCallback(Callback):
             return
         num = int(config.hydra.job.num)
         set_current_sweep_job(SweepJob(self.parent_run_id, self.sweep_id, num, self.trial_numbers.get(num),
-                                       self.study_name, parallel_torch_threads(config)))
+                                       self.study_name, parallel_torch_threads(config), storage=self.storage,
+                                       finishes_trial=self.jobs_finish_trials, pruning=self.pruning))
         if os.getpid() != self.launcher_pid and _main_thread():  # a worker: SIGTERM ends this trial only
             self._previous_sigterm = signal.signal(signal.SIGTERM, _fail_trial)
 

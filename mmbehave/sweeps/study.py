@@ -30,6 +30,11 @@ def is_optuna_sweeper(sweeper_cfg: Any) -> bool:
     return "optuna" in str(sweeper_cfg.get("_target_", "")).lower()
 
 
+def is_mmbehave_sweeper(sweeper_cfg: Any) -> bool:
+    """mmbehave's Optuna sweeper (mmbehave/sweeps/sweeper.py): its jobs may finish their own trials."""
+    return str(sweeper_cfg.get("_target_", "")) == "mmbehave.sweeps.sweeper.MMBehaveOptunaSweeper"
+
+
 def load_study(storage: str, name: str) -> optuna.Study | None:
     """The study, or None if the storage has none of that name yet."""
     import optuna

@@ -12,6 +12,7 @@ reads it: a downloaded .pth can never execute anything. Keys:
     modalities                            ["video", "audio"], or one of them for an ablated model
     config                                the resolved Hydra config as YAML text
     mlflow_run_id, rng                    to resume the same MLflow run and random streams
+latest.pth has them all; best.pth, for inference, leaves out optimizer, scheduler, scaler and rng (``model_state``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,10 @@ def read_checkpoint(path: str | Path, required: dict[str, type] = MODEL_KEYS) ->
         raise CheckpointError(f"{path}: not an mmbehave checkpoint: it holds a {type(checkpoint).__name__}, not a dict. "
                               f"{WHAT_A_CHECKPOINT_IS}")
     missing = [key for key in required if key not in checkpoint]
+    is_model_file = all(isinstance(checkpoint.get(key), kind) for key, kind in MODEL_KEYS.items())
+    if missing and required is RESUME_KEYS and is_model_file:
+        raise CheckpointError(f"{path} is a model checkpoint (a best.pth or an export): it has no optimizer state "
+                              f"({', '.join(missing)}) to resume from; resume from the run's checkpoints/latest.pth.")
     wrong = [f"{key} ({type(checkpoint[key]).__name__}, not {kind.__name__})" for key, kind in required.items()
              if key in checkpoint and not isinstance(checkpoint[key], kind)]
     if missing or wrong:
@@ -146,6 +151,13 @@ def checkpoint_state(parts: TrainingParts, *, epoch: int, monitor: Monitor, reco
         "monitor": {"metric": monitor.metric, "mode": monitor.mode},
         **record, "rng": rng_states(),
     }
+
+
+def model_state(parts: TrainingParts, *, epoch: int, monitor: Monitor, record: dict) -> dict:
+    """What inference needs (best.pth): the model's weights and the run's record, without the optimizer,
+    scheduler and random states that only resume needs."""
+    return {"model": parts.model.state_dict(), "epoch": epoch, "history": monitor.history, "best_metric": monitor.best,
+            "monitor": {"metric": monitor.metric, "mode": monitor.mode}, **record}
 
 
 def restore(checkpoint: dict, parts: TrainingParts) -> None:

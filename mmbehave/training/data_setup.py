@@ -111,10 +111,11 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("tra
 
 
 def make_dataset(prepared: PreparedData, split: str, modalities: tuple[str, ...], classes: ClassLists,
-                 augment_cfg: DictConfig | None = None) -> ClipDataset:
+                 augment_cfg: DictConfig | None = None, cached: dict | None = None) -> ClipDataset:
+    """``cached``: {modality: CachedTokens} of this split, read instead of the modality's input files."""
     augmentation = Augmentation.from_config(augment_cfg) if augment_cfg is not None else None
     return ClipDataset(prepared.layout, prepared.tables[split], classes, modalities, prepared.mel_mean,
-                       prepared.mel_std, prepared.has_audio, augmentation, prepared.has_video)
+                       prepared.mel_std, prepared.has_audio, augmentation, prepared.has_video, cached)
 
 
 def make_loader(dataset, batch_size: int, *, num_workers: int = 0, pin_memory: bool = False, shuffle: bool = False,

@@ -39,7 +39,7 @@ class StepSettings:
 
 def model_inputs(batch: dict, device: torch.device) -> dict:
     """The model's keyword arguments from a collated batch (absent modalities stay absent)."""
-    keys = ("video", "audio", "video_present", "audio_present")
+    keys = ("video", "audio", "video_tokens", "audio_tokens", "video_present", "audio_present")
     return {k: batch[k].to(device, non_blocking=True) for k in keys if k in batch}
 
 

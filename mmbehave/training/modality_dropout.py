@@ -22,10 +22,10 @@ def drop_modalities(inputs: dict[str, torch.Tensor], probability: float,
                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """A copy of ``inputs`` with ``video_present`` / ``audio_present`` (B,) masks that hide one modality of
     each clip with ``probability``. Inputs without both modalities come back unchanged (nothing to drop)."""
-    if probability <= 0 or "video" not in inputs or "audio" not in inputs:
+    available = {m: inputs.get(m, inputs.get(f"{m}_tokens")) for m in ("video", "audio")}  # raw or cached
+    if probability <= 0 or any(x is None for x in available.values()):
         return inputs
-    video, device = inputs["video"], inputs["video"].device
-    batch = video.shape[0]
+    device, batch = available["video"].device, available["video"].shape[0]
     ones = torch.ones(batch, dtype=torch.bool, device=device)
     audio_present = inputs.get("audio_present", ones).to(device=device, dtype=torch.bool)
     video_present = inputs.get("video_present", ones).to(device=device, dtype=torch.bool)

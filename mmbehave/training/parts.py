@@ -22,6 +22,7 @@ from mmbehave.core.instantiate import build
 from mmbehave.core.settings import RunSettings
 from mmbehave.data.metadata import ClassLists
 from mmbehave.training.data_setup import PreparedData, make_dataset, make_loader
+from mmbehave.training.feature_cache import prepare_feature_caches
 from mmbehave.training.loop import StepSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class TrainingParts:
     classes: ClassLists
     modalities: tuple[str, ...]
     fusion_params: float                    # the fusion module's size, a metric for multi-objective sweeps
+    feature_cache: dict[str, str]           # {modality: cache key, or "off: <why>"} (training.feature_cache)
 
 
 # Parameters that are not weight matrices by role, though some are 2-D or 3-D tensors: tokens and positions.
@@ -74,10 +76,14 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     log.info("Instantiating optimizer <%s>", cfg.optimizer._target_)
     optimizer = build(cfg.optimizer)(params=parameter_groups(model))
 
+    # ---- frozen encoders' outputs, computed once (training.feature_cache)
+    cached, cache_info = prepare_feature_caches(cfg, model, prepared, modalities, ("train", "val"), device,
+                                                training.feature_cache, training.batch_size)
+
     # ---- data loaders
     generator = torch.Generator()
-    train_set = make_dataset(prepared, "train", modalities, classes, cfg.data.get("augment"))
-    val_set = make_dataset(prepared, "val", modalities, classes)
+    train_set = make_dataset(prepared, "train", modalities, classes, cfg.data.get("augment"), cached["train"])
+    val_set = make_dataset(prepared, "val", modalities, classes, cached=cached["val"])
     shuffle = True
     fitted_set = train_set
     if training.overfit_batches:
@@ -101,4 +107,4 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
                         grad_clip_norm=training.grad_clip_norm, limit_batches=training.limit_train_batches,
                         modality_dropout=training.modality_dropout)
     return TrainingParts(model, optimizer, scheduler, scaler, loss_fn, train_loader, val_loader, generator, step,
-                         classes, modalities, fusion_params)
+                         classes, modalities, fusion_params, cache_info)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from mmbehave.core.signals import stop_on_signals
 from mmbehave.training.checkpoint import (
     RESUME_KEYS,
     checkpoint_state,
+    model_state,
     read_checkpoint,
     remove_stale_temp_files,
     restore,
@@ -51,6 +53,7 @@ from mmbehave.training.tracking import (
     log_run_setup,
     resolve_tracking_uri,
 )
+from mmbehave.training.trial_link import TrialLink, TrialPruned
 
 # The tag on a sweep trial's MLflow run holding what the run returned (JSON): sweeps.study reads it to keep a
 # finished trial's value when its sweep was killed before telling Optuna.
@@ -105,14 +108,26 @@ def run_training(cfg: DictConfig) -> float | list[float]:
             log.info("Resumed from %s at epoch %d (MLflow run %s)", cfg.resume, checkpoint["epoch"] + 2, tracker.run_id)
         else:
             monitor = Monitor(training.monitor, training.monitor_mode, training.early_stopping_patience)
-            log_run_setup(tracker, cfg, parts.model, prepared.classes, run_dir, modalities)
+            log_run_setup(tracker, cfg, parts.model, prepared.classes, run_dir, modalities,
+                          {f"feature_cache.{m}": value for m, value in parts.feature_cache.items()})
         start_epoch = checkpoint["epoch"] + 1 if checkpoint else 0
 
-        # ---- epochs
-        fit(parts, settings, monitor, tracker, run_dir, record, start_epoch)
+        # ---- epochs (in an Optuna sweep, reported to the trial, which the study's pruner may stop)
+        trial = sweep_job.trial_link(training.num_epochs) if sweep_job else None
+        try:
+            fit(parts, settings, monitor, tracker, run_dir, record, start_epoch, trial=trial,
+                trial_metric=None if OmegaConf.is_list(cfg.optimized_metric) else str(cfg.optimized_metric))
+        except TrialPruned as pruned:
+            log.info("Optuna's pruner stopped trial %s %s: the study has better trials.", sweep_job.trial_number, pruned)
+            tracker.end_as("KILLED", {"pruned": "true", "pruned_at_epoch": pruned.epoch + 1,
+                                      "failure_reason": f"pruned by {trial.pruning.pruner} after epoch {pruned.epoch + 1}"})
+            trial.prune()
+            return objective(cfg.optimized_metric, monitor)  # the sweeper's tell leaves the PRUNED trial alone
         value = objective(cfg.optimized_metric, monitor)
         if sweep_job:  # what the sweep's trial is worth, even if the sweep dies before telling Optuna
             tracker.set_tags({OBJECTIVE_TAG: json.dumps(value)})
+        if trial:  # at once, so that other jobs' pruners and samplers see it before the whole batch is done
+            trial.complete(value)
     return value
 
 
@@ -126,10 +141,13 @@ def resume_hint(run_dir: Path) -> str:
 
 
 def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: TrackedRun, run_dir: Path,
-        record: dict, start_epoch: int) -> None:
-    """Train and validate epoch after epoch from ``start_epoch``; log, save latest.pth (and best.pth)."""
+        record: dict, start_epoch: int, trial: TrialLink | None = None, trial_metric: str | None = None) -> None:
+    """Train and validate epoch after epoch from ``start_epoch``; log, save latest.pth (and best.pth). In a
+    sweep, each epoch's ``trial_metric`` goes to the Optuna ``trial``, whose pruner may end the run
+    (TrialPruned, after the epoch is saved and logged)."""
     training, checkpoints = settings.training, run_dir / "checkpoints"
     classes = parts.classes
+    first_step = FirstStepClock()
     with step_profiler(training.profile_steps, run_dir / "profile") as profiler_step:
         for epoch in range(start_epoch, training.num_epochs):
             started = time.perf_counter()
@@ -139,22 +157,27 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
             parts.generator.manual_seed(epoch_seed(settings.seed, epoch))
             train_loss = train_one_epoch(parts.model, parts.train_loader, loss_fn=parts.loss_fn, optimizer=parts.optimizer,
                                          scheduler=parts.scheduler, scaler=parts.scaler, step=parts.step, epoch=epoch,
-                                         on_step=profiler_step)
+                                         on_step=lambda: (profiler_step(), first_step()))
+            trained = time.perf_counter()
             evaluation = evaluate(parts.model, parts.val_loader, loss_fn=parts.loss_fn, device=parts.step.device,
                                   precision=parts.step.precision, num_species=len(classes.species),
                                   num_behaviors=len(classes.behaviors), limit_batches=training.limit_val_batches)
+            validated = time.perf_counter()
             metrics = {"train/loss": train_loss, **evaluation.metrics, "train/lr": parts.optimizer.param_groups[0]["lr"],
-                       "fusion/num_params": parts.fusion_params}
+                       "fusion/num_params": parts.fusion_params,
+                       "time/train_s": trained - started, "time/val_s": validated - trained}
             improved = monitor.update(epoch, metrics)
 
             # Save, then log: a run killed in between is an epoch behind in MLflow (resume fills it in), never
-            # ahead of its checkpoint (resume would log that epoch twice).
-            state = checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record)
+            # ahead of its checkpoint (resume would log that epoch twice). best.pth is for inference: no
+            # optimizer state, a third of latest.pth's size.
             if improved:
-                save_checkpoint(state, checkpoints / "best.pth")
-            save_checkpoint(state, checkpoints / "latest.pth")
-            tracker.log_metrics(metrics, step=epoch)
+                save_checkpoint(model_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "best.pth")
+            save_checkpoint(checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "latest.pth")
+            tracker.log_metrics({**metrics, "time/save_s": time.perf_counter() - validated}, step=epoch)
             log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started)
+            if trial is not None and trial_metric is not None:
+                trial.report(metrics[trial_metric], epoch)
 
             if monitor.stalled(epoch) and epoch + 1 < training.num_epochs:
                 log.info("Stopping early after epoch %d: %s has not improved on %.4f (epoch %d) for %d epochs "
@@ -168,6 +191,33 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
                 break
     if (run_dir / "profile").is_dir():
         tracker.log_artifacts(run_dir / "profile", "profile")
+
+
+class FirstStepClock:
+    """Logs, once, how long after the process started the first training step finished: the start-up cost a
+    user waits through (imports, config, data checks, model build), measured by ``mmbehave.benchmark``."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        age = seconds_since_process_start()
+        if age is not None:
+            log.info("First training step done %.2f s after the process started", age)
+
+
+def seconds_since_process_start() -> float | None:
+    """Wall seconds since this process was started (Linux /proc; None elsewhere)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def log_epoch(epoch: int, num_epochs: int, metrics: dict[str, float], improved: bool, seconds: float) -> None:

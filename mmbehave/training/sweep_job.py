@@ -9,6 +9,7 @@ Outside a multirun ``current_sweep_job()`` is None.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class TrialKilled(Exception):
@@ -24,6 +25,17 @@ class SweepJob:
     study_name: str | None = None     # Optuna study (None under the basic sweeper)
     torch_threads: int | None = None  # intra-op threads for this job when jobs run side by side
     run_id: str | None = None         # this job's own MLflow run, once started
+    storage: str | None = None        # the study's storage URL: the job reaches its trial through it
+    finishes_trial: bool = False      # mmbehave's sweeper: the job tells Optuna its result (or PRUNED) itself
+    pruning: Any = None               # PruningSettings when the sweep prunes; None otherwise
+
+    def trial_link(self, num_epochs: int) -> Any:
+        """The job's line to its Optuna trial (``mmbehave.training.trial_link``), or None if it has none."""
+        if not (self.finishes_trial and self.storage and self.study_name and self.trial_number is not None):
+            return None
+        from mmbehave.training.trial_link import TrialLink
+
+        return TrialLink(self.storage, self.study_name, self.trial_number, self.pruning, num_epochs)
 
     @property
     def run_name(self) -> str:

@@ -46,8 +46,25 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
 
 
+_ready_stores: set[str] = set()
+
+
+def prepare_store(tracking_uri: str) -> None:
+    """Create a new SQLite store's tables under a file lock: MLflow migrates a fresh database on first use, and
+    two processes doing it at once (parallel trials, runs started together) collide on the same ALTER TABLE."""
+    if tracking_uri in _ready_stores or not tracking_uri.startswith("sqlite:///"):
+        return
+    from mmbehave.core.locks import exclusive
+
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    with exclusive(database):
+        mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
+    _ready_stores.add(tracking_uri)
+
+
 def ensure_experiment(tracking_uri: str, name: str) -> str:
     """The experiment's id, creating it (with a fixed artifact location) if needed; safe under races."""
+    prepare_store(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -99,8 +116,16 @@ class TrackedRun:
         self.tags = tags or {}
         self.run_id: str | None = None
         self.artifacts_at_end: list[Path] = []
+        self._end_status: RunStatus | None = None
+
+    def end_as(self, status: str, tags: dict[str, Any] | None = None) -> None:
+        """End the run with ``status`` (e.g. KILLED for a pruned trial) rather than FINISHED, if nothing fails."""
+        self._end_status = RunStatus.from_string(status)
+        if tags:
+            self.set_tags(tags)
 
     def __enter__(self) -> "TrackedRun":
+        prepare_store(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         if mlflow.active_run() is not None:  # a previous job in this process left one open: close it
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
@@ -115,7 +140,7 @@ class TrackedRun:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
-            status = RunStatus.FINISHED
+            status = self._end_status or RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
             status = RunStatus.KILLED
             if isinstance(exc, RunInterrupted):
@@ -155,13 +180,15 @@ def hydra_overrides() -> str:
     return " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
 
 
-def log_run_setup(tracker: TrackedRun, cfg: DictConfig, model, classes, run_dir: Path, modalities) -> None:
-    """What a new training run records once: every config value as a param, parameter counts, tags
-    (overrides, commit, folder, pretrained-weight fallbacks), the resolved config and the class lists."""
+def log_run_setup(tracker: TrackedRun, cfg: DictConfig, model, classes, run_dir: Path, modalities,
+                  extra_params: dict | None = None) -> None:
+    """What a new training run records once: every config value as a param (plus ``extra_params``, such as
+    which feature caches it reads), parameter counts, tags (overrides, commit, folder, pretrained-weight
+    fallbacks), the resolved config and the class lists."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     tracker.log_params({**flatten_config(cfg), "modalities": "+".join(modalities),
-                        "num_params_total": total, "num_params_trainable": trainable})
+                        "num_params_total": total, "num_params_trainable": trainable, **(extra_params or {})})
     tracker.set_tags({"hydra_overrides": redact(hydra_overrides()), "git_commit": git_commit(), "run_dir": str(run_dir),
                       **{f"fallback.{name}": reason for name, reason in model.fallbacks.items()}})
     tracker.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")

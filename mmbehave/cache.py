@@ -1,0 +1,53 @@
+"""Build the feature caches of frozen encoders ahead of a sweep, and say how big they are.
+
+    python -m mmbehave.cache hparams_search=mbt_frozen video_encoder.model_name=/models/videomae-base
+    python -m mmbehave.cache video_encoder.pretrained=true video_encoder.freeze_backbone=true ... splits=[train,val,test]
+
+Takes the training command's overrides: the model and data they describe decide the cache keys, so every run
+and trial with the same encoders, weights, preprocessing and clips reads what this wrote
+(``mmbehave/training/feature_cache.py``). A cache already there is reused, not rebuilt.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from mmbehave.core.cli import command
+
+
+@command("cache")
+def main(cfg: DictConfig) -> None:
+    import torch
+
+    from mmbehave.core.config_checks import check_config, configured_modalities
+    from mmbehave.core.instantiate import build
+    from mmbehave.training.data_setup import prepare_data
+    from mmbehave.training.feature_cache import prepare_feature_caches
+    from mmbehave.training.seeding import seed_everything
+
+    settings = check_config(cfg)
+    seed_everything(settings.seed)
+    modalities = configured_modalities(cfg)
+    splits = tuple(cfg.splits)
+    prepared = prepare_data(cfg.data, modalities, splits=splits)
+    device = torch.device(settings.hardware.device)
+    model = build(cfg.model, num_species=len(prepared.classes.species),
+                  num_behaviors=len(prepared.classes.behaviors)).to(device)
+    cached, info = prepare_feature_caches(cfg, model, prepared, modalities, splits, device,
+                                          settings.training.feature_cache, settings.training.batch_size)
+    print("| modality | split | clips | tokens x width | size | file |")
+    print("|---|---|---|---|---|---|")
+    total = 0
+    for split, by_modality in cached.items():
+        for modality, tokens in by_modality.items():
+            total += tokens.size_bytes
+            print(f"| {modality} | {split} | {len(tokens.clip_ids)} | {tokens.tokens.shape[1]} x "
+                  f"{tokens.tokens.shape[2]} | {tokens.size_bytes / 2**20:.1f} MiB | {tokens.path} |")
+    for modality, value in info.items():
+        if value.startswith("off"):
+            print(f"| {modality} | - | - | - | - | not cached: {value[5:]} |")
+    print(f"\n{total / 2**20:.1f} MiB in {cfg.training.feature_cache_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""Measurements behind ``python -m mmbehave.benchmark``: each compares what the real code achieves with a bound
+measured in the same run on the same machine, so that the ratio, not a raw number, says how close it runs.
+
+    loop      the training loop train.py runs (loading, augmentation, logging, checkpoints) vs a bare
+              forward + backward + step of the same model on the same batches held in memory
+    loader    the data loader's clips/s vs what training consumes
+    startup   process start to the first training step vs the bare import of what the run needs
+    sweep     time per trial of a frozen-backbone fusion sweep, feature cache on vs off, vs the FLOPs bound
+    model     the configured model on random inputs: clips/s, latency, parameters; FLOPs utilisation on a GPU
+"""

@@ -1,0 +1,211 @@
+"""Each measurement of ``python -m mmbehave.benchmark``: the real code's speed next to its bound, as a ratio.
+
+Every function returns a dict of plain numbers (for the JSON) whose ``ratio`` and ``target`` keys make the
+Markdown table. The real code runs as users run it: ``python -m mmbehave.train`` in a subprocess, timed from
+the outside and from the per-epoch times it logs to MLflow (``time/train_s``, ``time/val_s``, ``time/save_s``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from mmbehave.core.precision import autocast
+from mmbehave.perf.flops import count_flops, peak_flops
+from mmbehave.perf.processes import run_command
+from mmbehave.training.loop import model_inputs
+from mmbehave.training.parts import TrainingParts
+
+# What a training run of the default model imports before its first step: the bound its start-up is measured
+# against (transformers loads a model's code on first use, so that import is named).
+RUN_IMPORTS = ("import torch, torchvision.models, mlflow, mlflow.tracking, hydra, omegaconf, optuna, av, numpy, pandas, "
+               "tqdm; from transformers import VideoMAEConfig, VideoMAEModel; from transformers.audio_utils import "
+               "mel_filter_bank")
+
+
+def train_command(overrides: list[str], work: Path, *extra: str) -> list[str]:
+    return ["-m", "mmbehave.train", *overrides, f"hydra.run.dir={work / 'run'}", f"hydra.sweep.dir={work / 'sweep'}",
+            f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}", "mlflow.experiment_name=benchmark", *extra]
+
+
+def epoch_walls(tracking_uri: str) -> list[dict[str, float]]:
+    """Per epoch of the store's one run: its logged times, and the wall time since the previous epoch ended."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    run = client.search_runs([client.get_experiment_by_name("benchmark").experiment_id])[0]
+    history = {key: {m.step: m for m in client.get_metric_history(run.info.run_id, key)}
+               for key in ("time/train_s", "time/val_s", "time/save_s")}
+    rows = []
+    steps = sorted(history["time/train_s"])
+    for step in steps:
+        row = {key.split("/")[1]: metric.value for key, metric in ((k, v[step]) for k, v in history.items())}
+        if step - 1 in history["time/save_s"]:
+            row["wall_s"] = (history["time/save_s"][step].timestamp - history["time/save_s"][step - 1].timestamp) / 1000
+        rows.append(row)
+    return rows
+
+
+def real_loop(cfg: DictConfig, work: Path, batches: int) -> dict:
+    """The training loop ``mmbehave.train`` runs (``run_training``: loading, augmentation, steps, checkpoints,
+    MLflow logging), in this process, so that it and the bare steps share the machine's state: train clips/s of
+    its fastest epoch after the first (which warms up), counting everything of an epoch but validation. The
+    fastest, not the mean: on a shared machine the others also measure the neighbours."""
+    from omegaconf import OmegaConf
+
+    from mmbehave.training.run import run_training
+
+    run_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    run_cfg.paths.output_dir = str(work / "run")
+    run_cfg.training.num_epochs, run_cfg.training.limit_train_batches = int(cfg.benchmark.epochs), batches
+    run_cfg.training.limit_val_batches = 1
+    run_cfg.mlflow.tracking_uri, run_cfg.mlflow.experiment_name = f"sqlite:///{work / 'mlflow.db'}", "benchmark"
+    run_training(run_cfg)
+    epochs = [row for row in epoch_walls(f"sqlite:///{work / 'mlflow.db'}") if "wall_s" in row]
+    seconds = min(row["wall_s"] - row["val_s"] for row in epochs)
+    return {"clips_per_s": batches * cfg.training.batch_size / seconds, "epoch_s": seconds,
+            "save_s": sum(row["save_s"] for row in epochs) / len(epochs)}
+
+
+def startup(overrides: list[str], work: Path) -> dict:
+    """``python -m mmbehave.train`` from process start to its first training step (it logs when)."""
+    finished = run_command(train_command(overrides, work, "training.num_epochs=1", "training.limit_train_batches=1",
+                                         "training.limit_val_batches=1"), cwd=work)
+    first_step = re.search(r"First training step done ([0-9.]+) s", finished.stdout + finished.stderr)
+    return {"first_step_s": float(first_step.group(1)) if first_step else None, "peak_host_mib": finished.peak_mib}
+
+
+def held_batches(parts: TrainingParts, count: int) -> list[dict]:
+    """The first ``count`` training batches, loaded (and augmented) once and kept in memory."""
+    return list(itertools.islice(iter(parts.train_loader), count))
+
+
+def bare_steps(parts: TrainingParts, batches: list[dict], repeats: int) -> dict:
+    """Forward, backward and optimizer step (with gradient clipping when the run clips: it belongs to the step)
+    of the same model on batches already in memory: nothing else."""
+    model, optimizer, loss_fn, step = parts.model, parts.optimizer, parts.loss_fn, parts.step
+    model.train()
+    inputs = [(model_inputs(b, step.device), b["species"].to(step.device), b["behavior"].to(step.device))
+              for b in batches]
+
+    def one(batch) -> None:
+        kwargs, species, behavior = batch
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(step.device, step.precision):
+            output = model(**kwargs)
+        loss, _ = loss_fn(output.species_logits, output.behavior_logits, species, behavior)
+        loss.backward()
+        if step.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip_norm)
+        optimizer.step()
+
+    for batch in inputs[:2]:  # warm-up: allocator, kernel choice
+        one(batch)
+    seconds = float("inf")
+    for _ in range(repeats):  # the fastest pass, as for the real loop
+        synchronize(step.device)
+        started = time.perf_counter()
+        for batch in inputs:
+            one(batch)
+        synchronize(step.device)
+        seconds = min(seconds, time.perf_counter() - started)
+    return {"clips_per_s": sum(len(b["species"]) for b in batches) / seconds, "epoch_s": seconds}
+
+
+def loader_speed(parts: TrainingParts, count: int) -> dict:
+    """Clips per second the training loader delivers (reading, augmentation, collation), nothing consuming them."""
+    started = time.perf_counter()
+    clips = sum(len(batch["species"]) for batch in itertools.islice(iter(parts.train_loader), count))
+    return {"clips_per_s": clips / (time.perf_counter() - started)}
+
+
+def import_seconds(work: Path) -> float:
+    """A fresh interpreter importing what a run needs, and nothing else (the best start-up could do)."""
+    return min(run_command(["-c", RUN_IMPORTS], cwd=work).seconds for _ in range(2))
+
+
+def cache_bound(parts: TrainingParts, batch: dict) -> dict:
+    """FLOPs of a training step with frozen encoders (encoder forward + fusion forward and backward) over those
+    of a step on cached features (fusion forward and backward): the most a feature cache can speed a trial up."""
+    model, step = parts.model, parts.step
+    kwargs = model_inputs(batch, step.device)
+    present = {m: kwargs[f"{m}_present"] for m in ("video", "audio") if f"{m}_present" in kwargs}
+    raw = {m: kwargs[m] for m in ("video", "audio") if m in kwargs}
+    with torch.no_grad():
+        encoder_flops = count_flops(lambda: model.encode(**raw, present=present))
+        tokens = model.encode(**raw, present=present)
+
+    def fusion_step() -> None:
+        output = model.classify_tokens(tokens, present)
+        loss, _ = parts.loss_fn(output.species_logits, output.behavior_logits, batch["species"], batch["behavior"])
+        loss.backward()
+
+    fusion_flops = count_flops(fusion_step)
+    return {"encoder_forward_gflops": encoder_flops / 1e9, "fusion_step_gflops": fusion_flops / 1e9,
+            "bound": (encoder_flops + fusion_flops) / fusion_flops}
+
+
+def frozen_weights(cfg: DictConfig, folder: Path) -> list[str]:
+    """Weights for the configured encoders saved as a lab keeps pretrained ones, and the overrides that freeze
+    them: a frozen-backbone sweep costs the same with random weights as with real ones."""
+    from torchvision.models import resnet18
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    video = cfg.video_encoder
+    VideoMAEModel(VideoMAEConfig(num_frames=video.num_frames, image_size=video.image_size,
+                                 tubelet_size=video.tubelet_size, patch_size=video.patch_size,
+                                 hidden_size=video.hidden_size, num_hidden_layers=video.num_layers,
+                                 num_attention_heads=video.num_heads, intermediate_size=video.intermediate_size)
+                  ).save_pretrained(folder / "videomae")
+    torch.save(resnet18(weights=None).state_dict(), folder / "resnet18.pth")
+    return ["video_encoder=videomae_tiny", f"video_encoder.model_name={folder / 'videomae'}",
+            f"audio_encoder.weights_path={folder / 'resnet18.pth'}"]
+
+
+def sweep_with_and_without_cache(cfg: DictConfig, overrides: list[str], work: Path) -> dict:
+    """Seconds per trial of the same fusion sweep over frozen backbones (hparams_search=mbt_frozen), with the
+    feature cache (built inside the timed run) and without it."""
+    bench = cfg.benchmark
+    weights = frozen_weights(cfg, work / "weights")
+    per_trial = {}
+    for mode in ("false", "true"):
+        folder = work / f"cache_{mode}"
+        finished = run_command(train_command(
+            overrides, folder, "hparams_search=mbt_frozen", *weights, f"hydra.sweeper.n_trials={bench.sweep_trials}",
+            "hydra.sweeper.n_jobs=1", f"hydra.sweeper.storage=sqlite:///{folder / 'optuna.db'}",
+            f"training.num_epochs={bench.sweep_epochs}", f"training.feature_cache={mode}",
+            f"training.feature_cache_dir={folder / 'cache'}"), cwd=folder)
+        per_trial[mode] = finished.seconds / bench.sweep_trials
+    return {"trial_s_cache_off": per_trial["false"], "trial_s_cache_on": per_trial["true"],
+            "speedup": per_trial["false"] / per_trial["true"]}
+
+
+def gpu_utilisation(parts: TrainingParts, batches: list[dict], seconds_per_epoch: float) -> dict:
+    """Model FLOPs utilisation of the bare step: counted FLOPs per second over the device's dense bf16 peak."""
+    peak = peak_flops(parts.step.device)
+    if peak is None:
+        return {}
+    model = parts.model
+
+    def step() -> None:
+        kwargs = model_inputs(batches[0], parts.step.device)
+        with autocast(parts.step.device, parts.step.precision):
+            output = model(**kwargs)
+        loss, _ = parts.loss_fn(output.species_logits, output.behavior_logits, batches[0]["species"].to(parts.step.device),
+                                batches[0]["behavior"].to(parts.step.device))
+        loss.backward()
+
+    flops_per_batch = count_flops(step)
+    achieved = flops_per_batch * len(batches) / seconds_per_epoch
+    return {"tflops": achieved / 1e12, "mfu": achieved / peak,
+            "peak_gpu_mib": torch.cuda.max_memory_allocated(parts.step.device) / 2**20}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,212 @@
+"""Frozen encoders' outputs, computed once and reused by every epoch and every trial of a sweep.
+
+    frozen encoder + no input augmentation ──► key = hash(encoder config, its weights, the split's input files,
+        preprocessing, mel statistics) ──► data/cache/<modality>-<key>/<split>.npy (float16, memory-mapped)
+    the dataset then hands out tokens ("video_tokens" / "audio_tokens") instead of frames or spectrograms
+
+A fusion sweep over a frozen VideoMAE-base costs one encoder pass (about 180 GFLOPs a clip) plus cheap
+fusion trainings, instead of the encoder pass in every epoch of every trial. ``training.feature_cache``:
+``auto`` caches a modality when the result is the same as computing it (the encoder is frozen, has no active
+dropout, and its input is not augmented), ``true`` requires it (an error says why it cannot), ``false`` never.
+The float16 storage is the only difference, well below what training notices (tested).
+
+Several trials starting at once build a cache once: one holds the lock and writes (to a temp file, renamed
+when complete); the others wait, then read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from mmbehave.core.atomic import atomic_path, write_text_atomic
+from mmbehave.core.errors import ConfigError
+from mmbehave.core.locks import exclusive
+from mmbehave.core.progress import show_progress
+
+log = logging.getLogger(__name__)
+
+CACHE_DTYPE = np.float16
+MODES = ("auto", "true", "false")
+# The augmentation keys that change each modality's encoder input (conf/data/*.yaml, data.augment).
+AUGMENTS = {"video": ("temporal_jitter",), "audio": ("time_masks", "freq_masks")}
+
+
+def cache_mode(value: Any) -> str:
+    mode = str(value).lower()
+    if mode not in MODES:
+        raise ConfigError(f"training.feature_cache={value} is not one of auto, true, false.")
+    return mode
+
+
+def why_not_cacheable(modality: str, encoder: nn.Module, augment_cfg: Any) -> str | None:
+    """None if the encoder's output for a clip is the same every time it is asked; else why not."""
+    if any(p.requires_grad for p in encoder.parameters()):
+        return f"{modality}_encoder is trained (freeze_backbone=false)"
+    active = [m for m in encoder.modules() if isinstance(m, nn.Dropout) and m.p > 0]
+    if active:
+        return f"{modality}_encoder has active dropout (p={active[0].p})"
+    augmented = [k for k in AUGMENTS[modality] if augment_cfg is not None and int(augment_cfg.get(k) or 0) > 0]
+    if augmented:
+        return f"its input is augmented (data.augment.{augmented[0]}={augment_cfg.get(augmented[0])})"
+    return None
+
+
+def weights_digest(module: nn.Module) -> str:
+    """What the encoder computes with: a digest of its parameters and buffers (names, shapes, values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def inputs_digest(paths: list[Path]) -> str:
+    """The split's input files as they are now (name, size, modification time): re-preprocessing invalidates."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedTokens:
+    """One split's cached tokens for one modality: ``tokens`` (N, T, D) float16, rows in ``clip_ids`` order."""
+
+    modality: str
+    key: str
+    path: Path
+    tokens: np.ndarray
+    clip_ids: list[str]
+
+    def row(self, clip_id: str) -> torch.Tensor:
+        return torch.from_numpy(self.tokens[self._index[clip_id]].astype(np.float32))
+
+    @property
+    def _index(self) -> dict[str, int]:
+        index = self.__dict__.get("_index_cache")
+        if index is None:
+            index = {clip_id: i for i, clip_id in enumerate(self.clip_ids)}
+            object.__setattr__(self, "_index_cache", index)
+        return index
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+def encoder_key(modality: str, encoder_cfg: DictConfig, encoder: nn.Module, preprocess: dict,
+                mel_stats: dict) -> str:
+    """The cache folder's key: what decides an encoder's output for a given input file."""
+    description = {
+        "modality": modality,
+        "encoder": OmegaConf.to_container(encoder_cfg, resolve=True),
+        "weights": weights_digest(encoder),
+        "preprocess": preprocess,
+        "mel_stats": mel_stats if modality == "audio" else None,
+        "dtype": np.dtype(CACHE_DTYPE).name,
+    }
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_split(encoder: nn.Module, dataset, modality: str, device: torch.device, batch_size: int) -> np.ndarray:
+    """(N, T, D) float16 tokens for every clip of ``dataset`` (zeros for clips without ``modality``, which
+    never go through the encoder, as in training)."""
+    from mmbehave.training.data_setup import make_loader
+
+    was_training = encoder.training
+    encoder.eval()
+    encoded: list[tuple[torch.Tensor | None, int]] = []
+    try:
+        for batch in _progress(make_loader(dataset, batch_size), f"caching {modality}"):
+            x, present = batch[modality].to(device), batch[f"{modality}_present"].to(device)
+            rows = present.nonzero().squeeze(1)
+            encoded.append((encoder(x.index_select(0, rows)).float().cpu() if len(rows) else None, present.cpu()))
+    finally:
+        encoder.train(was_training)
+    shape = next((out.shape[1:] for out, _ in encoded if out is not None), None)
+    if shape is None:
+        raise ConfigError(f"no clip of this split has {modality}: there is nothing to cache.")
+    chunks = []
+    for out, present in encoded:
+        chunk = torch.zeros(len(present), *shape)
+        if out is not None:
+            chunk[present] = out
+        chunks.append(chunk.numpy().astype(CACHE_DTYPE))
+    return np.concatenate(chunks)
+
+
+def _progress(loader, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(loader, desc=desc, unit="batch", leave=False, disable=not show_progress())
+
+
+def cached_split(folder: Path, split: str, clip_ids: list[str], inputs: str, build) -> CachedTokens:
+    """The split's cached tokens in ``folder``, (re)built by ``build()`` -> (N, T, D) array when missing or made
+    from other input files. One writer at a time; the others wait and read."""
+    path, meta_path = folder / f"{split}.npy", folder / f"{split}.json"
+    meta = {"clip_ids": clip_ids, "inputs": inputs}
+    with exclusive(path):
+        current = json.loads(meta_path.read_text()) if meta_path.is_file() and path.is_file() else None
+        if current != meta:
+            started = time.perf_counter()
+            tokens = build()
+            with atomic_path(path) as tmp:
+                np.save(tmp, tokens)
+            write_text_atomic(meta_path, json.dumps(meta))
+            log.info("Cached %s features of %d %s clips in %s (%.1f MiB, %.1f s)", folder.name.split("-")[0],
+                     len(clip_ids), split, path, path.stat().st_size / 2**20, time.perf_counter() - started)
+        else:
+            log.info("Using cached %s features of the %s clips: %s", folder.name.split("-")[0], split, path)
+    return CachedTokens(folder.name.split("-")[0], folder.name.split("-", 1)[1], path, np.load(path, mmap_mode="r"),
+                        clip_ids)
+
+
+def input_files(prepared, modality: str, clip_ids: list[str]) -> list[Path]:
+    layout = prepared.layout
+    return [layout.video_frames(c) if modality == "video" else layout.mel_spectrogram(c) for c in clip_ids]
+
+
+def prepare_feature_caches(cfg: DictConfig, model: nn.Module, prepared, modalities: tuple[str, ...],
+                           splits: tuple[str, ...], device: torch.device, mode: str,
+                           batch_size: int) -> tuple[dict[str, dict[str, CachedTokens]], dict[str, str]]:
+    """({split: {modality: CachedTokens}}, {modality: key, or "off: <why>"}) for ``training.feature_cache=mode``."""
+    from mmbehave.training.data_setup import make_dataset
+
+    cached: dict[str, dict[str, CachedTokens]] = {split: {} for split in splits}
+    info: dict[str, str] = {}
+    if mode == "false":
+        return cached, {m: "off: training.feature_cache=false" for m in modalities}
+    for modality in modalities:
+        encoder = getattr(model, f"{modality}_encoder")
+        reason = why_not_cacheable(modality, encoder, cfg.data.get("augment"))
+        if reason:
+            if mode == "true":
+                raise ConfigError(f"training.feature_cache=true, but the {modality} features cannot be cached: {reason}; "
+                                  "use training.feature_cache=auto to cache only what can be.")
+            info[modality] = f"off: {reason}"
+            continue
+        key = encoder_key(modality, cfg.model[f"{modality}_encoder"], encoder, prepared.preprocess, prepared.stats())
+        folder = Path(cfg.training.feature_cache_dir) / f"{modality}-{key}"
+        for split in splits:
+            dataset = make_dataset(prepared, split, (modality,), prepared.classes)  # never augmented
+            inputs = inputs_digest(input_files(prepared, modality, dataset.clip_ids))
+            cached[split][modality] = cached_split(
+                folder, split, dataset.clip_ids, inputs,
+                lambda d=dataset: encode_split(encoder, d, modality, device, batch_size))
+        info[modality] = key
+    return cached, info
