@@ -10,7 +10,9 @@
 
 Writes into output_dir (default: outputs/evaluate/<date>/<time>/):
     metrics.json                 everything below in one file
-    summary.csv, per_class.csv   accuracy / macro-F1 / top-k per head; precision / recall / F1 / support per class
+    summary.csv, per_class.csv   per head: accuracy, macro-F1, top-k, macro P / R, micro-F1, macro AP, head / tail
+                                 macro-F1; per class: precision, recall, F1, support, average precision, training
+                                 clips and head or tail (metrics.json: also micro P / R, head / tail macro AP)
     predictions.csv              per clip: true and predicted class and probability per head
     confusion_<head>.csv / .png  counts, rows true, columns predicted
     modality_contributions.csv / .png   score drop per head and class with each modality removed
@@ -58,7 +60,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     from mmbehave.training.trained_model import checkpoint_path, load_trained_model
 
     tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    path = checkpoint_path(cfg.checkpoint, cfg.run_id, tracking_uri)
+    path = checkpoint_path(cfg.checkpoint, cfg.run_id, tracking_uri, cfg.get("model_uri"), Path(cfg.output_dir) / "model")
     trained = load_trained_model(path, cfg.device)
     log.info("Evaluating %s (%s, %s) on the %s split", path, trained.modalities, "int8" if trained.quantization else "fp32", cfg.split)
     dataset = split_dataset(trained, cfg.split, cfg.data_root)
@@ -67,8 +69,11 @@ def run_evaluation(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.output_dir)
     top_k, split = int(cfg.top_k), cfg.split
 
-    summary = summary_metrics(predictions, top_k)
-    per_class = per_class_tables(predictions, trained.classes)
+    train_counts = trained.train_counts
+    if train_counts is None:
+        log.info("%s records no training class counts (trained before they were saved): no head/tail scores.", path)
+    summary = summary_metrics(predictions, top_k, train_counts=train_counts)
+    per_class = per_class_tables(predictions, trained.classes, train_counts=train_counts)
     summary_rows = summary_table(summary, len(predictions.clip_ids), top_k)
     write_csv(summary_rows, out_dir / "summary.csv")
     write_csv(per_class, out_dir / "per_class.csv")
@@ -86,7 +91,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     figures = attention_figures(trained, dataset, predictions, out_dir, int(cfg.attention.num_clips),
                                 int(cfg.attention.layer), cfg.device)
 
-    by_presence = subset_metrics(predictions, top_k)
+    by_presence = subset_metrics(predictions, top_k, train_counts)
     metrics = {**summary, **by_presence, **flat_drops(contributions)}
     report = {
         "checkpoint": str(path), "split": split, "num_clips": len(predictions.clip_ids), "top_k": top_k,

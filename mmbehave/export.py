@@ -34,7 +34,8 @@ from mmbehave.core.cli import command
 log = logging.getLogger("mmbehave.export")
 
 # Keys of a training checkpoint that inference needs; optimizer, scheduler and RNG states are left behind.
-EXPORTED_KEYS = ("classes", "data_stats", "preprocess", "modalities", "config", "mlflow_run_id", "epoch")
+EXPORTED_KEYS = ("classes", "data_stats", "preprocess", "modalities", "config", "mlflow_run_id", "epoch",
+                 "train_class_counts")
 
 
 def export_state(trained, model) -> dict:
@@ -90,7 +91,7 @@ def run_export(cfg: DictConfig) -> dict:
 
         raise ConfigError(f"latency.clips={cfg.latency.clips} must be at least 1.")
     tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    source = checkpoint_path(cfg.checkpoint, cfg.run_id, tracking_uri)
+    source = checkpoint_path(cfg.checkpoint, cfg.run_id, tracking_uri, cfg.get("model_uri"), Path(cfg.output_dir) / "model")
     trained = load_trained_model(source, "cpu")
     if trained.quantization:
         raise CheckpointError(f"{source} is already an int8 export; pass the training checkpoint it came from.")

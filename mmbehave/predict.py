@@ -2,20 +2,33 @@
 
     python -m mmbehave.predict checkpoint=<best.pth> input=field_clips/ output=predictions.csv
     python -m mmbehave.predict run_id=<MLflow run id> input=clip.mp4 output=clip.csv top_k=5
+    python -m mmbehave.predict checkpoint=<best.pth> input=field_clips/ output=p.csv columns=wide threshold=0.6 \
+        segment_stride=1 aggregate=mean segments=true event_by=60
 
     clip file(s) ─► preprocess_clip (the training preprocessing, with the settings stored in the checkpoint)
+      │             or, with segment_stride=, each window of the model's length (``predicting/segments.py``)
       ─► frames / 255, log-mel standardised with the training clips' mean and std   (as mmbehave.data.dataset)
-      ─► model ─► softmax per head ─► path, clip_id, has_video, has_audio, species, species_prob, behavior,
-                                      behavior_prob, species_top<k>, behavior_top<k> ("name:prob|...", best first),
-                                      warning (why a clip gave the model nothing to go on; usually empty)
+      ─► model ─► softmax per head ─► segments combined per clip (aggregate=mean | max)
+      ─► path, clip_id, has_video, has_audio, species, species_prob, behavior, behavior_prob,
+         species_top<k>, behavior_top<k> ("name:prob|...", best first), warning (why a clip gave the model
+         nothing to go on; usually empty), [segments], [p(<head>=<class>) per class: columns=wide],
+         model_run_id, model_sha256 (which model: its MLflow run, the first 12 hex of the file's SHA-256)
+
+A label is ``uncertain`` where its head's top probability is below threshold= (or the checkpoint's stored
+threshold); its probability and top-k still show the guess. Beside output=<stem>.csv: <stem>_segments.csv
+(segments=true: one row per segment, start_s / end_s) and <stem>_events.csv (event_by=: one row per event,
+clips grouped by a column of event_table= or by a time gap; see ``mmbehave/predicting/events.py``).
 
 With ``format=camtrap_dp`` the output is a Camtrap DP 1.0 package instead (a folder: observations.csv with one
-row per clip, media.csv, deployments.csv, datapackage.json; see ``mmbehave/data/camtrap_dp_export.py``).
+row per clip, media.csv, deployments.csv, datapackage.json; see ``mmbehave/data/camtrap_dp_export.py``); an
+``uncertain`` species is written as observationType ``unknown``.
 
 A folder is searched (recursively by default) for files with a video or audio extension. A clip that cannot be
 decoded is reported on stderr and left out; the others are predicted. A clip without an audio track is
 predicted from its video alone (has_audio=false), an audio file from its sound alone (has_video=false); a clip
-with none of the model's modalities is predicted from the model's biases, with a warning in its row. Exit status: 0 written; 1 no clip could be read; 2 bad checkpoint or input.
+with none of the model's modalities is predicted from the model's biases, with a warning in its row.
+Options are checked before any clip is decoded. Exit status: 0 written; 1 no clip could be read; 2 bad
+option, checkpoint or input (one line on stderr, nothing written).
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from omegaconf import DictConfig
 
@@ -32,7 +45,12 @@ from mmbehave.core.cli import command
 from mmbehave.core.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+
+    from mmbehave.data.preprocessing import ProcessedClip
+    from mmbehave.predicting.options import AnswerOptions
+    from mmbehave.predicting.tables import ClipPrediction
 
 log = logging.getLogger("mmbehave.predict")
 FORMATS = ("csv", "camtrap_dp")
@@ -45,6 +63,8 @@ class ClipInput:
     audio: torch.Tensor   # (1, n_mels, time) standardised log-mel
     has_video: bool       # False for an audio file (a passive acoustic recorder's)
     has_audio: bool
+    start: float = 0.0    # segment_stride=: the window on the clip's timeline, in seconds (end None: whole clip)
+    end: float | None = None
 
 
 def find_clips(input_path: str, extensions: list[str], recursive: bool) -> list[Path]:
@@ -66,20 +86,36 @@ def find_clips(input_path: str, extensions: list[str], recursive: bool) -> list[
     return clips
 
 
-def load_clip(path: Path, trained) -> ClipInput:
-    """Raw clip → model inputs, exactly as training saw them. Raises ClipReadError for undecodable files."""
+def model_input(path: Path, clip: ProcessedClip, trained, start: float = 0.0, end: float | None = None) -> ClipInput:
+    """Preprocessed clip → model inputs, converted as mmbehave.data.dataset converts the training clips."""
     import torch
 
-    from mmbehave.data.preprocessing import preprocess_clip
-
-    clip = preprocess_clip(path, None, trained.preprocess)
     video = clip.frames.permute(1, 0, 2, 3).float().div_(255.0)  # (T, C, H, W) uint8 → (C, T, H, W) in [0, 1]
     audio = ((torch.from_numpy(clip.mel).float() - trained.mel_mean) / trained.mel_std).unsqueeze(0)
-    return ClipInput(path, video, audio, clip.has_video, clip.has_audio)
+    return ClipInput(path, video, audio, clip.has_video, clip.has_audio, start, end)
 
 
-def missing_input_warning(clip: ClipInput, modalities: tuple[str, ...]) -> str:
-    """Empty, or why the model has nothing to go on for this clip (then it answers from its biases alone)."""
+def load_clip(path: Path, trained) -> ClipInput:
+    """Raw clip → model inputs, exactly as training saw them. Raises ClipReadError for undecodable files."""
+    from mmbehave.data.preprocessing import preprocess_clip
+
+    return model_input(path, preprocess_clip(path, None, trained.preprocess), trained)
+
+
+def load_inputs(path: Path, trained, options: AnswerOptions) -> Iterator[ClipInput]:
+    """The clip whole, or with segment_stride= each of its windows, decoded in one pass over the file."""
+    if options.segment_stride is None:
+        yield load_clip(path, trained)
+        return
+    from mmbehave.predicting.segments import iter_segments
+
+    for segment in iter_segments(path, trained.preprocess, options.segment_length(trained), options.segment_stride):
+        yield model_input(path, segment.clip, trained, segment.start, segment.end)
+
+
+def missing_input_warning(clip, modalities: tuple[str, ...]) -> str:
+    """Empty, or why the model has nothing to go on for this clip (then it answers from its biases alone).
+    ``clip``: anything with has_video / has_audio (a ClipInput, a ClipPrediction)."""
     has = {"video": clip.has_video, "audio": clip.has_audio}
     if any(has[m] for m in modalities):
         return ""
@@ -87,12 +123,8 @@ def missing_input_warning(clip: ClipInput, modalities: tuple[str, ...]) -> str:
     return f"{missing}: this {'+'.join(modalities)} model answers from its biases alone"
 
 
-def top_k_text(names: list[str], probs, k: int) -> str:
-    order = probs.argsort()[::-1][:k]
-    return "|".join(f"{names[i]}:{probs[i]:.4f}" for i in order)
-
-
-def predict_batch(trained, clips: list[ClipInput], top_k: int, device: str) -> list[dict]:
+def predict_probabilities(trained, clips: list[ClipInput], device: str) -> list[dict[str, np.ndarray]]:
+    """{head: softmax probabilities} for each input, in one forward pass."""
     import torch
 
     inputs = {}
@@ -106,31 +138,75 @@ def predict_batch(trained, clips: list[ClipInput], top_k: int, device: str) -> l
         output = trained.model(**inputs)
     species = torch.softmax(output.species_logits.float(), dim=-1).cpu().numpy()
     behaviors = torch.softmax(output.behavior_logits.float(), dim=-1).cpu().numpy()
-    names = {"species": trained.classes.species, "behavior": trained.classes.behaviors}
-    rows = []
-    for clip, head_probs in zip(clips, zip(species, behaviors)):
-        row = {"path": str(clip.path), "clip_id": clip.path.stem, "has_video": clip.has_video, "has_audio": clip.has_audio}
-        for head, probs in zip(("species", "behavior"), head_probs):
-            best = int(probs.argmax())
-            row[head] = names[head][best]
-            row[f"{head}_prob"] = round(float(probs[best]), 4)
-        for head, probs in zip(("species", "behavior"), head_probs):
-            row[f"{head}_top{top_k}"] = top_k_text(names[head], probs, top_k)
-        row["warning"] = missing_input_warning(clip, trained.modalities)
-        if row["warning"]:
-            log.warning("%s: %s", clip.path, row["warning"])
-        rows.append(row)
-    return rows
+    return [{"species": s, "behavior": b} for s, b in zip(species, behaviors)]
+
+
+def predict_clips(trained, clips: list[Path], options: AnswerOptions, cfg: DictConfig
+                  ) -> tuple[list[ClipPrediction], list[tuple[Path, str]]]:
+    """Every readable clip's per-segment probabilities, in input order; [(unreadable clip, reason)].
+
+    Inputs are batched across clips and segments; a clip that fails part-way loses the segments it had."""
+    from tqdm.auto import tqdm
+
+    from mmbehave.core.errors import ClipReadError
+    from mmbehave.core.progress import show_progress
+    from mmbehave.predicting.tables import ClipPrediction
+
+    predictions: dict[Path, ClipPrediction] = {}
+    failures: list[tuple[Path, str]] = []
+    pending: list[ClipInput] = []
+
+    def flush() -> None:
+        for clip, probs in zip(pending, predict_probabilities(trained, pending, cfg.device)):
+            predictions[clip.path].windows.append((clip.start, clip.end))
+            predictions[clip.path].probs.append(probs)
+        pending.clear()
+
+    progress = show_progress(cfg.progress) and len(clips) > 1
+    for path in tqdm(clips, desc="predicting", unit="clip", disable=not progress):
+        try:
+            for clip in load_inputs(path, trained, options):
+                predictions.setdefault(path, ClipPrediction(path, clip.has_video, clip.has_audio))
+                pending.append(clip)
+                if len(pending) == int(cfg.batch_size):
+                    flush()
+        except Exception as error:  # one odd file must not stop a folder: report it and go on
+            reason = error.reason if isinstance(error, ClipReadError) else f"{type(error).__name__}: {error}"
+            failures.append((path, reason))
+            log.warning("Skipped %s: %s", path, reason)
+            predictions.pop(path, None)
+            pending[:] = [clip for clip in pending if clip.path != path]
+    if pending:
+        flush()
+    return [predictions[path] for path in clips if path in predictions], failures
+
+
+def model_download_dir(cfg: DictConfig) -> Path | None:
+    """Where a model from MLflow is downloaded: this run's folder; None (a temp folder) where there is no Hydra
+    run to name one (run_prediction called from Python)."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        return Path(cfg.paths.output_dir) / "model"
+    except InterpolationResolutionError:
+        return None
 
 
 def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple[Path, str]]]:
     """Returns (the CSV or Camtrap DP folder written, or None; its rows; [(unreadable clip, reason)])."""
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from mmbehave.core.atomic import atomic_path
-    from mmbehave.core.errors import ClipReadError
-    from mmbehave.core.progress import show_progress
+    from mmbehave.predicting.answers import class_names, combine
+    from mmbehave.predicting.events import event_rows, plan_events
+    from mmbehave.predicting.options import read_answer_options
+    from mmbehave.predicting.provenance import model_provenance
+    from mmbehave.predicting.tables import (
+        camtrap_rows,
+        clip_row,
+        companion_path,
+        segment_rows,
+    )
     from mmbehave.training.tracking import resolve_tracking_uri
     from mmbehave.training.trained_model import checkpoint_path, load_trained_model
 
@@ -138,45 +214,51 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     output_format = str(cfg.get("format") or "csv")
     if output_format not in FORMATS:
         raise ConfigError(f"format={output_format}: use {' or '.join(FORMATS)}.")
+    options = read_answer_options(cfg, output_format)  # before the model loads or a clip is decoded
     camtrap = None
     if output_format == "camtrap_dp":  # checked before any clip is read: a wrong package= fails at once
         from mmbehave.data.camtrap_dp_export import CamtrapExport
 
         camtrap = CamtrapExport.prepare(cfg.input, cfg.get("package"))
-    path = checkpoint_path(cfg.checkpoint, cfg.run_id, resolve_tracking_uri(cfg.mlflow.tracking_uri))
+    path = checkpoint_path(cfg.checkpoint, cfg.run_id, resolve_tracking_uri(cfg.mlflow.tracking_uri), cfg.get("model_uri"),
+                           model_download_dir(cfg))
     trained = load_trained_model(path, cfg.device)
+    thresholds = options.model_thresholds(trained)
+    events = None
+    if options.events:  # planned from the file list, before decoding: a bad event table fails at once
+        input_root = Path(cfg.input).expanduser()
+        events = plan_events(clips, options.events, input_root if input_root.is_dir() else input_root.parent)
     top_k = max(1, int(cfg.top_k))
     log.info("Predicting %d clip(s) with %s", len(clips), path)
 
-    rows: list[dict] = []
-    failures: list[tuple[Path, str]] = []
-    pending: list[ClipInput] = []
-    progress = show_progress(cfg.progress) and len(clips) > 1
-    for clip in tqdm(clips, desc="predicting", unit="clip", disable=not progress):
-        try:
-            pending.append(load_clip(clip, trained))
-        except ClipReadError as error:
-            failures.append((clip, error.reason))
-            log.warning("Skipped %s", error)
-        except Exception as error:  # one odd file must not stop a folder: report it and go on
-            failures.append((clip, f"{type(error).__name__}: {error}"))
-            log.warning("Skipped %s: %s: %s", clip, type(error).__name__, error)
-        if len(pending) == int(cfg.batch_size):
-            rows += predict_batch(trained, pending, top_k, cfg.device)
-            pending = []
-    if pending:
-        rows += predict_batch(trained, pending, top_k, cfg.device)
-    if not rows:
-        return None, rows, failures
+    predictions, failures = predict_clips(trained, clips, options, cfg)
+    if not predictions:
+        return None, [], failures
+    provenance = model_provenance(trained)
+    clip_probs = {p.path: combine(p.probs, options.aggregate) for p in predictions}
+    rows = [clip_row(p, clip_probs[p.path], missing_input_warning(p, trained.modalities), trained, options, thresholds,
+                     top_k, provenance) for p in predictions]
+    for row in rows:
+        if row["warning"]:
+            log.warning("%s: %s", row["path"], row["warning"])
     default = "camtrap_dp" if camtrap else "predictions.csv"
     output = Path(cfg.output).expanduser() if cfg.output else Path(cfg.paths.output_dir) / default
     if camtrap:
         from mmbehave import __version__
 
-        camtrap.write(output, rows, classified_by=f"mmbehave {__version__} {trained.mlflow_run_id or 'no-mlflow-run'}")
+        camtrap.write(output, camtrap_rows(rows), classified_by=f"mmbehave {__version__} "
+                                                               f"{trained.mlflow_run_id or 'no-mlflow-run'}")
         return output, rows, failures
-    with atomic_path(output) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+    tables = {output: rows}
+    if options.segments_table:
+        tables[companion_path(output, "segments")] = [
+            row for p in predictions for row in segment_rows(p, trained, options, thresholds, provenance)]
+    if events:
+        tables[companion_path(output, "events")] = event_rows(events, clip_probs, class_names(trained), thresholds,
+                                                              options.wide, provenance)
+    for table_path, table_rows in tables.items():  # every table computed before the first is written
+        with atomic_path(table_path) as tmp:
+            pd.DataFrame(table_rows).to_csv(tmp, index=False)
     return output, rows, failures
 
 
@@ -191,6 +273,12 @@ def main(cfg: DictConfig) -> None:
         print(f"error: none of the {len(failures)} clip(s) could be read; nothing written.", file=sys.stderr)
         sys.exit(1)
     print(f"Predicted {len(rows)} clip(s): {output}")
+    if str(cfg.get("format") or "csv") == "csv":
+        from mmbehave.predicting.tables import companion_path
+
+        for table, wanted in (("segments", cfg.get("segments")), ("events", cfg.get("event_by") is not None)):
+            if wanted:
+                print(f"{table.capitalize()}: {companion_path(output, table)}")
 
 
 if __name__ == "__main__":

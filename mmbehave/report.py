@@ -3,11 +3,14 @@
     python -m mmbehave.report experiment_name=modality_ablation            # val/macro_f1 per modality setting
     python -m mmbehave.report experiment_name=mbt group_by=null sweep_id=latest   # best trials of the last sweep
     python -m mmbehave.report experiment_name=guide group_by=modalities metric=val/species_macro_f1
+    python -m mmbehave.report metric=val/behavior_macro_f1 'extra_metrics=[val/behavior_macro_ap,val/behavior_tail_macro_f1]'
 
 Reads the experiment's FINISHED training runs (``mlflow.search_runs`` into pandas; sweep parent runs are
 left out), one row per value of ``group_by`` with the metric's mean, spread (standard deviation over the
-runs, e.g. seeds), min and max, and writes ``report.md``, ``report.csv`` (the grouped table), ``runs.csv``
-and ``report.png`` (mean with spread, every run as a dot) to ``output_dir``.
+runs, e.g. seeds), min and max (and the mean of each of ``extra_metrics``), and writes ``report.md``,
+``report.csv`` (the grouped table), ``runs.csv`` and ``report.png`` (mean with spread, every run as a dot)
+to ``output_dir``. Any logged metric can be ``metric``: the long-tail scores too (``val/behavior_macro_ap``,
+``val/behavior_tail_macro_f1``, and after ``evaluate`` e.g. ``test/behavior_macro_ap``).
 """
 
 from __future__ import annotations
@@ -54,16 +57,21 @@ def load_runs(tracking_uri: str, experiment_name: str, sweep_id: str | None = No
     return runs[~is_parent & (runs["status"] == "FINISHED")].reset_index(drop=True), swept
 
 
-def compare(runs, group_by: str | None, metric: str, swept: list[str] = ()):
+def compare(runs, group_by: str | None, metric: str, swept: list[str] = (), extra_metrics: list[str] = ()):
     """(grouped table, per-run table). Grouped: one row per ``group_by`` value, best mean first. The per-run
-    table shows the swept axes (those of ``swept`` logged as params) and the seed and modalities if they vary."""
+    table shows the swept axes (those of ``swept`` logged as params) and the seed and modalities if they vary.
+    ``extra_metrics`` (e.g. the long-tail scores beside macro-F1) ride along: their value per run, their mean
+    per group; the order stays ``metric``'s."""
     import pandas as pd
 
     column = f"metrics.{metric}"
-    if column not in runs:
-        known = ", ".join(sorted(c.removeprefix("metrics.") for c in runs if c.startswith("metrics.")))
-        raise ReportError(f"metric={metric} was not logged by these runs (metrics: {known}).")
-    per_run = pd.DataFrame({"run_name": runs["tags.mlflow.runName"], metric: runs[column]})
+    for key, name in [("metric", metric), *(("extra_metrics", m) for m in extra_metrics)]:
+        if f"metrics.{name}" not in runs:
+            known = ", ".join(sorted(c.removeprefix("metrics.") for c in runs if c.startswith("metrics.")))
+            raise ReportError(f"{key}={name} was not logged by these runs (metrics: {known}).")
+    extra_metrics = [m for m in dict.fromkeys(extra_metrics) if m != metric]
+    per_run = pd.DataFrame({"run_name": runs["tags.mlflow.runName"], metric: runs[column],
+                            **{name: runs[f"metrics.{name}"] for name in extra_metrics}})
     varying = [k for k in ("modalities", "seed") if f"params.{k}" in runs and runs[f"params.{k}"].nunique() > 1]
     axes = list(dict.fromkeys([*varying, *(k for k in swept if f"params.{k}" in runs)]))
     for name in axes:
@@ -77,7 +85,9 @@ def compare(runs, group_by: str | None, metric: str, swept: list[str] = ()):
     values = runs[column].groupby(runs[f"params.{group_by}"])
     seeds = runs["params.seed"].groupby(runs[f"params.{group_by}"]).nunique() if "params.seed" in runs else None
     table = pd.DataFrame({"runs": values.size(), "seeds": seeds, "mean": values.mean(), "spread": values.std(ddof=1),
-                          "min": values.min(), "max": values.max()})
+                          "min": values.min(), "max": values.max(),
+                          **{f"mean {name}": runs[f"metrics.{name}"].groupby(runs[f"params.{group_by}"]).mean()
+                             for name in extra_metrics}})
     table = table.sort_values("mean", ascending=metric.endswith("loss")).rename_axis(group_by).reset_index()
     return table, per_run
 
@@ -112,7 +122,7 @@ def write_report(cfg: DictConfig, tracking_uri: str) -> Path:
     if runs.empty:
         raise ReportError(f"experiment_name={cfg.experiment_name}"
                           f"{f' sweep_id={cfg.sweep_id}' if cfg.sweep_id else ''}: no FINISHED runs to compare.")
-    table, per_run = compare(runs, cfg.group_by, cfg.metric, swept)
+    table, per_run = compare(runs, cfg.group_by, cfg.metric, swept, list(cfg.get("extra_metrics") or []))
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     scope = f"sweep `{cfg.sweep_id}`" if cfg.sweep_id else "all runs"

@@ -57,7 +57,8 @@ def test_predict_folder_predicts_readable_clips_and_reports_unreadable_ones(tmp_
     table = pd.read_csv(output, keep_default_na=False)
     assert sorted(table["clip_id"]) == sorted([*TEST_CLIPS, "silent", "recorder"])
     assert list(table.columns) == ["path", "clip_id", "has_video", "has_audio", "species", "species_prob", "behavior",
-                                   "behavior_prob", "species_top2", "behavior_top2", "warning"]
+                                   "behavior_prob", "species_top2", "behavior_top2", "warning", "model_run_id",
+                                   "model_sha256"]  # columns=narrow: today's, then which model made them
     by_clip = table.set_index("clip_id")
     assert not by_clip.loc["silent", "has_audio"] and by_clip.loc["silent", "has_video"]
     assert not by_clip.loc["recorder", "has_video"] and by_clip.loc["recorder", "has_audio"]

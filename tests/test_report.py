@@ -77,3 +77,13 @@ def test_asking_for_what_was_not_logged_names_what_was():
         compare(runs, "modalities", "val/nope")
     with pytest.raises(ReportError, match="group_by=optimizer.lr is not a param"):
         compare(runs, "optimizer.lr", "val/macro_f1")
+
+
+def test_extra_metrics_ride_along_per_run_and_per_group():
+    runs = runs_frame([("video+audio", 1, 0.6), ("video+audio", 2, 0.8), ("video", 1, 0.5)])
+    runs["metrics.val/behavior_macro_ap"] = [0.4, 0.6, 0.3]
+    table, per_run = compare(runs, "modalities", "val/macro_f1", extra_metrics=["val/behavior_macro_ap"])
+    assert table["mean val/behavior_macro_ap"].tolist() == pytest.approx([0.5, 0.3])
+    assert per_run["val/behavior_macro_ap"].tolist() == [0.6, 0.4, 0.3]  # still in val/macro_f1's order
+    with pytest.raises(ReportError, match="extra_metrics=val/behavior_map was not logged.*val/behavior_macro_ap"):
+        compare(runs, "modalities", "val/macro_f1", extra_metrics=["val/behavior_map"])

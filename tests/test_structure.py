@@ -19,7 +19,7 @@ PACKAGE = Path(mmbehave.__file__).parent
 # Lower layers first; a module may import its own layer and the ones before it, never one after it.
 LAYERS = {"core": 0, "data": 1, "models": 2, "training": 3, "sweeps": 4, "analysis": 4, "perf": 4, "commands": 5}
 COMMANDS = {"train", "evaluate", "predict", "export", "report", "benchmark", "preprocess", "synthetic", "cache",
-            "import_camtrap_dp"}
+            "import_camtrap_dp", "split"}
 
 
 def layer_of(module: str) -> str:

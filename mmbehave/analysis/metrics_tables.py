@@ -1,12 +1,15 @@
-"""Test-set metrics per head: the summary (accuracy, macro-F1, top-k) and the per-class table.
+"""Test-set metrics per head: the summary (accuracy, macro-F1, top-k, long-tail scores) and the per-class table.
 
     targets (N,), probs (N, C) ──► confusion matrix ──► accuracy, macro-F1        (mmbehave.training.metrics,
-                               │                    └─► precision, recall, F1,     the same code validation uses)
-                               │                        support per class
+                               │                                                   the same code validation uses)
+                               ├─► class_metrics ──► per class: precision, recall, F1, support, AP;
+                               │   (+ train counts)  macro / micro P, R, F1; macro AP; head / tail macro-F1, AP
                                └─► top-k accuracy: the true class among the k most probable
 
 Macro-F1 averages over the classes in the targets or the predictions (as scikit-learn does), as during
-training, so ``test/macro_f1`` and ``val/macro_f1`` mean the same thing.
+training, so ``test/macro_f1`` and ``val/macro_f1`` mean the same thing. Head classes are those trained on
+more clips than the median class, from the counts the checkpoint records (mmbehave.training.class_metrics
+says why each convention); a checkpoint from before those counts has no head/tail scores.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ import pandas as pd
 from mmbehave.analysis.predictions import FULL, HEADS, SplitPredictions
 from mmbehave.core.atomic import atomic_path, write_text_atomic
 from mmbehave.data.metadata import ClassLists
-from mmbehave.training.metrics import (
-    accuracy_and_macro_f1,
-    confusion_matrix,
-    per_class_scores,
-)
+from mmbehave.training.class_metrics import single_label_scores
+from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
+
+# The long-tail scores the summary table shows besides accuracy, macro-F1 and top-k (metrics.json has them all).
+SUMMARY_COLUMNS = ("macro_precision", "macro_recall", "micro_f1", "macro_ap", "head_macro_f1", "tail_macro_f1")
 
 
 def class_names(classes: ClassLists, head: str) -> list[str]:
@@ -40,30 +43,46 @@ def top_k_accuracy(targets: np.ndarray, probs: np.ndarray, k: int) -> float:
     return float((top == targets[:, None]).any(axis=1).mean())
 
 
-def head_summary(targets: np.ndarray, probs: np.ndarray, top_k: int) -> dict[str, float]:
-    """{"acc", "macro_f1", f"top{k}_acc"} for one head."""
+def head_summary(targets: np.ndarray, probs: np.ndarray, top_k: int,
+                 train_counts: list[int] | None = None) -> dict[str, float]:
+    """{"acc", "macro_f1", f"top{k}_acc", then class_metrics' summary: macro_ and micro_ precision / recall /
+    f1, macro_ap, and with ``train_counts`` head_ / tail_ macro_f1 and macro_ap} for one head."""
     matrix = confusion_matrix(targets, probs.argmax(axis=1), probs.shape[1])
     accuracy, macro_f1 = accuracy_and_macro_f1(matrix)
-    return {"acc": accuracy, "macro_f1": macro_f1, f"top{top_k}_acc": top_k_accuracy(targets, probs, top_k)}
+    long_tail = single_label_scores(targets, probs, train_counts).summary
+    return {"acc": accuracy, "macro_f1": macro_f1, f"top{top_k}_acc": top_k_accuracy(targets, probs, top_k),
+            **{key: value for key, value in long_tail.items() if key != "macro_f1"}}  # the same macro-F1
 
 
-def per_class_table(targets: np.ndarray, probs: np.ndarray, names: list[str]) -> pd.DataFrame:
-    """One row per class: class, precision, recall, f1, support (sklearn's zero_division=0 convention)."""
-    scores = per_class_scores(confusion_matrix(targets, probs.argmax(axis=1), len(names)))
-    return pd.DataFrame({"class": names, **{key: scores[key] for key in ("precision", "recall", "f1", "support")}})
+def per_class_table(targets: np.ndarray, probs: np.ndarray, names: list[str],
+                    train_counts: list[int] | None = None) -> pd.DataFrame:
+    """One row per class: class, precision, recall, f1, support (sklearn's zero_division=0 convention),
+    average_precision (empty where the split has no clip of the class), train_count and head_or_tail (empty
+    without ``train_counts``)."""
+    scores = single_label_scores(targets, probs, train_counts).per_class
+    table = pd.DataFrame({"class": names, **{key: scores[key] for key in
+                                             ("precision", "recall", "f1", "support", "average_precision")}})
+    if train_counts is None:
+        return table.assign(train_count=pd.array([pd.NA] * len(names), dtype="Int64"), head_or_tail=None)
+    return table.assign(train_count=scores["train_count"], head_or_tail=np.where(scores["is_head"], "head", "tail"))
 
 
-def summary_metrics(predictions: SplitPredictions, top_k: int, variant: str = FULL) -> dict[str, float]:
-    """Flat {"species_acc", "species_macro_f1", "species_top3_acc", ..., "macro_f1"} (macro_f1: mean of the heads')."""
+def summary_metrics(predictions: SplitPredictions, top_k: int, variant: str = FULL,
+                    train_counts: dict[str, list[int]] | None = None) -> dict[str, float]:
+    """Flat {"species_acc", "species_macro_f1", "species_top3_acc", "species_macro_ap", ..., "macro_f1"}
+    (macro_f1: mean of the heads'). ``train_counts``: {head: training clips per class}, for head/tail scores."""
     flat: dict[str, float] = {}
     for head in HEADS:
-        for key, value in head_summary(predictions.targets[head], predictions.probs[variant][head], top_k).items():
+        summary = head_summary(predictions.targets[head], predictions.probs[variant][head], top_k,
+                               train_counts[head] if train_counts else None)
+        for key, value in summary.items():
             flat[f"{head}_{key}"] = value
     flat["macro_f1"] = (flat["species_macro_f1"] + flat["behavior_macro_f1"]) / 2
     return flat
 
 
-def subset_metrics(predictions: SplitPredictions, top_k: int) -> dict[str, float]:
+def subset_metrics(predictions: SplitPredictions, top_k: int,
+                   train_counts: dict[str, list[int]] | None = None) -> dict[str, float]:
     """Summary metrics on the clips that lack a modality and on those that have it, when a split has both kinds:
     {"clips_without_audio/macro_f1": ..., "clips_with_audio/macro_f1": ..., ...}. This is where fusion has to
     prove itself on camera-trap data, where most clips have no sound."""
@@ -72,25 +91,29 @@ def subset_metrics(predictions: SplitPredictions, top_k: int) -> dict[str, float
         if has.all() or not has.any():
             continue
         for name, rows in ((f"clips_without_{modality}", ~has), (f"clips_with_{modality}", has)):
-            summary = summary_metrics(predictions.subset(rows), top_k)
+            summary = summary_metrics(predictions.subset(rows), top_k, train_counts=train_counts)
             flat.update({f"{name}/{key}": value for key, value in summary.items()})
             flat[f"{name}/num_clips"] = float(rows.sum())
     return flat
 
 
-def per_class_tables(predictions: SplitPredictions, classes: ClassLists, variant: str = FULL) -> pd.DataFrame:
+def per_class_tables(predictions: SplitPredictions, classes: ClassLists, variant: str = FULL,
+                     train_counts: dict[str, list[int]] | None = None) -> pd.DataFrame:
     """Both heads' per-class tables stacked, with a ``head`` column first."""
     frames = []
     for head in HEADS:
-        table = per_class_table(predictions.targets[head], predictions.probs[variant][head], class_names(classes, head))
+        table = per_class_table(predictions.targets[head], predictions.probs[variant][head], class_names(classes, head),
+                                train_counts[head] if train_counts else None)
         frames.append(table.assign(head=head)[["head", *table.columns]])
     return pd.concat(frames, ignore_index=True)
 
 
 def summary_table(summary: dict[str, float], num_clips: int, top_k: int) -> pd.DataFrame:
-    """Rows: species, behavior; columns: clips, accuracy, macro_f1, top-k accuracy."""
+    """Rows: species, behavior; columns: clips, accuracy, macro_f1, top-k accuracy and the long-tail scores of
+    SUMMARY_COLUMNS that were computed (head/tail: NaN where that group has no class)."""
     rows = [{"head": head, "clips": num_clips, "accuracy": summary[f"{head}_acc"],
-             "macro_f1": summary[f"{head}_macro_f1"], f"top{top_k}_accuracy": summary[f"{head}_top{top_k}_acc"]}
+             "macro_f1": summary[f"{head}_macro_f1"], f"top{top_k}_accuracy": summary[f"{head}_top{top_k}_acc"],
+             **{key: summary[f"{head}_{key}"] for key in SUMMARY_COLUMNS if f"{head}_{key}" in summary}}
             for head in HEADS]
     return pd.DataFrame(rows)
 
@@ -121,7 +144,19 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def write_json(data: dict, path: str | Path) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_text_atomic(path, json.dumps(without_nan(data), indent=2, default=_json_default) + "\n")
+
+
+def without_nan(value):
+    """``value`` with every NaN (an undefined score: AP of a class without clips, a head/tail group without
+    classes) and pandas' NA as None: JSON has no NaN, and json.dumps' bare ``NaN`` breaks strict readers."""
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nan(item) for item in value]
+    if value is pd.NA or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return None
+    return value
 
 
 def _json_default(value):

@@ -128,6 +128,13 @@ def _declares_multirun(group: str, option: str, seen: frozenset[str] = frozenset
     return any(_declares_multirun(group, parent, seen | {option}) for parent in parents)
 
 
+def model_uri_alias(arg: str) -> str:
+    """``model=models:/name/1`` means the ``model_uri`` key: ``model`` alone would select the ``model`` config
+    group, and no group option is a URI, so the two cannot be confused."""
+    key, _, value = arg.partition("=")
+    return f"model_uri={value}" if key == "model" and ":/" in value else arg
+
+
 def with_preset_mode(argv: list[str]) -> list[str]:
     """``argv`` plus ``hydra.mode=MULTIRUN`` when a sweep preset is picked and the mode is not given already."""
     given = any(a in ("-m", "--multirun") or a.startswith(("hydra.mode=", "hydra/mode=")) for a in argv)
@@ -153,7 +160,7 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
         @functools.wraps(task)
         def entry() -> Any:
             redact_standard_streams()  # before Hydra sets up logging, so its console handlers write through it
-            sys.argv = with_preset_mode(sys.argv)
+            sys.argv = with_preset_mode([model_uri_alias(arg) for arg in sys.argv])
             return main()
 
         return entry

@@ -3,6 +3,8 @@
     write_clip(path, frames (T, H, W, 3) uint8 RGB, fps, audio (samples,) float32 | None, sample_rate)
         -> MP4: H.264 yuv420p video [+ AAC mono audio]
     read_video_frames(path, num_frames, image_size, window) -> uint8 tensor (num_frames, 3, image_size, image_size)
+    iter_video_windows(path, num_frames, image_size, windows) -> the same for each window, in one decoding pass
+    media_seconds(path)                                     -> the clip's length in seconds
     read_audio(path, sample_rate, clip_seconds)             -> float32 (round(sample_rate * clip_seconds),) | None
 
 Every decoding problem (missing file, not a media file, truncated data, no frames) raises ``ClipReadError``
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import av
 import numpy as np
@@ -92,8 +95,51 @@ def read_video_frames(path: str | os.PathLike, num_frames: int, image_size: int,
     Each is resized (area-averaged) so its short side is ``image_size``, then centre-cropped to a square.
     Returns uint8 (num_frames, 3, image_size, image_size).
     """
+    [frames] = iter_video_windows(path, num_frames, image_size, [window])
+    return frames
+
+
+def iter_video_windows(path: str | os.PathLike, num_frames: int, image_size: int,
+                       windows: Sequence[tuple[float, float] | None]) -> Iterator[torch.Tensor]:
+    """``read_video_frames`` for each of ``windows`` (inclusive (start_s, end_s), or None: the whole clip), with
+    one decoding pass over the file: a long clip cut into segments is decoded once, not once per segment.
+
+    Yields each window's frames, in the order given, as soon as the decoder has passed them; only frames a
+    window not yet yielded still needs are kept, so memory stays a few windows' worth however long the clip.
+    """
     path = Path(path)
     times = _frame_times(path)  # pts -> seconds on the file's timeline
+    picks = [_window_picks(path, times, num_frames, window) for window in windows]
+    wanted = set().union(*picks)
+    last_use = {pts: index for index, window_picks in enumerate(picks) for pts in window_picks}
+    decoded: dict[int, torch.Tensor] = {}
+    seen: set[int] = set()
+    next_window = 0
+    reformatter = VideoReformatter()  # one scaler for the clip: setting one up costs more than using it
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        try:
+            for frame in container.decode(stream):
+                if frame.pts not in wanted or frame.pts in seen:
+                    continue
+                seen.add(frame.pts)
+                decoded[frame.pts] = _resize_crop(reformatter, frame, image_size)
+                while next_window < len(picks) and all(pts in decoded for pts in picks[next_window]):
+                    yield torch.stack([decoded[pts] for pts in picks[next_window]])
+                    next_window += 1
+                    decoded = {pts: image for pts, image in decoded.items() if last_use[pts] >= next_window}
+                if next_window == len(picks):
+                    return
+        except av.error.FFmpegError as error:
+            raise ClipReadError(path, f"video decoding failed ({error}); the file may be truncated or corrupt") from error
+    missing = wanted - seen
+    raise ClipReadError(path, f"{len(missing)} of the {len(wanted)} sampled frames could not be decoded; "
+                              "the file may be truncated or corrupt")
+
+
+def _window_picks(path: Path, times: dict[int, float], num_frames: int,
+                  window: tuple[float, float] | None) -> list[int]:
+    """The pts of the ``num_frames`` frames sampled uniformly (by index) from those inside ``window``."""
     if window is not None:
         start, end = float(window[0]), float(window[1])
         in_window = {pts: t for pts, t in times.items() if start <= t <= end}
@@ -102,26 +148,25 @@ def read_video_frames(path: str | os.PathLike, num_frames: int, image_size: int,
                                       f"(frames span {min(times.values()):.3f}-{max(times.values()):.3f} s)")
         times = in_window
     ordered = sorted(times, key=times.get)
-    picks = [ordered[i] for i in np.linspace(0, len(ordered) - 1, num_frames).round().astype(int)]
+    return [ordered[i] for i in np.linspace(0, len(ordered) - 1, num_frames).round().astype(int)]
 
-    wanted = set(picks)
-    decoded: dict[int, torch.Tensor] = {}
-    reformatter = VideoReformatter()  # one scaler for the clip: setting one up costs more than using it
+
+def media_seconds(path: str | os.PathLike) -> float:
+    """How long the clip lasts, from the file's start: to the end of its last video frame (the frames are what
+    the camera saw; the audio track ends within encoder padding of them), or, for a file without video (an
+    acoustic recorder's), the length its container declares. 0.0 when the file declares no length."""
+    path = Path(path)
+    if has_video_stream(path):
+        times = sorted(_frame_times(path).values())
+        frame_step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+        return times[-1] + frame_step
     with _open(path) as container:
-        stream = container.streams.video[0]
-        try:
-            for frame in container.decode(stream):
-                if frame.pts in wanted and frame.pts not in decoded:
-                    decoded[frame.pts] = _resize_crop(reformatter, frame, image_size)
-                    if len(decoded) == len(wanted):
-                        break
-        except av.error.FFmpegError as error:
-            raise ClipReadError(path, f"video decoding failed ({error}); the file may be truncated or corrupt") from error
-    missing = wanted - decoded.keys()
-    if missing:
-        raise ClipReadError(path, f"{len(missing)} of the {len(wanted)} sampled frames could not be decoded; "
-                                  "the file may be truncated or corrupt")
-    return torch.stack([decoded[pts] for pts in picks])
+        if container.duration is not None:
+            return container.duration / av.time_base
+        stream = container.streams.audio[0] if container.streams.audio else None
+        if stream is not None and stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+    return 0.0
 
 
 def has_video_stream(path: str | os.PathLike) -> bool:

@@ -2,8 +2,9 @@
 
 Class lists come from here (union over splits, sorted), never from config, so a dataset with a new
 species needs no config change. Hand-typed tables are checked for what silently spoils a result: a clip in
-two splits (leakage), a clip id that escapes ``processed/``, one label spelled two ways, a head with a single
-class. Surrounding whitespace is stripped from every id and label.
+two splits (leakage), a site (camera, event) in two splits when the tables name one, a clip id that escapes
+``processed/``, one label spelled two ways, a head with a single class. Surrounding whitespace is stripped from
+every id and label.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Sequence
 
 import pandas as pd
 
-from mmbehave.core.errors import DataError
+from mmbehave.core.errors import ConfigError, DataError
 from mmbehave.data.layout import SPLITS, DatasetLayout
 
 REQUIRED_COLUMNS = ("clip_id", "species", "behavior")
 LABEL_COLUMNS = ("species", "behavior")
+# Columns that say where a clip was recorded, checked when present (data.group_column: null): clips sharing a
+# value must share a split. Not locationID: the Camtrap DP importer's default split.by=deploymentID may put two
+# deployments at one place in different splits by design (data.group_column=locationID checks it all the same).
+GROUP_COLUMNS = ("site", "site_id", "deploymentID", "cam_id", "event_id", "eventID")
+ROWS_NAMED = 3              # rows named per file in a leakage error before "..."
 log = logging.getLogger(__name__)
 
 
@@ -142,3 +149,47 @@ def check_labels_seen_in_train(layout: DatasetLayout, tables: dict[str, pd.DataF
                 row = unseen[0]
                 raise DataError(f"{layout.metadata_csv(split)}, row {csv_row(row)}: {column} '{frame.at[row, column]}' "
                                 f"never appears in {layout.metadata_csv('train')}. Add training clips of it or drop the row.")
+
+
+def check_groups_in_one_split(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
+                              group_column: str | Sequence[str] | None = None) -> None:
+    """A site (camera, event) in two splits leaks as a clip does: the model is tested on a place it trained on.
+
+    ``group_column`` (``data.group_column``) names the column(s) to check, which every table must have; null
+    checks those of ``GROUP_COLUMNS`` that a table has. Rows with an empty cell belong to no known group."""
+    for column in _group_columns(layout, tables, group_column):
+        rows: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # value -> split -> rows
+        for split, table in tables.items():
+            if column in table.columns:
+                for index, value in table[column].str.strip().items():
+                    if value:
+                        rows[value][split].append(csv_row(index))
+        for value, by_split in rows.items():
+            if len(by_split) > 1:
+                where = " and in ".join(f"{layout.metadata_csv(split)}, {_rows_text(found)}"
+                                     for split, found in by_split.items())
+                raise DataError(f"{column} '{value}' is in {where}: a {column} in two splits leaks into the "
+                                f"evaluation; keep each {column} in one split (python -m mmbehave.split "
+                                f"group_by={column} does).")
+
+
+def _group_columns(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
+                   configured: str | Sequence[str] | None) -> list[str]:
+    if configured is None:
+        return [column for column in GROUP_COLUMNS if any(column in table.columns for table in tables.values())]
+    columns = [configured] if isinstance(configured, str) else [str(column) for column in configured]
+    for column in columns:
+        lacking = [split for split, table in tables.items() if column not in table.columns]
+        if len(lacking) == len(tables):
+            found = sorted(set().union(*(table.columns for table in tables.values())))
+            raise ConfigError(f"data.group_column={column}: no such column in {layout.metadata_dir}/*.csv (they "
+                              f"have {', '.join(found)}); name one of them, or null to check the usual ones.")
+        if lacking:
+            raise DataError(f"{layout.metadata_csv(lacking[0])}: no column '{column}' (data.group_column), which "
+                            "the other splits' tables have; add it so every clip's group is known.")
+    return columns
+
+
+def _rows_text(rows: list[int]) -> str:
+    shown = ", ".join(map(str, rows[:ROWS_NAMED])) + (", ..." if len(rows) > ROWS_NAMED else "")
+    return f"row{'s' if len(rows) > 1 else ''} {shown}"

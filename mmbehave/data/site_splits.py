@@ -9,6 +9,9 @@ order of the input never matters) and dealt out one by one, each to the split fu
 clips; while there are no more groups left than splits still empty, those splits get them first. Of 64 such
 shuffled deals the one that leaves the fewest splits empty and comes closest to the shares wins (the first
 such). Same groups, sizes and seed: same splits.
+
+``deal_groups`` is public because ``group_split`` starts its class-aware search (``python -m mmbehave.split``)
+from such deals.
 """
 
 from __future__ import annotations
@@ -64,21 +67,21 @@ def assign_groups(sizes: Mapping[str, int], rule: SplitRule, trials: int = 64) -
     best, best_score = fixed, None
     for _ in range(trials if free else 1):
         order = [free[i] for i in rng.permutation(len(free))]
-        result = _deal(order, sizes, rule, fixed)
+        result = deal_groups(order, sizes, rule, fixed)
         score = _score(result, sizes, rule)
         if best_score is None or score < best_score:
             best, best_score = result, score
     return best
 
 
-def _targets(sizes: Mapping[str, int], rule: SplitRule) -> dict[str, float]:
+def split_targets(sizes: Mapping[str, int], rule: SplitRule) -> dict[str, float]:
     total, weight = sum(sizes.values()), sum(rule.fractions.values())
     return {split: rule.fractions[split] / weight * total for split in SPLITS}
 
 
-def _deal(order: list[str], sizes: Mapping[str, int], rule: SplitRule, fixed: dict[str, str]) -> dict[str, str]:
+def deal_groups(order: list[str], sizes: Mapping[str, int], rule: SplitRule, fixed: dict[str, str]) -> dict[str, str]:
     """Deal ``order`` out: each group to the split furthest below its target; empty splits first near the end."""
-    target = _targets(sizes, rule)
+    target = split_targets(sizes, rule)
     result = dict(fixed)
     clips = {split: sum(sizes[g] for g, s in result.items() if s == split) for split in SPLITS}
     groups = {split: sum(1 for s in result.values() if s == split) for split in SPLITS}
@@ -95,7 +98,7 @@ def _deal(order: list[str], sizes: Mapping[str, int], rule: SplitRule, fixed: di
 
 def _score(result: dict[str, str], sizes: Mapping[str, int], rule: SplitRule) -> tuple[int, float]:
     """(splits with a share left empty, clips away from the targets): lower is better."""
-    target = _targets(sizes, rule)
+    target = split_targets(sizes, rule)
     clips = {split: sum(sizes[g] for g, s in result.items() if s == split) for split in SPLITS}
     empty = sum(1 for split in SPLITS if rule.fractions[split] > 0 and not clips[split])
     return empty, sum(abs(clips[split] - target[split]) for split in SPLITS)

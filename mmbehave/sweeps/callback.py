@@ -137,8 +137,10 @@ class SweepCallback(Callback):
                 "hydra_overrides": redact(" ".join(config.hydra.overrides.task)), "sweep_dir": str(config.hydra.sweep.dir),
                 "git_commit": git_commit(), HOST_ATTR: this_host(), PID_ATTR: str(self.launcher_pid)}
         self.tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
-        client = MlflowClient(self.tracking_uri)
+        # The experiment first: it creates a fresh store's tables under a lock, and MlflowClient opens the store
+        # eagerly, so a client made before it would race another sweep starting on the same new database.
         self.experiment_id = ensure_experiment(self.tracking_uri, config.mlflow.experiment_name)
+        client = MlflowClient(self.tracking_uri)
         if is_optuna_sweeper(sweeper) and sweeper.get("study_name") and sweeper.get("storage"):
             self.study_name, self.storage = str(sweeper.study_name), str(sweeper.storage)
             tags.update(self._prepare_study(config, client))
@@ -209,7 +211,7 @@ class SweepCallback(Callback):
             return
         from mlflow.tracking import MlflowClient
 
-        from mmbehave.sweeps.results import report_grid, report_study
+        from mmbehave.sweeps.results import log_best_model, report_grid, report_study
         from mmbehave.sweeps.runs import close_running, run_status
         from mmbehave.sweeps.study import fail_running_trials, load_study
 
@@ -228,8 +230,11 @@ class SweepCallback(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
             if study:
-                report_study(client, self.parent_run_id, self.experiment_id, study, self.storage,
-                             sorted(self.trial_numbers.values()), objectives, children, sweep_dir)
+                results = report_study(client, self.parent_run_id, self.experiment_id, study, self.storage,
+                                       sorted(self.trial_numbers.values()), objectives, children, sweep_dir)
+                if "best_trial" in results and str(config.mlflow.get("log_model", "auto")).lower() != "false":
+                    log_best_model(client, self.tracking_uri, results["best_trial"]["mlflow_run_id"],
+                                   config.mlflow.get("registered_model_name"))
             else:
                 report_grid(client, self.parent_run_id, objectives, children, sweep_dir)
         finally:

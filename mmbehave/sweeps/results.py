@@ -118,10 +118,10 @@ def write_study_plots(study: optuna.Study, out_dir: Path, objectives: list[str])
 
 
 def report_study(client: Any, parent_run_id: str, experiment_id: str, study: optuna.Study, storage: str,
-                 sweep_trials: list[int], objectives: list[str], children: list, sweep_dir: Path) -> None:
+                 sweep_trials: list[int], objectives: list[str], children: list, sweep_dir: Path) -> dict[str, Any]:
     """An Optuna sweep's end: extend ``optimization_results.yaml``, write ``trials.csv`` (the whole study),
     plots and the Pareto front, and log them with the best trial (params ``best.*``, metric
-    ``best/<objective>``, tags ``best_trial`` and ``best_run_id``) to the parent run."""
+    ``best/<objective>``, tags ``best_trial`` and ``best_run_id``) to the parent run. Returns the results."""
     from mlflow.entities import Param, RunTag
 
     by_trial = {int(r.data.tags["optuna_trial"]): r for r in children if "optuna_trial" in r.data.tags}
@@ -158,6 +158,35 @@ def report_study(client: Any, parent_run_id: str, experiment_id: str, study: opt
     client.log_batch(parent_run_id, tags=[RunTag(key, value) for key, value in tags.items()])
     for artifact in artifacts:
         client.log_artifact(parent_run_id, str(artifact))
+    return results
+
+
+def log_best_model(client: Any, tracking_uri: str, run_id: str | None, registered_name: str | None) -> str | None:
+    """The sweep's best trial's model into that trial's run (once), registered if asked: trials themselves
+    do not upload their weights (``mlflow.log_model=auto``). Returns the model URI, or None."""
+    import mlflow
+
+    from mmbehave.training.model_logging import (
+        ARTIFACT_NAME,
+        has_logged_model,
+        log_model,
+    )
+
+    if not run_id:
+        return None
+    run = client.get_run(run_id)
+    checkpoint = Path(run.data.tags.get("run_dir", "")) / "checkpoints" / "best.pth"
+    if has_logged_model(client, run_id):
+        uri = f"runs:/{run_id}/{ARTIFACT_NAME}"
+        if registered_name:
+            mlflow.register_model(uri, registered_name)
+        return uri
+    if not checkpoint.is_file():
+        log.warning("The best trial's checkpoint %s is gone: its model is not logged to MLflow.", checkpoint)
+        return None
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        return log_model(checkpoint, registered_name)
 
 
 def report_grid(client: Any, parent_run_id: str, objectives: list[str], children: list, sweep_dir: Path) -> None:

@@ -7,6 +7,8 @@ reads it: a downloaded .pth can never execute anything. Keys:
     best_metric, history                  best value of the monitored metric so far; per-epoch metrics
     monitor                               {"metric": name, "mode": max | min}
     classes                               {"species": [...], "behaviors": [...]}
+    train_class_counts                    {"species": [...], "behavior": [...]}: training clips per class, which
+                                          splits classes into head and tail (absent from older checkpoints)
     data_stats                            {"mel_mean": float, "mel_std": float}
     preprocess                            the data settings the model's inputs were made with
     modalities                            ["video", "audio"], or one of them for an ablated model

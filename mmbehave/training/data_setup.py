@@ -19,6 +19,7 @@ from mmbehave.data.dataset import Augmentation, ClipDataset, collate, mel_statis
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.metadata import (
     ClassLists,
+    check_groups_in_one_split,
     check_labels_seen_in_train,
     check_trainable_classes,
     class_lists,
@@ -82,6 +83,13 @@ def check_settings_match_files(data_cfg: DictConfig, recorded: dict, manifest_pa
                           "`python -m mmbehave.preprocess` with the new ones.")
 
 
+def _group_column(data_cfg: DictConfig) -> str | list[str] | None:
+    """``data.group_column`` as plain Python (a string, a list, or None when the key is null or absent, as in
+    the config of a checkpoint saved before the key existed)."""
+    value = data_cfg.get("group_column")
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
 def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("train", "val", "test"),
                  mel_stats: dict | None = None) -> PreparedData:
     """Build the dataset if its config says how (``data.prepare``), then read and check it.
@@ -93,6 +101,7 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("tra
         build(data_cfg.prepare)(data_cfg)
     layout = DatasetLayout(data_cfg.root)
     tables = read_metadata(layout)
+    check_groups_in_one_split(layout, tables, _group_column(data_cfg))
     check_trainable_classes(layout, tables)
     check_labels_seen_in_train(layout, tables)
     manifest = read_manifest(layout)

@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 
 from mmbehave.core.precision import autocast
 from mmbehave.core.progress import show_progress
+from mmbehave.training.class_metrics import single_label_scores
+from mmbehave.training.epoch_metrics import LONG_TAIL_PER_EPOCH
 from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
 from mmbehave.training.modality_dropout import drop_modalities
 
@@ -110,8 +112,10 @@ class Evaluation:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.device, precision: str,
              num_species: int, num_behaviors: int, limit_batches: int | None = None, prefix: str = "val",
-             desc: str = "validate") -> Evaluation:
-    """Loss, accuracy and macro-F1 per head, and ``<prefix>/macro_f1`` = mean of the two heads' macro-F1."""
+             desc: str = "validate", train_counts: dict[str, list[int]] | None = None) -> Evaluation:
+    """Loss, accuracy, macro-F1 and the per-epoch long-tail scores per head (epoch_metrics.py names them all),
+    and ``<prefix>/macro_f1`` = mean of the two heads' macro-F1. ``train_counts``: {head: training clips per
+    class}, which split classes into head and tail; without them the tail score is left out."""
     model.eval()
     losses, clip_ids = [], []
     outputs = {"species_true": [], "species_probs": [], "behavior_true": [], "behavior_probs": []}
@@ -133,5 +137,9 @@ def evaluate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.devi
         accuracy, macro_f1 = accuracy_and_macro_f1(matrix)
         metrics[f"{prefix}/{head}_acc"] = accuracy
         metrics[f"{prefix}/{head}_macro_f1"] = macro_f1
+        # A few thousand rows at most: one sort per class for AP, milliseconds next to the forward passes.
+        long_tail = single_label_scores(arrays[f"{head}_true"], arrays[f"{head}_probs"],
+                                        train_counts[head] if train_counts else None).summary
+        metrics.update({f"{prefix}/{head}_{key}": long_tail[key] for key in LONG_TAIL_PER_EPOCH if key in long_tail})
     metrics[f"{prefix}/macro_f1"] = (metrics[f"{prefix}/species_macro_f1"] + metrics[f"{prefix}/behavior_macro_f1"]) / 2
     return Evaluation(metrics=metrics, clip_ids=clip_ids, **arrays)

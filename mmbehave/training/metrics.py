@@ -14,9 +14,14 @@ def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, num_classes: 
 
 def per_class_scores(matrix: np.ndarray) -> dict[str, np.ndarray]:
     """Precision, recall, F1 and support per class (0 where undefined, as scikit-learn's zero_division=0)."""
-    true_positive = np.diag(matrix).astype(float)
-    predicted = matrix.sum(axis=0).astype(float)
-    support = matrix.sum(axis=1).astype(float)
+    return scores_from_counts(np.diag(matrix), matrix.sum(axis=0), matrix.sum(axis=1))
+
+
+def scores_from_counts(true_positive: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support from per-class counts (or single totals, for micro averages): the one
+    formula single-label heads (counts from a confusion matrix) and multi-label heads (counts per column) share.
+    0 where undefined, as scikit-learn's zero_division=0."""
+    true_positive, predicted, support = (np.asarray(a, dtype=float) for a in (true_positive, predicted, support))
     precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
     recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
     denominator = precision + recall

@@ -13,6 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -43,6 +44,7 @@ class TrainingParts:
     modalities: tuple[str, ...]
     fusion_params: float                    # the fusion module's size, a metric for multi-objective sweeps
     feature_cache: dict[str, str]           # {modality: cache key, or "off: <why>"} (training.feature_cache)
+    train_counts: dict[str, list[int]]      # {head: training clips per class}: head/tail classes, kept in checkpoints
 
 
 # Parameters that are not weight matrices by role, though some are 2-D or 3-D tensors: tokens and positions.
@@ -106,5 +108,8 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     step = StepSettings(device=device, precision=hardware.precision, grad_accum_steps=training.grad_accum_steps,
                         grad_clip_norm=training.grad_clip_norm, limit_batches=training.limit_train_batches,
                         modality_dropout=training.modality_dropout)
+    # The whole training split (not an overfit subset): the class frequencies the long tail is defined by.
+    train_counts = {"species": np.bincount(train_set.species, minlength=len(classes.species)).tolist(),
+                    "behavior": np.bincount(train_set.behaviors, minlength=len(classes.behaviors)).tolist()}
     return TrainingParts(model, optimizer, scheduler, scaler, loss_fn, train_loader, val_loader, generator, step,
-                         classes, modalities, fusion_params, cache_info)
+                         classes, modalities, fusion_params, cache_info, train_counts)

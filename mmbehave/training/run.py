@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.config_checks import check_config, configured_modalities
+from mmbehave.core.config_tree import print_config_tree
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.redact import redact
 from mmbehave.core.settings import RunSettings
@@ -36,7 +37,9 @@ from mmbehave.training.checkpoint import (
     save_checkpoint,
 )
 from mmbehave.training.data_setup import prepare_data
+from mmbehave.training.epoch_metrics import check_metrics_are_recorded
 from mmbehave.training.loop import TrainingDiverged, evaluate, train_one_epoch
+from mmbehave.training.model_logging import log_model, should_log
 from mmbehave.training.monitor import Monitor, is_better, mode_for
 from mmbehave.training.parts import TrainingParts, build_parts
 from mmbehave.training.profiling import step_profiler
@@ -67,6 +70,9 @@ def run_training(cfg: DictConfig) -> float | list[float]:
     (a multi-objective sweep)."""
     # ---- settings: every check that needs neither data nor a model, before any work
     settings = check_config(cfg)
+    check_metrics_are_recorded(cfg)
+    if cfg.get("print_config"):
+        print_config_tree(cfg)
     sweep_job = current_sweep_job()  # set in a multirun's jobs by mmbehave.sweeps.callback
     # Jobs that run side by side (hydra/launcher=parallel) share the cores instead of each taking all of them.
     threads = settings.hardware.torch_threads or (sweep_job.torch_threads if sweep_job else None)
@@ -97,7 +103,8 @@ def run_training(cfg: DictConfig) -> float | list[float]:
         parts = build_parts(cfg, settings, prepared, modalities)
         record = {"classes": prepared.classes.to_dict(), "data_stats": prepared.stats(),
                   "preprocess": prepared.preprocess, "modalities": list(modalities),
-                  "config": redact(OmegaConf.to_yaml(cfg, resolve=True)), "mlflow_run_id": tracker.run_id}
+                  "config": redact(OmegaConf.to_yaml(cfg, resolve=True)), "mlflow_run_id": tracker.run_id,
+                  "train_class_counts": parts.train_counts}
 
         # ---- restore, or record what a new run is
         if checkpoint:
@@ -126,6 +133,9 @@ def run_training(cfg: DictConfig) -> float | list[float]:
         value = objective(cfg.optimized_metric, monitor)
         if sweep_job:  # what the sweep's trial is worth, even if the sweep dies before telling Optuna
             tracker.set_tags({OBJECTIVE_TAG: json.dumps(value)})
+        best = run_dir / "checkpoints" / "best.pth"
+        if should_log(cfg.mlflow.log_model, in_sweep=sweep_job is not None) and best.is_file():
+            log_model(best, cfg.mlflow.get("registered_model_name"))
         if trial:  # at once, so that other jobs' pruners and samplers see it before the whole batch is done
             trial.complete(value)
     return value
@@ -161,7 +171,8 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
             trained = time.perf_counter()
             evaluation = evaluate(parts.model, parts.val_loader, loss_fn=parts.loss_fn, device=parts.step.device,
                                   precision=parts.step.precision, num_species=len(classes.species),
-                                  num_behaviors=len(classes.behaviors), limit_batches=training.limit_val_batches)
+                                  num_behaviors=len(classes.behaviors), limit_batches=training.limit_val_batches,
+                                  train_counts=parts.train_counts)
             validated = time.perf_counter()
             metrics = {"train/loss": train_loss, **evaluation.metrics, "train/lr": parts.optimizer.param_groups[0]["lr"],
                        "fusion/num_params": parts.fusion_params,
@@ -175,7 +186,7 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
                 save_checkpoint(model_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "best.pth")
             save_checkpoint(checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "latest.pth")
             tracker.log_metrics({**metrics, "time/save_s": time.perf_counter() - validated}, step=epoch)
-            log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started)
+            log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started, monitor.metric)
             if trial is not None and trial_metric is not None:
                 trial.report(metrics[trial_metric], epoch)
 
@@ -220,11 +231,17 @@ def seconds_since_process_start() -> float | None:
         return None
 
 
-def log_epoch(epoch: int, num_epochs: int, metrics: dict[str, float], improved: bool, seconds: float) -> None:
+def log_epoch(epoch: int, num_epochs: int, metrics: dict[str, float], improved: bool, seconds: float,
+              monitored: str = "val/macro_f1") -> None:
+    """One line per epoch; the monitored metric is added when it is not one of the usual ones, so that
+    ``*best*`` can be read off the line that says it."""
+    shown = ("train/loss", "val/loss", "val/species_acc", "val/species_macro_f1", "val/behavior_acc",
+             "val/behavior_macro_f1", "val/macro_f1")
+    extra = "" if monitored in shown else f"  {monitored} {metrics[monitored]:.4f}"
     log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  species acc %.3f f1 %.3f  behavior acc %.3f f1 %.3f  "
-             "val/macro_f1 %.4f%s  (%.1fs)", epoch + 1, num_epochs, metrics["train/loss"], metrics["val/loss"],
+             "val/macro_f1 %.4f%s%s  (%.1fs)", epoch + 1, num_epochs, metrics["train/loss"], metrics["val/loss"],
              metrics["val/species_acc"], metrics["val/species_macro_f1"], metrics["val/behavior_acc"],
-             metrics["val/behavior_macro_f1"], metrics["val/macro_f1"], "  *best*" if improved else "", seconds)
+             metrics["val/behavior_macro_f1"], metrics["val/macro_f1"], extra, "  *best*" if improved else "", seconds)
 
 
 def objective(optimized_metric, monitor: Monitor) -> float | list[float]:

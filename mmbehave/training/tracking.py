@@ -49,16 +49,30 @@ def artifact_location(tracking_uri: str) -> str | None:
 _ready_stores: set[str] = set()
 
 
-def prepare_store(tracking_uri: str) -> None:
-    """Create a new SQLite store's tables under a file lock: MLflow migrates a fresh database on first use, and
-    two processes doing it at once (parallel trials, runs started together) collide on the same ALTER TABLE."""
-    if tracking_uri in _ready_stores or not tracking_uri.startswith("sqlite:///"):
-        return
-    from mmbehave.core.locks import exclusive
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
 
-    database = Path(tracking_uri.removeprefix("sqlite:///"))
-    with exclusive(database):
-        mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
+
+def prepare_store(tracking_uri: str, attempts: int = 6) -> None:
+    """Create a new database store's tables before anything else opens it: MLflow migrates a fresh database on
+    first use, and two processes doing it at once (parallel trials, sweeps started together) collide on the
+    same ALTER TABLE. SQLite: one at a time under a file lock. A database server (workers on several machines
+    share no file system): whoever loses the race retries once the winner's migration is done."""
+    if tracking_uri in _ready_stores:
+        return
+    if tracking_uri.startswith("sqlite:///"):
+        from mmbehave.core.locks import exclusive
+
+        with exclusive(Path(tracking_uri.removeprefix("sqlite:///"))):
+            mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
+    elif tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
+        for attempt in range(attempts):
+            try:
+                mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
+                break
+            except Exception:  # noqa: BLE001 - alembic / driver errors of a concurrent migration
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1 + attempt)
     _ready_stores.add(tracking_uri)
 
 

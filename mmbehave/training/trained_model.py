@@ -17,6 +17,7 @@ never touches the network or a weights cache.
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,14 +54,32 @@ class TrainedModel:
     quantization: dict | None        # None: fp32; else how the int8 weights were made (DYNAMIC_INT8)
     checkpoint: dict                 # the raw file contents (metadata for exports)
 
+    @property
+    def train_counts(self) -> dict[str, list[int]] | None:
+        """{head: training clips per class}, which split classes into head and tail; None for a checkpoint
+        written before training recorded them, or whose counts do not fit its class lists."""
+        counts = self.checkpoint.get("train_class_counts")
+        sizes = {"species": len(self.classes.species), "behavior": len(self.classes.behaviors)}
+        if not isinstance(counts, dict) or any(len(counts.get(head) or ()) != size for head, size in sizes.items()):
+            return None
+        return {head: [int(n) for n in counts[head]] for head in sizes}
 
-def checkpoint_path(checkpoint: str | None, run_id: str | None, tracking_uri: str) -> Path:
-    """The file to load: ``checkpoint`` as given, or the best checkpoint of MLflow run ``run_id``.
 
-    A training run records its folder as the ``run_dir`` tag; its best model is ``checkpoints/best.pth`` there.
+def checkpoint_path(checkpoint: str | None, run_id: str | None, tracking_uri: str, model: str | None = None,
+                    download_to: Path | None = None) -> Path:
+    """The file to load: ``checkpoint`` as given, the best checkpoint of MLflow run ``run_id``, or the one inside
+    the MLflow model ``model`` (``models:/<name>/<version>``, ``runs:/<id>/model``), downloaded to ``download_to``.
+
+    A training run records its folder as the ``run_dir`` tag; its best model is ``checkpoints/best.pth`` there,
+    and, where that folder is not at hand (another machine), in the run's logged MLflow model.
     """
-    if bool(checkpoint) == bool(run_id):
-        raise CheckpointError("give exactly one of checkpoint=<path to a .pth> or run_id=<MLflow run id>.")
+    if sum(bool(x) for x in (checkpoint, run_id, model)) != 1:
+        raise CheckpointError("give exactly one of checkpoint=<path to a .pth>, run_id=<MLflow run id> or "
+                              "model=<models:/name/version or runs:/id/model>.")
+    if model:
+        from mmbehave.training.model_logging import local_checkpoint
+
+        return local_checkpoint(model, tracking_uri, download_to or Path(tempfile.mkdtemp(prefix="mmbehave-model-")))
     if checkpoint:
         path = Path(checkpoint).expanduser()
         if not path.is_file():
@@ -81,8 +100,17 @@ def checkpoint_path(checkpoint: str | None, run_id: str | None, tracking_uri: st
                               "found; pass checkpoint=<path> instead.")
     path = Path(run_dir) / "checkpoints" / "best.pth"
     if not path.is_file():
-        raise CheckpointError(f"run_id={run_id}: its best checkpoint {path} does not exist (moved or deleted?); "
-                              "pass checkpoint=<path> instead.")
+        from mmbehave.training.model_logging import (
+            ARTIFACT_NAME,
+            has_logged_model,
+            local_checkpoint,
+        )
+
+        if has_logged_model(MlflowClient(tracking_uri=tracking_uri), run_id):
+            return local_checkpoint(f"runs:/{run_id}/{ARTIFACT_NAME}", tracking_uri,
+                                    download_to or Path(tempfile.mkdtemp(prefix="mmbehave-model-")))
+        raise CheckpointError(f"run_id={run_id}: its best checkpoint {path} does not exist (moved or deleted?) and the "
+                              "run logged no MLflow model; pass checkpoint=<path> instead.")
     return path
 
 

@@ -1,0 +1,98 @@
+"""Trained models in MLflow: logged with their run (models from code, no pickles), registered, and found again.
+
+    log_model(best.pth)  ─► runs:/<run id>/model   (mmbehave/training/mlflow_model.py + the checkpoint, a
+                            signature of the processed inputs, the class lists and preprocessing as metadata)
+    register ─► models:/<name>/<version>
+    local_checkpoint(models:/... | runs:/...) ─► the checkpoint file, for evaluate / predict / export
+
+``mlflow.log_model`` decides when: ``auto`` logs a single run's best model and leaves a sweep's trials to the
+sweep, which logs its best trial's at the end (uploading every trial's weights would fill the artifact store);
+``true`` logs every run's, ``false`` none. ``mlflow.registered_model_name`` registers what is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mmbehave.core.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+ARTIFACT_NAME = "model"
+
+
+def should_log(setting, in_sweep: bool) -> bool:
+    mode = str(setting).lower()
+    return mode == "true" or (mode == "auto" and not in_sweep)
+
+
+def signature(trained):
+    """Inputs as mmbehave.preprocess writes them (per used modality), outputs one row per clip."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    settings = trained.preprocess
+    inputs = []
+    if "video" in trained.modalities:
+        inputs.append(TensorSpec(np.dtype(np.uint8), (-1, settings.num_frames, 3, settings.image_size,
+                                                       settings.image_size), "frames"))
+    if "audio" in trained.modalities:
+        time = 1 + int(round(settings.sample_rate * settings.clip_seconds)) // settings.hop_length
+        inputs.append(TensorSpec(np.dtype(np.float32), (-1, settings.n_mels, time), "mel"))
+    outputs = [ColSpec("string", "species"), ColSpec("double", "species_prob"), ColSpec("string", "behavior"),
+               ColSpec("double", "behavior_prob")]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def log_model(checkpoint: Path, registered_name: str | None = None) -> str:
+    """Log ``checkpoint`` as the active run's MLflow model (``runs:/<id>/model``); register it if asked.
+    Returns the run-relative URI."""
+    import mlflow
+    import torch
+
+    from mmbehave import __version__
+    from mmbehave.training.trained_model import load_trained_model
+
+    trained = load_trained_model(checkpoint)
+    run = mlflow.active_run()
+    info = mlflow.pyfunc.log_model(
+        name=ARTIFACT_NAME, python_model=str(MODEL_CODE), artifacts={"checkpoint": str(checkpoint)},
+        signature=signature(trained),
+        # Stated, not inferred (inference loads the model in a subprocess): the serving side needs mmbehave.
+        pip_requirements=[f"mmbehave=={__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                          f"mlflow=={mlflow.__version__}"],
+        metadata={"classes": trained.classes.to_dict(), "modalities": list(trained.modalities),
+                  "preprocess": vars(trained.preprocess) | {"frame_window": trained.preprocess.frame_window},
+                  "mel_mean": trained.mel_mean, "mel_std": trained.mel_std},
+        registered_model_name=registered_name)
+    uri = f"runs:/{run.info.run_id}/{ARTIFACT_NAME}"
+    log.info("Logged the model to MLflow: %s%s", uri, f" (registered as {registered_name})" if registered_name else "")
+    return uri if info is not None else uri
+
+
+def has_logged_model(client, run_id: str) -> bool:
+    """Whether the run logged an MLflow model (MLflow 3 keeps it as a LoggedModel linked to the run's outputs,
+    not among the run's own artifacts; ``runs:/<id>/model`` still finds it)."""
+    outputs = getattr(client.get_run(run_id), "outputs", None)
+    return bool(outputs and outputs.model_outputs)
+
+
+def local_checkpoint(model_uri: str, tracking_uri: str, into: Path) -> Path:
+    """The checkpoint inside an MLflow model (``models:/<name>/<version>``, ``runs:/<id>/model``), downloaded."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(into)))
+    except (MlflowException, OSError) as error:
+        raise CheckpointError(f"model={model_uri}: no such MLflow model in {tracking_uri} ({str(error).splitlines()[0]}); "
+                              "check the name and version in the MLflow UI, or set mlflow.tracking_uri.") from error
+    found = sorted(folder.rglob("*.pth"))
+    if not found:
+        raise CheckpointError(f"model={model_uri}: the MLflow model holds no mmbehave checkpoint (*.pth); "
+                              "log it with mmbehave.train (mlflow.log_model=true).")
+    return found[0]

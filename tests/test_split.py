@@ -1,0 +1,209 @@
+"""``python -m mmbehave.split``: whole groups per split, every class in every split where the groups allow it,
+the rest named with the reason; and training refuses tables that put one site in two splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import compose_config, hydra_dir_override, run_module
+
+from mmbehave.core.errors import ConfigError, DataError, InputError
+from mmbehave.data.group_split import GroupCounts, assign_covering, missing_classes
+from mmbehave.data.layout import SPLITS, DatasetLayout
+from mmbehave.data.metadata import check_groups_in_one_split, read_metadata
+from mmbehave.data.split_maker import OUTPUT_NAMES, make_splits, write_outputs
+from mmbehave.training.data_setup import prepare_data
+
+
+def label_table(path: Path, sites: dict[str, list[tuple[str, str]]], group_column: str = "site") -> Path:
+    """A label table: one row per (species, behavior) listed under each site, clip ids ``<site>-<n>``."""
+    rows = [{"clip_id": f"{site}-{n}", "species": species, "behavior": behavior, group_column: site}
+            for site, clips in sites.items() for n, (species, behavior) in enumerate(clips)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def common_sites(count: int, size: int = 6, first: int = 1) -> dict[str, list[tuple[str, str]]]:
+    """Sites where fox and deer, walking and foraging all occur: they can go anywhere."""
+    kinds = [("fox", "walking"), ("deer", "foraging"), ("fox", "foraging"), ("deer", "walking")]
+    return {f"S{i}": [kinds[n % 4] for n in range(size)] for i in range(first, first + count)}
+
+
+def split_and_write(tmp_path: Path, labels: Path, out: str = "out", **keys) -> Path:
+    cfg = {"labels": str(labels), "out": str(tmp_path / out), "group_by": "site", "fractions": [0.7, 0.15, 0.15],
+           "seed": 0, "heads": ["species", "behavior"], "label_separator": "|", **keys}
+    write_outputs(make_splits(cfg))
+    return tmp_path / out
+
+
+def read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def classes_per_split(out: Path, head: str) -> dict[str, set[str]]:
+    return {split: {label for cell in read(out / f"{split}.csv")[head] for label in cell.split("|")}
+            for split in SPLITS}
+
+
+def test_whole_sites_per_split_and_a_rare_class_in_every_split(tmp_path):
+    # lynx lives at three small sites only. With seeds 1 and 2, site_splits' deal by size alone puts none of
+    # them in train; here every seed must spread them over the three splits.
+    sites = common_sites(9, size=8)
+    sites |= {f"R{i}": [("lynx", "walking"), ("fox", "foraging")] for i in range(1, 4)}
+    labels = label_table(tmp_path / "labels.csv", sites)
+    for seed in (0, 1, 2):
+        out = split_and_write(tmp_path, labels, f"seed{seed}", seed=seed)
+        splits = read(out / "splits.csv")
+        assert list(splits.columns) == ["clip_id", "group", "split"] and len(splits) == 9 * 8 + 3 * 2
+        assert (splits.groupby("group")["split"].nunique() == 1).all()            # no site in two splits
+        for split in SPLITS:
+            table = read(out / f"{split}.csv")
+            assert list(table.columns) == ["clip_id", "species", "behavior", "site"]
+            assert set(splits.loc[splits["split"] == split, "clip_id"]) == set(table["clip_id"])
+        for head, classes in (("species", {"fox", "deer", "lynx"}), ("behavior", {"walking", "foraging"})):
+            assert all(found == classes for found in classes_per_split(out, head).values()), (seed, head)
+        assert read(out / "unsplittable_classes.csv").empty
+        rows = read(out / "split_summary.csv").query("kind == 'rows'").set_index("split")["count"].astype(int)
+        assert rows["train"] > rows["val"] > 0 and rows["test"] > 0
+
+
+def test_a_class_the_sites_cannot_spread_is_named_with_its_sites(tmp_path):
+    sites = common_sites(8)
+    sites["S3"] = sites["S3"] + [("wolf", "walking")] * 4
+    sites["S5"] = sites["S5"] + [("otter", "foraging")]
+    sites["S6"] = sites["S6"] + [("otter", "walking")] * 2
+    out = split_and_write(tmp_path, label_table(tmp_path / "labels.csv", sites))
+
+    missing = read(out / "unsplittable_classes.csv").set_index("class")
+    assert list(missing.columns) == ["head", "clips", "groups", "missing_from", "reason"]
+    assert missing.loc["wolf", "reason"] == "all 4 clips of `wolf` come from site S3"
+    assert missing.loc["wolf", "missing_from"] == "val, test" and missing.loc["wolf", "groups"] == "S3"
+    assert missing.loc["otter", "reason"] == ("all 3 clips of `otter` come from 2 site groups (S5, S6), "
+                                              "fewer than the 3 splits")
+    assert missing.loc["otter", "clips"] == "3"
+    present = classes_per_split(out, "species")
+    assert "wolf" in present["train"] and "otter" in present["train"]     # never only in val or test
+    assert sum("otter" in found for found in present.values()) == 2       # in as many splits as its sites allow
+
+
+def test_a_class_whose_sites_other_classes_need_is_reported_as_such():
+    # Four sites, four classes each at three of them: any two sites sharing a split leave two classes short.
+    holders = {"x": "ABC", "y": "ABD", "z": "ACD", "w": "BCD"}
+    rows = [(site, [("species", label)]) for label, sites in holders.items() for site in sites]
+    groups = GroupCounts.build([site for site, _ in rows], [labels for _, labels in rows], ["species"])
+    fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+    missing = missing_classes(groups, assign_covering(groups, fractions, seed=0), fractions, noun="site")
+    assert len(missing) == 2 and all(len(m.missing_from) == 1 for m in missing)
+    assert missing[0].reason.startswith(f"its 3 clips come from 3 site groups ({', '.join(missing[0].groups)}), "
+                                        "but no grouping found spreads them")
+
+
+def test_a_multi_label_row_counts_for_each_of_its_labels(tmp_path):
+    # vocalizing occurs only inside "walking|vocalizing" cells: it must still reach every split.
+    sites = common_sites(6)
+    sites |= {f"V{i}": [("fox", "walking|vocalizing"), ("deer", "foraging")] for i in range(1, 4)}
+    out = split_and_write(tmp_path, label_table(tmp_path / "labels.csv", sites))
+
+    assert all("vocalizing" in found for found in classes_per_split(out, "behavior").values())
+    summary = read(out / "split_summary.csv").query("kind == 'label' and head == 'behavior'")
+    counts = summary.groupby("class")["count"].apply(lambda c: c.astype(int).sum())
+    assert counts["vocalizing"] == 3 and counts["walking"] == 6 * 3 + 3    # the three rows count for both
+    assert "walking|vocalizing" not in set(summary["class"])
+
+
+def test_same_seed_same_files_and_another_seed_can_differ(tmp_path):
+    labels = label_table(tmp_path / "labels.csv", common_sites(12, size=4))
+    first, again = split_and_write(tmp_path, labels, "a"), split_and_write(tmp_path, labels, "b")
+    for name in OUTPUT_NAMES:
+        assert (first / name).read_bytes() == (again / name).read_bytes(), name
+    others = {split_and_write(tmp_path, labels, f"seed{seed}", seed=seed).joinpath("splits.csv").read_bytes()
+              for seed in (1, 2, 3)}
+    assert others - {(first / "splits.csv").read_bytes()}
+
+
+def test_the_command_prints_the_summary_and_too_few_sites_is_one_line_and_writes_nothing(tmp_path):
+    sites = common_sites(6)
+    sites["S2"] = sites["S2"] + [("wolf", "walking")] * 4
+    labels = label_table(tmp_path / "labels.csv", sites)
+    done = run_module("mmbehave.split", f"labels={labels}", "out=out", "group_by=site", "fractions=[0.7,0.15,0.15]",
+                      "seed=0", *hydra_dir_override(tmp_path), tmp_path=tmp_path)
+    assert "| | train | val | test |" in done.stdout and "| site groups |" in done.stdout
+    assert "| species | wolf | 4 | val, test | all 4 clips of `wolf` come from site S2 |" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(OUTPUT_NAMES)
+
+    small = label_table(tmp_path / "small.csv", common_sites(2))
+    refused = run_module("mmbehave.split", f"labels={small}", "out=small_out", *hydra_dir_override(tmp_path),
+                         tmp_path=tmp_path, check=False)
+    assert refused.returncode == 2
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "2 site group(s) (S1, S2) in 12 rows for 3 splits (train, val, test)" in errors[0]
+    assert not (tmp_path / "small_out").exists()
+
+
+def test_a_split_without_a_share_gets_no_table(tmp_path):
+    out = split_and_write(tmp_path, label_table(tmp_path / "labels.csv", common_sites(2)), fractions=[0.8, 0.2, 0])
+    assert not (out / "test.csv").exists() and set(read(out / "splits.csv")["split"]) == {"train", "val"}
+
+
+@pytest.mark.parametrize("fractions, message", [
+    ([0.5, 0.5], "give three shares for train, val and test"),
+    ([0.7, 0.2, 0.2], "sum to 1.1; they must sum to 1"),
+    ([1.1, -0.05, -0.05], "a share cannot be negative"),
+    (["most", 0.1, 0.1], "the shares must be numbers"),
+    ([0, 0.5, 0.5], "train needs a share above 0"),
+])
+def test_bad_fractions_are_refused(tmp_path, fractions, message):
+    labels = label_table(tmp_path / "labels.csv", common_sites(4))
+    with pytest.raises(ConfigError, match=message):
+        split_and_write(tmp_path, labels, fractions=fractions)
+    assert not (tmp_path / "out").exists()
+
+
+def test_table_mistakes_name_the_column_or_rows(tmp_path):
+    labels = label_table(tmp_path / "labels.csv", common_sites(4))
+    with pytest.raises(DataError, match=r"no column 'camera' \(group_by\); set group_by= .*Its columns are "
+                                        "clip_id, species, behavior, site"):
+        split_and_write(tmp_path, labels, group_by="camera")
+
+    table = read(labels)
+    table.loc[[2, 7], "site"] = ""
+    table.to_csv(labels, index=False)
+    with pytest.raises(DataError, match=r"row\(s\) 4, 9: empty site; .* pass empty_group=own"):
+        split_and_write(tmp_path, labels)
+    out = split_and_write(tmp_path, labels, empty_group="own")
+    assert "(no site) S1-2" in set(read(out / "splits.csv")["group"])
+
+    with pytest.raises(InputError, match="already holds train.csv, .*pass overwrite=true"):
+        split_and_write(tmp_path, labels, empty_group="own")
+    split_and_write(tmp_path, labels, empty_group="own", overwrite=True)
+
+
+def write_metadata(root: Path, tables: dict[str, list[tuple[str, str]]]) -> DatasetLayout:
+    """raw/metadata/<split>.csv with a site column: [(clip_id, site)] per split."""
+    layout = DatasetLayout(root)
+    layout.metadata_dir.mkdir(parents=True)
+    for split, rows in tables.items():
+        pd.DataFrame([{"clip_id": clip, "species": "fox" if n % 2 else "deer", "behavior": "walking", "site": site}
+                      for n, (clip, site) in enumerate(rows)]).to_csv(layout.metadata_csv(split), index=False)
+    return layout
+
+
+def test_training_refuses_a_site_in_two_splits_naming_it_and_the_rows(tmp_path):
+    layout = write_metadata(tmp_path / "data", {"train": [("a", "S1"), ("b", "S1"), ("c", "S2"), ("d", "S3")],
+                                                "val": [("e", "S4"), ("f", "S5")],
+                                                "test": [("g", "S6"), ("h", "S2")]})
+    data_cfg = compose_config(["data=processed", f"data.root={layout.root}"]).data
+    with pytest.raises(DataError) as raised:
+        prepare_data(data_cfg, ("video", "audio"))
+    assert str(raised.value).startswith(f"site 'S2' is in {layout.metadata_csv('train')}, row 4 and in "
+                                        f"{layout.metadata_csv('test')}, row 3: a site in two splits leaks")
+
+    tables = read_metadata(layout)
+    with pytest.raises(DataError, match=r"species 'deer' is in .*train.csv, rows 2, 4 and in .*val.csv, row 2"):
+        check_groups_in_one_split(layout, tables, ["species"])            # any column can be made the group
+    with pytest.raises(ConfigError, match="data.group_column=camera: no such column .*behavior, clip_id, site, species"):
+        check_groups_in_one_split(layout, tables, "camera")
+    tables["test"].loc[tables["test"]["site"] == "S2", "site"] = "S7"
+    check_groups_in_one_split(layout, tables)                             # one split per site: fine
