@@ -17,7 +17,7 @@ from mmbehave.core.paths import config_dir
 
 PACKAGE = Path(mmbehave.__file__).parent
 # Lower layers first; a module may import its own layer and the ones before it, never one after it.
-LAYERS = {"core": 0, "data": 1, "models": 2, "training": 3, "sweeps": 4, "analysis": 4, "perf": 4, "commands": 5}
+LAYERS = {"core": 0, "data": 1, "models": 2, "training": 3, "sweeps": 4, "analysis": 4, "perf": 4, "predicting": 4, "commands": 5}
 COMMANDS = {"train", "evaluate", "predict", "export", "report", "benchmark", "preprocess", "synthetic", "cache",
             "import_camtrap_dp", "split"}
 

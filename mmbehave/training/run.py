@@ -43,6 +43,7 @@ from mmbehave.training.model_logging import log_model, should_log
 from mmbehave.training.monitor import Monitor, is_better, mode_for
 from mmbehave.training.parts import TrainingParts, build_parts
 from mmbehave.training.profiling import step_profiler
+from mmbehave.training.requeue import requeued_checkpoint
 from mmbehave.training.resume import (
     backfill_history,
     check_not_behind_mlflow,
@@ -85,14 +86,15 @@ def run_training(cfg: DictConfig) -> float | list[float]:
 
     # ---- resume=: everything that could refuse it runs before its folder or MLflow run is touched
     checkpoint, prepared = None, None
-    if cfg.resume:
-        checkpoint = read_checkpoint(cfg.resume, RESUME_KEYS)
+    resume = cfg.resume or requeued_checkpoint(Path(cfg.paths.output_dir))  # a job SLURM stopped and requeued
+    if resume:
+        checkpoint = read_checkpoint(resume, RESUME_KEYS)
         prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), mel_stats=checkpoint["data_stats"])
         check_resumable(cfg, checkpoint, prepared, modalities)
         check_not_behind_mlflow(cfg, checkpoint, resolve_tracking_uri(cfg.mlflow.tracking_uri))
 
     # ---- the run: a resumed run carries on in its own folder and MLflow run
-    run_dir = Path(cfg.resume).resolve().parent.parent if checkpoint else Path(cfg.paths.output_dir)
+    run_dir = Path(resume).resolve().parent.parent if checkpoint else Path(cfg.paths.output_dir)
     remove_stale_temp_files(run_dir / "checkpoints")
     # A sweep's jobs leave signals to the sweep (mmbehave.sweeps.callback): it closes every trial it started.
     stop_signals = stop_on_signals(lambda: resume_hint(run_dir)) if sweep_job is None else contextlib.nullcontext()
@@ -112,7 +114,7 @@ def run_training(cfg: DictConfig) -> float | list[float]:
             monitor = Monitor.resumed(training.monitor, training.monitor_mode, training.early_stopping_patience,
                                       checkpoint["history"])
             backfill_history(tracker, checkpoint)
-            log.info("Resumed from %s at epoch %d (MLflow run %s)", cfg.resume, checkpoint["epoch"] + 2, tracker.run_id)
+            log.info("Resumed from %s at epoch %d (MLflow run %s)", resume, checkpoint["epoch"] + 2, tracker.run_id)
         else:
             monitor = Monitor(training.monitor, training.monitor_mode, training.early_stopping_patience)
             log_run_setup(tracker, cfg, parts.model, prepared.classes, run_dir, modalities,
