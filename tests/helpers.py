@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,19 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), config_name: str
     """The real Hydra composition, as the CLI does it (no hydra runtime keys resolved)."""
     with initialize_config_dir(config_dir=str(config_dir())):
         return compose(config_name=config_name, overrides=list(overrides))
+
+
+def compose_with_hydra(*overrides: str) -> DictConfig:
+    """The composed config with its `hydra` node (sweeper, launcher, overrides), as the callback sees it."""
+    with initialize_config_dir(config_dir=str(config_dir())):
+        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+
+
+def free_port() -> int:
+    """A port nothing listens on, on loopback (test servers never bind elsewhere)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run_module(module: str, *overrides: str, tmp_path: Path, env: dict | None = None,

@@ -14,11 +14,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import TINY_SPLITS
-from hydra import compose, initialize_config_dir
+from helpers import TINY_SPLITS, compose_with_hydra
 from mlflow.tracking import MlflowClient
-
-from mmbehave.core.paths import config_dir
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra: pip install -e '.[slurm]'")
@@ -93,9 +90,6 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_last_epoch(tmp_path, s
 
 
 def test_the_slurm_launcher_composes_with_its_placeholders():
-    with initialize_config_dir(config_dir=str(config_dir())):
-        launcher = compose(config_name="train", return_hydra_config=True,
-                           overrides=["hparams_search=mbt", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"]
-                           ).hydra.launcher
+    launcher = compose_with_hydra("hparams_search=mbt", "hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
     assert launcher.gpus_per_node == 1 and launcher.max_num_timeout > 0

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,18 +11,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import TINY_SPLITS, run_module
+from helpers import TINY_SPLITS, free_port, run_module
 from mlflow.tracking import MlflowClient
 
 from mmbehave.core.redact import redact
 
 SECRET = "S3cret-Passw0rd"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

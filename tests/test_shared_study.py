@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import TINY_SPLITS
+from helpers import TINY_SPLITS, free_port
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -33,12 +32,6 @@ def postgres_bin() -> Path | None:
     """Debian keeps the server binaries off PATH, under /usr/lib/postgresql/<version>/bin."""
     found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None)
     return Path(found).parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def as_server_user(command: list[str]) -> list[str]:

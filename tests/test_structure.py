@@ -8,12 +8,10 @@ import inspect
 from pathlib import Path
 
 import pytest
-from helpers import compose_config
-from hydra import compose, initialize_config_dir
+from helpers import compose_config, compose_with_hydra
 
 import mmbehave
 from mmbehave.core import errors
-from mmbehave.core.paths import config_dir
 
 PACKAGE = Path(mmbehave.__file__).parent
 # Lower layers first; a module may import its own layer and the ones before it, never one after it.
@@ -81,11 +79,6 @@ def test_every_error_a_user_can_cause_is_a_user_error():
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef) and node.name.endswith("Error") and path.name != "errors.py":
                 raise AssertionError(f"{path}: error class {node.name} belongs in mmbehave/core/errors.py")
-
-
-def compose_with_hydra(*overrides: str):
-    with initialize_config_dir(config_dir=str(config_dir())):
-        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
 
 
 @pytest.mark.parametrize("preset", ["fast", "overfit", "profile"])

@@ -12,20 +12,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import TINY_SPLITS, compose_config, run_module
-from hydra import compose, initialize_config_dir
+from helpers import TINY_SPLITS, compose_config, compose_with_hydra, run_module
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from mmbehave.core.paths import config_dir
 from mmbehave.core.redact import redact
 from mmbehave.sweeps.callback import parallel_torch_threads, search_space
-
-
-def compose_with_hydra(*overrides: str) -> DictConfig:
-    """The composed config with its `hydra` node (sweeper, launcher, overrides), as the callback sees it."""
-    with initialize_config_dir(config_dir=str(config_dir())):
-        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
 
 
 def multirun(tmp_path: Path, synthetic_root: Path, *overrides: str, sweep: str = "multirun"):

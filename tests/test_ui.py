@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import TINY_SPLITS, run_module
+from helpers import TINY_SPLITS, free_port, run_module
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -26,12 +25,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # What a closed network needs: no background connections, no GPU, a fresh profile (see the machine notes).
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                   "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve(command: list[str], url: str, cwd: Path) -> subprocess.Popen:

@@ -214,6 +214,7 @@ class SweepCallback(Callback):
         from mmbehave.sweeps.results import log_best_model, report_grid, report_study
         from mmbehave.sweeps.runs import close_running, run_status
         from mmbehave.sweeps.study import fail_running_trials, load_study
+        from mmbehave.training.model_logging import should_log
 
         error = sys.exc_info()[1]  # set when the sweep itself raised (too many failures, Ctrl-C, SIGTERM)
         client = MlflowClient(self.tracking_uri)
@@ -232,7 +233,8 @@ class SweepCallback(Callback):
             if study:
                 results = report_study(client, self.parent_run_id, self.experiment_id, study, self.storage,
                                        sorted(self.trial_numbers.values()), objectives, children, sweep_dir)
-                if "best_trial" in results and str(config.mlflow.get("log_model", "auto")).lower() != "false":
+                # The sweep's end logs its best model as a single run would (trials themselves did not).
+                if "best_trial" in results and should_log(config.mlflow.get("log_model", "auto"), in_sweep=False):
                     log_best_model(client, self.tracking_uri, results["best_trial"]["mlflow_run_id"],
                                    config.mlflow.get("registered_model_name"))
             else:

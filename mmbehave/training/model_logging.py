@@ -58,7 +58,7 @@ def log_model(checkpoint: Path, registered_name: str | None = None) -> str:
 
     trained = load_trained_model(checkpoint)
     run = mlflow.active_run()
-    info = mlflow.pyfunc.log_model(
+    mlflow.pyfunc.log_model(
         name=ARTIFACT_NAME, python_model=str(MODEL_CODE), artifacts={"checkpoint": str(checkpoint)},
         signature=signature(trained),
         # Stated, not inferred (inference loads the model in a subprocess): the serving side needs mmbehave.
@@ -70,7 +70,7 @@ def log_model(checkpoint: Path, registered_name: str | None = None) -> str:
         registered_model_name=registered_name)
     uri = f"runs:/{run.info.run_id}/{ARTIFACT_NAME}"
     log.info("Logged the model to MLflow: %s%s", uri, f" (registered as {registered_name})" if registered_name else "")
-    return uri if info is not None else uri
+    return uri
 
 
 def has_logged_model(client, run_id: str) -> bool:
