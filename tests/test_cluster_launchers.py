@@ -43,24 +43,9 @@ def sweep_runs(tmp_path: Path) -> tuple[MlflowClient, list, list]:
         [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def test_submitit_jobs_are_the_trials_of_one_parent_run(tmp_path, synthetic_root):
-    finish(start_sweep(tmp_path, synthetic_root, "training.limit_train_batches=1", "hydra.sweeper.n_trials=2",
-                       "hydra.sweeper.n_jobs=2"), tmp_path)
-    trials = optuna.load_study(study_name="mbt", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
-    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
-    _, parents, children = sweep_runs(tmp_path)
-    assert len(parents) == 1 and parents[0].data.tags["launcher"] == "LocalLauncher"
-    assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
-    by_trial = {int(c.data.tags["optuna_trial"]): c for c in children}
-    assert sorted(by_trial) == [0, 1]
-    for trial in trials:
-        assert by_trial[trial.number].data.metrics["val/macro_f1"] == pytest.approx(trial.value)
-    # Each trial ran as a submitit job of its own (its pickled call, logs and result in .submitit/<job id>/).
-    assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 2
-
-
-def test_a_preempted_job_is_requeued_and_resumes_from_its_last_epoch(tmp_path, synthetic_root):
-    sweep = start_sweep(tmp_path, synthetic_root, "training.limit_train_batches=2", "training.num_epochs=12",
+def test_a_submitit_trial_is_preempted_requeued_and_resumes_from_its_last_epoch(tmp_path, synthetic_root):
+    # One sweep shows both: a submitit job is a trial of the parent run, and a pre-empted job carries on.
+    sweep = start_sweep(tmp_path, synthetic_root, "training.limit_train_batches=2", "training.num_epochs=8",
                         "hydra.sweeper.n_trials=1", "hydra.sweeper.n_jobs=1")
     latest = tmp_path / "sweep" / "0" / "checkpoints" / "latest.pth"
     deadline = time.time() + 300
@@ -77,12 +62,16 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_last_epoch(tmp_path, s
     assert "Requeued job" in job_log and "Requeued job: resuming from" in job_log
     client, parents, children = sweep_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 1, "the requeued job opened a second run"
+    assert parents[0].data.tags["launcher"] == "LocalLauncher"
     run = children[0]
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    assert run.data.tags["optuna_trial"] == "0"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/macro_f1")]
-    assert sorted(steps) == list(range(12)), "epochs lost or trained twice"
+    assert sorted(steps) == list(range(8)), "epochs lost or trained twice"
     resumed_at = int(job_log.split("at epoch ")[1].split()[0])
-    assert 1 < resumed_at <= 12  # it carried on, it did not start again
+    assert 1 < resumed_at <= 8  # it carried on, it did not start again
+    # The trial ran as a submitit job of its own (its pickled call, logs and result in .submitit/<job id>/).
+    assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 1
     trial = optuna.load_study(study_name="mbt", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
     history = client.get_metric_history(run.info.run_id, "val/macro_f1")
     assert trial.state == optuna.trial.TrialState.COMPLETE

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from mmbehave.core.errors import StorageError
 from mmbehave.training.checkpoint import load_checkpoint, save_checkpoint
+from mmbehave.training.tracking import prepare_store
 
 pytestmark = pytest.mark.slow
 QUICK = ["training.limit_train_batches=1", "training.limit_val_batches=1"]
@@ -46,9 +47,12 @@ def metric_steps(client, run_id: str, key: str = "val/macro_f1") -> list[int]:
 
 
 def start(command: list[str], tmp_path: Path) -> subprocess.Popen:
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # Tables first: the test's own MlflowClient would otherwise migrate the new database while the child does.
+    prepare_store(tracking_uri)
     # SIGINT/SIGTERM back to their defaults in the child, however pytest itself was started.
     return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+                            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True)
 
 
@@ -58,7 +62,8 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 120):
         if condition():
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out (exit {process.poll()}): {process.stderr.read()[-3000:] if process.poll() else ''}")
+    raise AssertionError(f"timed out (exit {process.poll()}): "
+                         f"{process.stderr.read()[-3000:] if process.poll() is not None else ''}")
 
 
 def test_a_resume_that_cannot_continue_is_refused_before_touching_the_run(tmp_path, synthetic_root):
