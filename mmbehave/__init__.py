@@ -13,12 +13,24 @@ if not OmegaConf.has_resolver("project_root"):
     _register("project_root", lambda: str(project_root()))
 
 
-def _synthetic_name(seed, missing_audio=0.0) -> str:
-    """The built-in benchmark's folder: one per data seed, and per share of clips without audio when there is one."""
+def _synthetic_name(seed, missing_audio=0.0, split_by=None) -> str:
+    """The built-in benchmark's folder: one per data seed, and per share of clips without audio when there is one;
+    the field-like dataset's (``split_by`` given) one per split as well: ``field_<split_by>_seed_<n>...``."""
     share = float(missing_audio or 0.0)
-    return f"seed_{seed}" + (f"_missing_audio_{round(share * 100):g}" if share else "")
+    prefix = f"field_{split_by}_" if split_by else ""
+    return f"{prefix}seed_{seed}" + (f"_missing_audio_{round(share * 100):g}" if share else "")
 
 
-# `${synthetic_name:${data.seed},${data.missing_audio}}`: data/synthetic/<this> (conf/data/synthetic.yaml).
+def _synthetic_group_column(split_by):
+    """``data.group_column`` of the field-like dataset: null (the usual site / camera / event columns are checked
+    to keep to one split) for ``site``; [] (nothing checked) for ``random``, whose leak is the point."""
+    return [] if str(split_by) == "random" else None
+
+
+# `${synthetic_name:${data.seed},${data.missing_audio}}`: data/synthetic/<this> (conf/data/synthetic.yaml);
+# conf/data/synthetic_field.yaml adds `,${data.split_by}`.
 if not OmegaConf.has_resolver("synthetic_name"):
     _register("synthetic_name", _synthetic_name)
+# `${synthetic_group_column:${data.split_by}}` (conf/data/synthetic_field.yaml).
+if not OmegaConf.has_resolver("synthetic_group_column"):
+    _register("synthetic_group_column", _synthetic_group_column)

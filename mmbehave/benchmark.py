@@ -23,9 +23,10 @@ from omegaconf import DictConfig
 
 from mmbehave.core.cli import command
 from mmbehave.core.config_checks import check_config, configured_modalities
+from mmbehave.core.heads import heads_from_config
 from mmbehave.core.instantiate import build
 from mmbehave.core.precision import autocast
-from mmbehave.training.loss import MultiTaskLoss
+from mmbehave.training.loss import HeadsLoss
 
 log = logging.getLogger("mmbehave.benchmark")
 MEASUREMENTS = ("model", "loop", "loader", "startup", "sweep")
@@ -67,19 +68,22 @@ def model_on_random_inputs(cfg: DictConfig) -> dict:
     device = torch.device(cfg.hardware.device)
     bench = cfg.benchmark
     modalities = configured_modalities(cfg)
-    model = build(cfg.model, num_species=bench.num_species, num_behaviors=bench.num_behaviors).to(device)
+    heads = heads_from_config(cfg)
+    # Head sizes only shape the last Linear: the species head gets num_species classes, any other num_behaviors.
+    sizes = {h.name: int(bench.num_species if h.name == "species" else bench.num_behaviors) for h in heads}
+    model = build(cfg.model, num_classes=sizes).to(device)
     optimizer = build(cfg.optimizer)(params=parameter_groups(model))
-    loss_fn = MultiTaskLoss()
+    loss_fn = HeadsLoss(heads)
     batch_size = int(bench.batch_size)
     batch = synthetic_batch(cfg, modalities, batch_size, device)
-    species = torch.randint(0, bench.num_species, (batch_size,), device=device)
-    behavior = torch.randint(0, bench.num_behaviors, (batch_size,), device=device)
+    targets = {h.name: (torch.randint(0, 2, (batch_size, sizes[h.name]), device=device).float() if h.multi
+                        else torch.randint(0, sizes[h.name], (batch_size,), device=device)) for h in heads}
 
     def train_step() -> None:
         model.train()
         with autocast(device, cfg.hardware.precision):
             output = model(**batch)
-        loss, _ = loss_fn(output.species_logits, output.behavior_logits, species, behavior)
+        loss, _ = loss_fn(output.logits, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -127,7 +131,8 @@ def pipeline(cfg: DictConfig, overrides: list[str], work: Path, wanted: set[str]
     settings = check_config(cfg)
     seed_everything(settings.seed)
     modalities = configured_modalities(cfg)
-    prepared = prepare_data(cfg.data, modalities, splits=("train", "val"))  # generates the benchmark data if needed
+    # Generates the benchmark data if needed.
+    prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), heads=heads_from_config(cfg))
     parts = build_parts(cfg, settings, prepared, modalities)
     count = int(cfg.benchmark.train_batches or len(parts.train_loader))
     batches = m.held_batches(parts, count)

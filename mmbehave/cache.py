@@ -20,6 +20,7 @@ def main(cfg: DictConfig) -> None:
     import torch
 
     from mmbehave.core.config_checks import check_config, configured_modalities
+    from mmbehave.core.heads import heads_from_config
     from mmbehave.core.instantiate import build
     from mmbehave.training.data_setup import prepare_data
     from mmbehave.training.feature_cache import prepare_feature_caches
@@ -29,10 +30,9 @@ def main(cfg: DictConfig) -> None:
     seed_everything(settings.seed)
     modalities = configured_modalities(cfg)
     splits = tuple(cfg.splits)
-    prepared = prepare_data(cfg.data, modalities, splits=splits)
+    prepared = prepare_data(cfg.data, modalities, splits=splits, heads=heads_from_config(cfg))
     device = torch.device(settings.hardware.device)
-    model = build(cfg.model, num_species=len(prepared.classes.species),
-                  num_behaviors=len(prepared.classes.behaviors)).to(device)
+    model = build(cfg.model, num_classes=prepared.classes.sizes()).to(device)
     cached, info = prepare_feature_caches(cfg, model, prepared, modalities, splits, device,
                                           settings.training.feature_cache, settings.training.batch_size)
     print("| modality | split | clips | tokens x width | size | file |")

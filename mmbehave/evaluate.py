@@ -53,7 +53,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
         flat_drops,
         plot_contributions,
     )
-    from mmbehave.analysis.predictions import HEADS, predict_split
+    from mmbehave.analysis.predictions import predict_split
     from mmbehave.core.progress import show_progress
     from mmbehave.training.data_setup import make_loader, split_dataset
     from mmbehave.training.tracking import log_to_finished_run, resolve_tracking_uri
@@ -65,25 +65,30 @@ def run_evaluation(cfg: DictConfig) -> dict:
     log.info("Evaluating %s (%s, %s) on the %s split", path, trained.modalities, "int8" if trained.quantization else "fp32", cfg.split)
     dataset = split_dataset(trained, cfg.split, cfg.data_root)
     predictions = predict_split(trained.model, make_loader(dataset, int(cfg.batch_size)), cfg.device,
-                                with_variants=bool(cfg.modality_contributions), progress=show_progress())
+                                with_variants=bool(cfg.modality_contributions), progress=show_progress(),
+                                heads=trained.heads)
     out_dir = Path(cfg.output_dir)
     top_k, split = int(cfg.top_k), cfg.split
 
     train_counts = trained.train_counts
     if train_counts is None:
         log.info("%s records no training class counts (trained before they were saved): no head/tail scores.", path)
-    summary = summary_metrics(predictions, top_k, train_counts=train_counts)
-    per_class = per_class_tables(predictions, trained.classes, train_counts=train_counts)
-    summary_rows = summary_table(summary, len(predictions.clip_ids), top_k)
+    thresholds = trained.thresholds  # the multi-label heads', chosen on the validation split
+    summary = summary_metrics(predictions, top_k, train_counts=train_counts, thresholds=thresholds)
+    per_class = per_class_tables(predictions, trained.classes, train_counts=train_counts, thresholds=thresholds)
+    summary_rows = summary_table(summary, len(predictions.clip_ids), top_k, [head.name for head in trained.heads])
     write_csv(summary_rows, out_dir / "summary.csv")
     write_csv(per_class, out_dir / "per_class.csv")
-    write_csv(predictions_table(predictions, trained.classes), out_dir / "predictions.csv")
-    for head in HEADS:
-        frame = confusion_frame(predictions.targets[head], predictions.predicted(head), class_names(trained.classes, head))
-        write_csv(frame.reset_index(), out_dir / f"confusion_{head}.csv")
-        plot_confusion(frame, f"{head} confusion, {split} split ({len(predictions.clip_ids)} clips)",
-                       out_dir / f"confusion_{head}.png")
-    contributions = contribution_table(predictions, trained.classes)
+    write_csv(predictions_table(predictions, trained.classes, thresholds), out_dir / "predictions.csv")
+    for head in trained.heads:
+        if head.multi:  # labels are not exclusive: per_class.csv has each one's precision, recall and AP
+            continue
+        frame = confusion_frame(predictions.targets[head.name], predictions.predicted(head.name),
+                                class_names(trained.classes, head.name))
+        write_csv(frame.reset_index(), out_dir / f"confusion_{head.name}.csv")
+        plot_confusion(frame, f"{head.name} confusion, {split} split ({len(predictions.clip_ids)} clips)",
+                       out_dir / f"confusion_{head.name}.png")
+    contributions = contribution_table(predictions, trained.classes, thresholds)
     if not contributions.empty:
         write_csv(contributions, out_dir / "modality_contributions.csv")
         plot_contributions(contributions, f"Modality contributions, {split} split: score drop when a modality is removed",
@@ -91,7 +96,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     figures = attention_figures(trained, dataset, predictions, out_dir, int(cfg.attention.num_clips),
                                 int(cfg.attention.layer), cfg.device)
 
-    by_presence = subset_metrics(predictions, top_k, train_counts)
+    by_presence = subset_metrics(predictions, top_k, train_counts, thresholds)
     metrics = {**summary, **by_presence, **flat_drops(contributions)}
     report = {
         "checkpoint": str(path), "split": split, "num_clips": len(predictions.clip_ids), "top_k": top_k,

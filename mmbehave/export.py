@@ -35,7 +35,7 @@ log = logging.getLogger("mmbehave.export")
 
 # Keys of a training checkpoint that inference needs; optimizer, scheduler and RNG states are left behind.
 EXPORTED_KEYS = ("classes", "data_stats", "preprocess", "modalities", "config", "mlflow_run_id", "epoch",
-                 "train_class_counts")
+                 "train_class_counts", "thresholds")
 
 
 def export_state(trained, model) -> dict:
@@ -71,11 +71,12 @@ def latency_ms(model, clips: list[dict], warmup: int) -> dict[str, float]:
 
 
 def run_export(cfg: DictConfig) -> dict:
+    import numpy as np
     import pandas as pd
     import torch
 
     from mmbehave.analysis.metrics_tables import summary_metrics, write_csv, write_json
-    from mmbehave.analysis.predictions import HEADS, predict_split
+    from mmbehave.analysis.predictions import predict_split
     from mmbehave.training.checkpoint import save_checkpoint
     from mmbehave.training.data_setup import make_loader, split_dataset
     from mmbehave.training.tracking import log_to_finished_run, resolve_tracking_uri
@@ -109,17 +110,19 @@ def run_export(cfg: DictConfig) -> dict:
     rows, predicted = [], {}
     for precision, path in paths.items():
         model = load_trained_model(path, "cpu").model  # what a user of the file gets, not the in-memory copy
-        predictions = predict_split(model, make_loader(dataset, int(cfg.batch_size)), "cpu", with_variants=False)
+        predictions = predict_split(model, make_loader(dataset, int(cfg.batch_size)), "cpu", with_variants=False,
+                                    heads=trained.heads)
         predicted[precision] = predictions
-        scores = summary_metrics(predictions, top_k=1)
+        scores = summary_metrics(predictions, top_k=1, thresholds=trained.thresholds)
         rows.append({"model": precision, "file": str(path), "size_mb": path.stat().st_size / 2**20,
                      **latency_ms(model, timed, int(cfg.latency.warmup)),
-                     **{f"{head}_macro_f1": scores[f"{head}_macro_f1"] for head in HEADS},
+                     **{f"{head.name}_macro_f1": scores[f"{head.name}_macro_f1"] for head in trained.heads},
                      f"{cfg.split}_macro_f1": scores["macro_f1"]})
     torch.set_num_threads(threads)
-    for row in rows:  # how often int8 picks the same class as fp32
-        row["agreement_with_fp32"] = float(sum(
-            (predicted[row["model"]].predicted(head) == predicted["fp32"].predicted(head)).mean() for head in HEADS) / len(HEADS))
+    names = [head.name for head in trained.heads]
+    for row in rows:  # how often int8 gives the same answer as fp32 (a multi head: per label)
+        row["agreement_with_fp32"] = float(np.mean([
+            (predicted[row["model"]].predicted(head) == predicted["fp32"].predicted(head)).mean() for head in names]))
 
     table = pd.DataFrame(rows)
     report = {"source_checkpoint": str(source), "source_size_mb": source.stat().st_size / 2**20, "split": cfg.split,

@@ -124,8 +124,10 @@ def missing_input_warning(clip, modalities: tuple[str, ...]) -> str:
 
 
 def predict_probabilities(trained, clips: list[ClipInput], device: str) -> list[dict[str, np.ndarray]]:
-    """{head: softmax probabilities} for each input, in one forward pass."""
+    """{head: probabilities (softmax, or sigmoid for a multi head)} for each input, in one forward pass."""
     import torch
+
+    from mmbehave.training.head_metrics import probabilities
 
     inputs = {}
     if "video" in trained.modalities:
@@ -136,9 +138,8 @@ def predict_probabilities(trained, clips: list[ClipInput], device: str) -> list[
         inputs["audio_present"] = torch.tensor([c.has_audio for c in clips], device=device)
     with torch.no_grad():
         output = trained.model(**inputs)
-    species = torch.softmax(output.species_logits.float(), dim=-1).cpu().numpy()
-    behaviors = torch.softmax(output.behavior_logits.float(), dim=-1).cpu().numpy()
-    return [{"species": s, "behavior": b} for s, b in zip(species, behaviors)]
+    probs = {head.name: probabilities(head, output.logits[head.name]) for head in trained.heads}
+    return [{head: values[row] for head, values in probs.items()} for row in range(len(clips))]
 
 
 def predict_clips(trained, clips: list[Path], options: AnswerOptions, cfg: DictConfig
@@ -235,7 +236,8 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     if not predictions:
         return None, [], failures
     provenance = model_provenance(trained)
-    clip_probs = {p.path: combine(p.probs, options.aggregate) for p in predictions}
+    multi = {head.name for head in trained.heads if head.multi}
+    clip_probs = {p.path: combine(p.probs, options.aggregate, multi) for p in predictions}
     rows = [clip_row(p, clip_probs[p.path], missing_input_warning(p, trained.modalities), trained, options, thresholds,
                      top_k, provenance) for p in predictions]
     for row in rows:
@@ -255,7 +257,7 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
             row for p in predictions for row in segment_rows(p, trained, options, thresholds, provenance)]
     if events:
         tables[companion_path(output, "events")] = event_rows(events, clip_probs, class_names(trained), thresholds,
-                                                              options.wide, provenance)
+                                                              options.wide, provenance, trained.heads)
     for table_path, table_rows in tables.items():  # every table computed before the first is written
         with atomic_path(table_path) as tmp:
             pd.DataFrame(table_rows).to_csv(tmp, index=False)

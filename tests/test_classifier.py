@@ -41,14 +41,15 @@ def build(video_encoder, audio_encoder, head_dropout: float = 0.1, **fusion_over
     torch.manual_seed(0)
     settings = dict(hidden_dim=16, num_layers=2, num_heads=2, num_bottlenecks=2, **fusion_overrides)
     fusion = functools.partial(MBTFusion, **settings)
-    return MultiModalClassifier(video_encoder, audio_encoder, fusion, SPECIES, BEHAVIORS, head_dropout).eval()
+    return MultiModalClassifier(video_encoder, audio_encoder, fusion, {"species": SPECIES, "behavior": BEHAVIORS},
+                                head_dropout).eval()
 
 
 def test_video_and_audio(audio_encoder):
     model = build(CNN3DEncoder(feature_dim=24, width=4), audio_encoder)
     assert model.modalities == "video+audio" and model.fusion.input_dims == {"video": 24, "audio": 512}
     out = model(video(), audio(), return_attention=True)
-    assert out.species_logits.shape == (2, SPECIES) and out.behavior_logits.shape == (2, BEHAVIORS)
+    assert out.logits["species"].shape == (2, SPECIES) and out.logits["behavior"].shape == (2, BEHAVIORS)
     assert out.fused.shape == (2, 16) and set(out.attentions) == {"video", "audio"}
     assert model(video(), audio()).attentions is None
     assert {m: t.shape for m, t in model.encode(video(), audio()).items()} == {
@@ -62,13 +63,13 @@ def test_video_only_model_ignores_audio_input():
     assert model.modalities == "video" and list(model.fusion.input_dims) == ["video"]
     v = video()
     with torch.no_grad():
-        assert torch.equal(model(v, audio()).species_logits, model(v).species_logits)
+        assert torch.equal(model(v, audio()).logits["species"], model(v).logits["species"])
 
 
 def test_audio_only_model(audio_encoder):
     model = build(None, audio_encoder)
     assert model.modalities == "audio"
-    assert model(audio=audio()).behavior_logits.shape == (2, BEHAVIORS)
+    assert model(audio=audio()).logits["behavior"].shape == (2, BEHAVIORS)
     with pytest.raises(ValueError, match="audio model got no input"):
         model(video=video())
 
@@ -77,9 +78,9 @@ def test_audio_none_means_absent_for_the_whole_batch(audio_encoder):
     model = build(CNN3DEncoder(feature_dim=24, width=4), audio_encoder)
     v, a = video(), audio()
     with torch.no_grad():
-        without = model(v, None).species_logits
-        flagged = model(v, a, audio_present=torch.tensor([False, False])).species_logits
-        mixed = model(v, a, audio_present=torch.tensor([False, True])).species_logits
+        without = model(v, None).logits["species"]
+        flagged = model(v, a, audio_present=torch.tensor([False, False])).logits["species"]
+        mixed = model(v, a, audio_present=torch.tensor([False, True])).logits["species"]
     assert torch.allclose(without, flagged, atol=1e-6)
     assert torch.allclose(mixed[0], without[0], atol=1e-6) and not torch.allclose(mixed[1], without[1])
 
@@ -98,6 +99,14 @@ def test_fallbacks_lists_only_encoders_that_fell_back(audio_encoder):
     assert model.fallbacks == {"video_encoder": video_encoder.fallback_reason}
 
 
+def model_file():
+    """conf/model/multimodal.yaml with its heads group, as Hydra merges them (its defaults list is Hydra's)."""
+    model = OmegaConf.load(CONF / "model" / "multimodal.yaml")
+    del model["defaults"]
+    model.heads = OmegaConf.load(CONF / "model" / "heads" / "guide.yaml")
+    return model
+
+
 def compose(video_option: str, audio_option: str, fusion_option: str):
     """The model config as train.yaml composes it, with the debug-sized overrides."""
     cfg = OmegaConf.create(
@@ -106,7 +115,7 @@ def compose(video_option: str, audio_option: str, fusion_option: str):
             "video_encoder": OmegaConf.load(CONF / "video_encoder" / f"{video_option}.yaml"),
             "audio_encoder": OmegaConf.load(CONF / "audio_encoder" / f"{audio_option}.yaml"),
             "fusion": OmegaConf.load(CONF / "fusion" / f"{fusion_option}.yaml"),
-            "model": OmegaConf.load(CONF / "model" / "multimodal.yaml"),
+            "model": model_file(),
         }
     )
     return OmegaConf.merge(cfg, {"fusion": {"hidden_dim": 32}})
@@ -128,8 +137,8 @@ def test_model_config_instantiates_and_trains(options, modalities):
     )
     assert isinstance(model, MultiModalClassifier) and model.modalities == modalities and model.fallbacks == {}
     out = model(video(), audio())
-    assert out.species_logits.shape == (2, SPECIES) and out.fused.shape == (2, 32)
-    (out.species_logits.logsumexp(-1).sum() + out.behavior_logits.logsumexp(-1).sum()).backward()
+    assert out.logits["species"].shape == (2, SPECIES) and out.fused.shape == (2, 32)
+    (out.logits["species"].logsumexp(-1).sum() + out.logits["behavior"].logsumexp(-1).sum()).backward()
     for name, encoder in (("video", model.video_encoder), ("audio", model.audio_encoder)):
         if encoder is not None:
             assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder.parameters()), name
@@ -157,7 +166,7 @@ def test_what_sits_in_an_absent_row_changes_nothing_else(absent):
         batch = {k: v.clone() for k, v in inputs.items()}
         batch[absent][2] = filler
         output = model(**batch, **{f"{absent}_present": present})
-        results.append((output.species_logits.detach(), batchnorm_buffers(model)))
+        results.append((output.logits["species"].detach(), batchnorm_buffers(model)))
     (logits_a, buffers_a), (logits_b, buffers_b) = results
     kept = present.nonzero().squeeze(1)
     torch.testing.assert_close(logits_a[kept], logits_b[kept], atol=1e-5, rtol=0)
@@ -170,5 +179,5 @@ def test_an_absent_modality_gets_no_gradient_from_absent_rows():
     model.train()
     audio_batch = torch.randn(3, 1, 32, 40, requires_grad=True)
     output = model(audio=audio_batch, audio_present=torch.tensor([True, False, True]))
-    output.species_logits.sum().backward()
+    output.logits["species"].sum().backward()
     assert audio_batch.grad[1].abs().sum() == 0 and audio_batch.grad[0].abs().sum() > 0

@@ -37,7 +37,7 @@ def test_every_video_encoder_option_builds(option):
         video = torch.rand(2, 3, 4, 32, 32)
         audio = torch.randn(2, 1, 64, 101)
         out = model(video=video, audio=audio)
-        assert out.species_logits.shape == (2, 3) and out.behavior_logits.shape == (2, 4)
+        assert out.logits["species"].shape == (2, 3) and out.logits["behavior"].shape == (2, 4)
 
 
 @pytest.mark.parametrize("option", group_options("audio_encoder"))

@@ -56,8 +56,8 @@ def expect_error(layout: DatasetLayout, *fragments: str, modalities=BOTH) -> str
 
 def test_valid_dataset_prepares_with_sorted_class_lists(layout):
     prepared = prepare_data(data_cfg(layout.root), BOTH)
-    assert prepared.classes.species == ["deer", "fox"]
-    assert prepared.classes.behaviors == ["rest", "walk"]
+    assert prepared.classes["species"] == ["deer", "fox"]
+    assert prepared.classes["behavior"] == ["rest", "walk"]
 
 
 def test_missing_metadata_file(layout):
@@ -166,7 +166,7 @@ def test_a_clip_id_that_escapes_processed_is_refused(layout, clip_id):
 
 def test_labels_are_stripped_and_spelling_variants_are_an_error(layout):
     edit_table(layout, "train", 0, behavior="walk ")  # surrounding whitespace: the same label
-    assert prepare_data(data_cfg(layout.root), BOTH).classes.behaviors == ["rest", "walk"]
+    assert prepare_data(data_cfg(layout.root), BOTH).classes["behavior"] == ["rest", "walk"]
     edit_table(layout, "val", 1, species="Deer")
     edit_table(layout, "test", 1, species="DEER")
     message = expect_error(layout, "species is written 3 ways", "'deer' (train.csv row 3", "'Deer' (val.csv row 3)",

@@ -48,7 +48,7 @@ def test_export_writes_safe_fp32_and_int8_models_and_compares_them(tmp_path, tra
     # Rebuilt from the file alone, the int8 model scores what the report says.
     trained = load_trained_model(out / "model_int8.pth")
     assert trained.quantization == DYNAMIC_INT8
-    assert type(trained.model.species_head[1]).__module__.startswith("torch.ao.nn.quantized")
+    assert type(trained.model.heads["species"][1]).__module__.startswith("torch.ao.nn.quantized")
 
     run = MlflowClient(trained_run.tracking_uri).get_run(trained_run.run_id)
     assert run.data.metrics["export/int8_test_macro_f1"] == pytest.approx(int8["test_macro_f1"])

@@ -16,6 +16,7 @@ from mmbehave.analysis.metrics_tables import (
 )
 from mmbehave.analysis.predictions import SplitPredictions
 from mmbehave.core.errors import ConfigError
+from mmbehave.core.heads import GUIDE_HEADS
 from mmbehave.training.checkpoint import load_checkpoint
 from mmbehave.training.epoch_metrics import (
     check_metrics_are_recorded,
@@ -54,7 +55,7 @@ def test_macro_ap_picks_best_pth(tmp_path, synthetic_root):
                f"hydra.run.dir={run}", tmp_path=tmp_path)
     latest, best = (load_checkpoint(run / "checkpoints" / f"{name}.pth") for name in ("latest", "best"))
     history = latest["history"]
-    assert [set(row) - {"epoch"} for row in history] == [set(epoch_metric_names())] * 3  # the names are the truth
+    assert [set(row) - {"epoch"} for row in history] == [set(epoch_metric_names(GUIDE_HEADS))] * 3  # the names are the truth
     scores = [row[MONITOR] for row in history]
     assert best["epoch"] == int(np.argmax(scores)) and best["best_metric"] == max(scores)
     assert best["monitor"] == {"metric": MONITOR, "mode": "max"}
@@ -79,4 +80,4 @@ def test_a_checkpoint_without_training_counts_gets_every_column_but_no_head_or_t
                                    {"all": {"species": probs, "behavior": probs}})
     without = summary_metrics(predictions, top_k=2)
     assert "species_macro_ap" in without and "species_tail_macro_f1" not in without
-    assert "tail_macro_f1" not in summary_table(without, 4, 2)
+    assert "tail_macro_f1" not in summary_table(without, 4, 2, ["species", "behavior"])

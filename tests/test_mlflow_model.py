@@ -53,9 +53,9 @@ def test_a_runs_best_model_is_an_mlflow_model_from_code_that_predicts(trained_ru
     video = torch.from_numpy(batch["frames"]).permute(0, 2, 1, 3, 4).float() / 255
     audio = ((torch.from_numpy(batch["mel"]) - trained.mel_mean) / trained.mel_std).unsqueeze(1)
     with torch.no_grad():
-        expected = torch.softmax(trained.model(video=video, audio=audio).species_logits, -1).numpy()
+        expected = torch.softmax(trained.model(video=video, audio=audio).logits["species"], -1).numpy()
     np.testing.assert_allclose(table["species_prob"].to_numpy(), expected.max(axis=1), rtol=1e-5)
-    assert list(table["species"]) == [trained.classes.species[i] for i in expected.argmax(axis=1)]
+    assert list(table["species"]) == [trained.classes["species"][i] for i in expected.argmax(axis=1)]
 
 
 def test_a_registered_model_serves_evaluate_and_predict(trained_run, synthetic_root, tmp_path):

@@ -32,7 +32,7 @@ def training_view_probabilities(trained, synthetic_root, clip_ids):
     batch = collate([dataset[i] for i in range(len(dataset))])
     with torch.no_grad():
         output = trained.model(video=batch["video"], audio=batch["audio"], audio_present=batch["audio_present"])
-    return torch.softmax(output.species_logits, -1).numpy(), torch.softmax(output.behavior_logits, -1).numpy()
+    return torch.softmax(output.logits["species"], -1).numpy(), torch.softmax(output.logits["behavior"], -1).numpy()
 
 
 def test_predict_folder_predicts_readable_clips_and_reports_unreadable_ones(tmp_path, trained_run, synthetic_root):
@@ -70,8 +70,8 @@ def test_predict_folder_predicts_readable_clips_and_reports_unreadable_ones(tmp_
     trained = load_trained_model(trained_run.checkpoint)
     species, behaviors = training_view_probabilities(trained, synthetic_root, TEST_CLIPS)
     rows = table.set_index("clip_id").loc[TEST_CLIPS]
-    assert rows["species"].tolist() == [trained.classes.species[i] for i in species.argmax(1)]
-    assert rows["behavior"].tolist() == [trained.classes.behaviors[i] for i in behaviors.argmax(1)]
+    assert rows["species"].tolist() == [trained.classes["species"][i] for i in species.argmax(1)]
+    assert rows["behavior"].tolist() == [trained.classes["behavior"][i] for i in behaviors.argmax(1)]
     np.testing.assert_allclose(rows["species_prob"], species.max(1), atol=2e-4)
 
 

@@ -20,7 +20,7 @@ from mmbehave.predict import run_prediction
 from mmbehave.predicting.clip_times import clip_time
 from mmbehave.predicting.segments import iter_segments, segment_windows
 from mmbehave.predicting.tables import camtrap_rows
-from mmbehave.predicting.thresholds import thresholds_from_option
+from mmbehave.predicting.thresholds import resolve_thresholds, thresholds_from_option
 
 SR = 16000
 FPS = 16
@@ -77,15 +77,28 @@ def test_each_segment_is_preprocessed_as_a_clip_cut_to_its_window(tmp_path):
     assert loudness[1] > loudness[0] + 5 and loudness[1] > loudness[2] + 5  # the tone is in the second one only
 
 
-def test_threshold_option_is_a_probability_per_head():
+def test_threshold_option_is_a_probability_per_head_of_the_model():
+    from types import SimpleNamespace
+
+    from mmbehave.core.heads import HeadSpec
+    from mmbehave.data.metadata import ClassLists
+
     assert thresholds_from_option(None) == {}
-    assert thresholds_from_option(0.6) == {"species": 0.6, "behavior": 0.6}
     assert thresholds_from_option({"species": 0.7}) == {"species": 0.7}
     for bad, says in ((1.5, "threshold=1.5: must be a probability between 0 and 1"),
-                      ({"fox": 0.5}, "threshold.fox: no such head; the heads are species, behavior"),
                       ("high", "threshold=high"), (True, "threshold=True")):
         with pytest.raises(ConfigError, match=says.replace("(", r"\(")):
             thresholds_from_option(bad)
+    heads = (HeadSpec("species", "species"), HeadSpec("action", "action", "multi"))
+    model = SimpleNamespace(heads=heads, classes=ClassLists({"species": ["a", "b"], "action": ["x", "y", "z"]}),
+                            checkpoint={"thresholds": {"action": [0.2, 0.3, 0.4]}}, path="best.pth")
+    # One value for every head; per head; nothing given: the checkpoint's per-class values, no single-head limit.
+    assert resolve_thresholds(thresholds_from_option(0.6), model) == {"species": 0.6, "action": 0.6}
+    assert resolve_thresholds({"species": 0.7}, model)["species"] == 0.7
+    chosen = resolve_thresholds({}, model)
+    assert "species" not in chosen and chosen["action"].tolist() == [0.2, 0.3, 0.4]
+    with pytest.raises(ConfigError, match="threshold.fox: no such head; this model's heads are species, action"):
+        resolve_thresholds({"fox": 0.5}, model)
 
 
 def test_a_clip_is_timed_by_its_containers_creation_time_else_its_mtime(tmp_path):

@@ -99,7 +99,8 @@ def test_preprocess_writes_inputs_and_manifest(raw_root):
     assert np.load(layout.mel_spectrogram("wav_audio")).std() > 1  # the separate WAV was used
 
     manifest = _manifest(raw_root)
-    assert list(manifest.reset_index().columns) == [*MANIFEST_COLUMNS, "site"]  # extra metadata columns kept
+    # The table's own columns (labels, site) kept after the manifest's.
+    assert list(manifest.reset_index().columns) == [*MANIFEST_COLUMNS, "species", "behavior", "site"]
     assert list(manifest.index) == ["with_audio", "silent", "wav_audio", "corrupt", "val_clip", "test_clip", "missing"]
     for clip_id, status in GOOD.items():
         assert manifest.at[clip_id, "status"] == status
@@ -163,13 +164,13 @@ def test_worker_processes_give_the_same_files(raw_root, tmp_path):
 
 def test_bad_metadata_is_a_data_error_before_any_output(raw_root):
     layout = DatasetLayout(raw_root)
-    val = pd.read_csv(layout.metadata_csv("val")).drop(columns=["behavior"])
-    val.to_csv(layout.metadata_csv("val"), index=False)
-    with pytest.raises(DataError, match="val.csv.*behavior"):
+    val = pd.read_csv(layout.metadata_csv("val"))
+    val.drop(columns=["clip_id"]).to_csv(layout.metadata_csv("val"), index=False)
+    with pytest.raises(DataError, match="val.csv.*clip_id"):
         preprocess_dataset(raw_root, SETTINGS, num_workers=1, progress=False)
     assert not layout.processed_dir.exists()
 
-    val.assign(behavior="walk", clip_id="with_audio").to_csv(layout.metadata_csv("val"), index=False)
+    val.assign(clip_id="with_audio").to_csv(layout.metadata_csv("val"), index=False)
     with pytest.raises(DataError, match="with_audio.*one split"):  # one clip id in two splits
         preprocess_dataset(raw_root, SETTINGS, num_workers=1, progress=False)
     assert not layout.processed_dir.exists()

@@ -45,7 +45,7 @@ def test_debug_fast_run_writes_checkpoints_log_and_a_complete_mlflow_run(tmp_pat
     for name in ("latest.pth", "best.pth"):
         checkpoint = load_checkpoint(run_dir / "checkpoints" / name)  # weights_only=True inside
         assert checkpoint["classes"]["species"] == ["badger", "red_deer", "red_fox", "wild_boar"]
-        assert checkpoint["classes"]["behaviors"] == ["alarm", "calling", "resting", "running", "walking"]
+        assert checkpoint["classes"]["behavior"] == ["alarm", "calling", "resting", "running", "walking"]
         assert checkpoint["epoch"] == 0
     assert list(run_dir.glob("training_*.log")), "the seed's training_YYYYMMDD_HHMMSS.log is missing"
     assert not list((run_dir / "checkpoints").glob(".*tmp*")), "a temp checkpoint file was left behind"

@@ -8,10 +8,16 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
+from mmbehave.core.heads import GUIDE_HEADS, HeadSpec
 from mmbehave.data.dataset import Augmentation, ClipDataset
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import ClassLists
-from mmbehave.training.loss import MultiTaskLoss, inverse_frequency_weights
+from mmbehave.training.loss import (
+    HeadsLoss,
+    heads_loss,
+    inverse_frequency_weights,
+    positive_weights,
+)
 from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
 from mmbehave.training.monitor import metric_is_better
 from mmbehave.training.schedule import warmup_cosine
@@ -46,11 +52,28 @@ def test_class_weights_favour_rare_classes():
     assert weights.mean().item() == pytest.approx(1.0)
 
 
-def test_loss_is_the_weighted_sum_of_the_heads():
-    species_logits, behavior_logits = torch.randn(6, 3), torch.randn(6, 4)
-    species, behavior = torch.randint(0, 3, (6,)), torch.randint(0, 4, (6,))
-    total, parts = MultiTaskLoss(species_weight=2.0, behavior_weight=0.5)(species_logits, behavior_logits, species, behavior)
-    assert total.item() == pytest.approx(2.0 * parts["species_loss"].item() + 0.5 * parts["behavior_loss"].item())
+def test_loss_is_the_weighted_sum_of_the_heads_single_and_multi_label():
+    heads = (HeadSpec("species", "species", loss_weight=2.0), HeadSpec("behavior", "behavior", loss_weight=0.5),
+             HeadSpec("action", "action", "multi", loss_weight=0.25))
+    logits = {"species": torch.randn(6, 3), "behavior": torch.randn(6, 4), "action": torch.randn(6, 5)}
+    targets = {"species": torch.randint(0, 3, (6,)), "behavior": torch.randint(0, 4, (6,)),
+               "action": torch.randint(0, 2, (6, 5)).float()}
+    total, parts = HeadsLoss(heads)(logits, targets)
+    assert total.item() == pytest.approx(2.0 * parts["species_loss"].item() + 0.5 * parts["behavior_loss"].item()
+                                         + 0.25 * parts["action_loss"].item())
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits["action"], targets["action"])
+    assert parts["action_loss"].item() == pytest.approx(bce.item())  # a multi head: one sigmoid per class
+
+
+def test_a_multi_heads_rare_labels_weigh_as_their_negatives_over_positives():
+    rows = np.array([[1, 1, 0], [1, 0, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32)
+    # 3 of 4 positive -> 1/3, floored at 1; 1 of 4 -> 3; never positive -> 1 (nothing to balance).
+    assert positive_weights(rows).tolist() == pytest.approx([1.0, 3.0, 1.0])
+    loss = heads_loss(heads=(HeadSpec("action", "action", "multi"),), train_targets={"action": rows},
+                      num_classes={"action": 3})
+    logits, target = torch.zeros(1, 3), torch.tensor([[0.0, 1.0, 0.0]])
+    weighted = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=positive_weights(rows))
+    assert loss({"action": logits}, {"action": target})[0].item() == pytest.approx(weighted.item())
 
 
 def test_losses_improve_downwards_and_scores_upwards():
@@ -68,7 +91,7 @@ def test_augmentation_changes_training_items_only(tmp_path):
     torch.save(frames, layout.video_frames("c"))
     np.save(layout.mel_spectrogram("c"), np.random.default_rng(0).normal(size=(16, 40)).astype(np.float32))
     table = pd.DataFrame({"clip_id": ["c"], "species": ["fox"], "behavior": ["walk"]})
-    classes = ClassLists(["fox"], ["walk"])
+    classes = ClassLists({"species": ["fox"], "behavior": ["walk"]})
     plain = ClipDataset(layout, table, classes, ("video", "audio"), 0.0, 1.0)
     augmented = ClipDataset(layout, table, classes, ("video", "audio"), 0.0, 1.0,
                             augmentation=Augmentation(temporal_jitter=2, time_masks=2, time_mask_width=8,
@@ -110,9 +133,9 @@ def test_weight_decay_reaches_weight_matrices_only():
     assert decayed | exempt == {n for n, p in model.named_parameters() if p.requires_grad} and not decayed & exempt
     assert no_decay["weight_decay"] == 0.0 and "weight_decay" not in decay  # the optimizer's own value
     for name in ("fusion.bottleneck", "fusion.cls_token.video", "fusion.position_embedding.audio",
-                 "species_head.1.bias", "fusion.final_norm.weight", "audio_encoder.backbone.bn1.weight"):
+                 "heads.species.1.bias", "fusion.final_norm.weight", "audio_encoder.backbone.bn1.weight"):
         assert name in exempt, name
-    for name in ("species_head.1.weight", "fusion.project.video.weight", "audio_encoder.backbone.conv1.weight"):
+    for name in ("heads.species.1.weight", "fusion.project.video.weight", "audio_encoder.backbone.conv1.weight"):
         assert name in decayed, name
     optimizer = build(cfg.optimizer)(params=parameter_groups(model))
     assert [g["weight_decay"] for g in optimizer.param_groups] == [cfg.optimizer.weight_decay, 0.0]
@@ -130,7 +153,7 @@ class TinyClassifier(torch.nn.Module):
         from mmbehave.models.classifier import ClassifierOutput
 
         features = audio.flatten(1)
-        return ClassifierOutput(self.species(features), self.behavior(features), features)
+        return ClassifierOutput({"species": self.species(features), "behavior": self.behavior(features)}, features)
 
 
 def batches(sizes: list[int]) -> list[dict]:
@@ -138,13 +161,15 @@ def batches(sizes: list[int]) -> list[dict]:
     out = []
     for size in sizes:
         out.append({"audio": torch.randn(size, 1, 2, 3, generator=generator),
-                    "species": torch.randint(0, 3, (size,), generator=generator),
-                    "behavior": torch.randint(0, 4, (size,), generator=generator)})
+                    "targets": {"species": torch.randint(0, 3, (size,), generator=generator),
+                                "behavior": torch.randint(0, 4, (size,), generator=generator)}})
     return out
 
 
 def merged(groups: list[list[dict]]) -> list[dict]:
-    return [{key: torch.cat([b[key] for b in group]) for key in group[0]} for group in groups]
+    return [{"audio": torch.cat([b["audio"] for b in group]),
+             "targets": {head: torch.cat([b["targets"][head] for b in group]) for head in group[0]["targets"]}}
+            for group in groups]
 
 
 def trained_weights(loader: list[dict], accum: int) -> torch.Tensor:
@@ -153,7 +178,7 @@ def trained_weights(loader: list[dict], accum: int) -> torch.Tensor:
     model = TinyClassifier()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    train_one_epoch(model, loader, loss_fn=MultiTaskLoss(), optimizer=optimizer, scheduler=scheduler,
+    train_one_epoch(model, loader, loss_fn=HeadsLoss(GUIDE_HEADS), optimizer=optimizer, scheduler=scheduler,
                     step=StepSettings(device=torch.device("cpu"), grad_accum_steps=accum), epoch=0)
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 

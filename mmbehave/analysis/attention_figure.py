@@ -123,8 +123,19 @@ def _audio_row(figure, grid, row: int, columns: int, mel: np.ndarray, maps: list
         figure.colorbar(image, cax=colourbar_axis, label="log-mel (std units)")
 
 
+def head_caption(head, names: list[str], target, probs, thresholds) -> str:
+    """``true X, predicted Y (0.93)`` for a single head; the label sets of a multi head."""
+    if head.multi:
+        chosen = probs >= (thresholds if thresholds is not None else 0.5)
+        true = head.separator.join(n for n, on in zip(names, target) if on)
+        predicted = head.separator.join(n for n, on in zip(names, chosen) if on) or "-"
+        return f"{head.name} true {true}, predicted {predicted}"
+    return f"{head.name} true {names[int(target)]}, predicted {names[probs.argmax()]} ({probs.max():.2f})"
+
+
 def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, layer: int, device: str) -> list[Path]:
-    """Attention figures for ``count`` clips (different species first); [] for a fusion without attention."""
+    """Attention figures for ``count`` clips (different classes of the first single-label head first); [] for
+    a fusion without attention."""
     import torch
 
     from mmbehave.analysis.attention_maps import (
@@ -142,7 +153,8 @@ def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, 
     except ValueError as reason:
         log.info("No attention figures: %s", reason)
         return []
-    indices = pick_clips(dataset.species, count)
+    first = next((head for head in trained.heads if not head.multi), None)
+    indices = pick_clips(dataset.targets[first.name] if first else [0] * len(dataset), count)
     items = [dataset[i] for i in indices]
     inputs, present = model_inputs(collate(items), torch.device(device))
     with torch.no_grad():
@@ -158,10 +170,10 @@ def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, 
     position = {clip_id: i for i, clip_id in enumerate(predictions.clip_ids)}
     for item, clip_maps in zip(items, maps):
         row = position[item["clip_id"]]
-        species, behavior = (predictions.probs["all"][head][row] for head in ("species", "behavior"))
-        title = (f"{item['clip_id']}: true {classes.species[item['species']]} / {classes.behaviors[item['behavior']]}; "
-                 f"predicted {classes.species[species.argmax()]} ({species.max():.2f}) / "
-                 f"{classes.behaviors[behavior.argmax()]} ({behavior.max():.2f}); {shown}")
+        captions = [head_caption(head, classes[head.name], item["targets"][head.name],
+                                 predictions.probs["all"][head.name][row], trained.thresholds.get(head.name))
+                    for head in trained.heads]
+        title = f"{item['clip_id']}: " + "; ".join(captions) + f"; {shown}"
         frames = item["video"].permute(1, 2, 3, 0).numpy() if "video" in item else None
         mel = item["audio"][0].numpy() if "audio" in item else None
         paths.append(plot_clip_attention(frames, mel, clip_maps, title, out_dir / "attention" / f"{item['clip_id']}.png"))

@@ -1,10 +1,13 @@
 """Test-set metrics per head: the summary (accuracy, macro-F1, top-k, long-tail scores) and the per-class table.
 
-    targets (N,), probs (N, C) ──► confusion matrix ──► accuracy, macro-F1        (mmbehave.training.metrics,
-                               │                                                   the same code validation uses)
+    single head: targets (N,), probs (N, C) ──► confusion matrix ──► accuracy, macro-F1   (mmbehave.training.metrics,
+                               │                                          the same code validation uses)
                                ├─► class_metrics ──► per class: precision, recall, F1, support, AP;
                                │   (+ train counts)  macro / micro P, R, F1; macro AP; head / tail macro-F1, AP
                                └─► top-k accuracy: the true class among the k most probable
+    multi head: targets (N, C) 0/1, probs (N, C) sigmoid ──► labels at the checkpoint's per-class thresholds
+                               ──► class_metrics: the same table, plus samples-F1; accuracy = exact-match ratio;
+                                   macro AP is the mAP multi-label benchmarks report (threshold-free)
 
 Macro-F1 averages over the classes in the targets or the predictions (as scikit-learn does), as during
 training, so ``test/macro_f1`` and ``val/macro_f1`` mean the same thing. Head classes are those trained on
@@ -20,18 +23,39 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmbehave.analysis.predictions import FULL, HEADS, SplitPredictions
+from mmbehave.analysis.predictions import FULL, SplitPredictions
 from mmbehave.core.atomic import atomic_path, write_text_atomic
+from mmbehave.core.heads import HeadSpec
 from mmbehave.data.metadata import ClassLists
-from mmbehave.training.class_metrics import single_label_scores
+from mmbehave.training.class_metrics import (
+    HeadScores,
+    multi_label_scores,
+    single_label_scores,
+)
 from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
+
+Thresholds = dict[str, list[float]]  # {multi head: per-class probability thresholds}
 
 # The long-tail scores the summary table shows besides accuracy, macro-F1 and top-k (metrics.json has them all).
 SUMMARY_COLUMNS = ("macro_precision", "macro_recall", "micro_f1", "macro_ap", "head_macro_f1", "tail_macro_f1")
 
 
 def class_names(classes: ClassLists, head: str) -> list[str]:
-    return list(classes.species if head == "species" else classes.behaviors)
+    return list(classes[head])
+
+
+def threshold_of(head: HeadSpec, thresholds: Thresholds | None, num_classes: int) -> np.ndarray:
+    """A multi head's per-class thresholds (0.5 where none were stored)."""
+    values = (thresholds or {}).get(head.name)
+    return np.asarray(values, dtype=float) if values is not None and len(values) == num_classes else np.full(num_classes, 0.5)
+
+
+def class_scores(head: HeadSpec, targets: np.ndarray, probs: np.ndarray, train_counts: list[int] | None = None,
+                 thresholds: Thresholds | None = None) -> HeadScores:
+    """class_metrics' scores of one head, single- or multi-label (at its thresholds)."""
+    if head.multi:
+        return multi_label_scores(targets, probs, threshold_of(head, thresholds, probs.shape[1]), train_counts)
+    return single_label_scores(targets, probs, train_counts)
 
 
 def top_k_accuracy(targets: np.ndarray, probs: np.ndarray, k: int) -> float:
@@ -43,10 +67,16 @@ def top_k_accuracy(targets: np.ndarray, probs: np.ndarray, k: int) -> float:
     return float((top == targets[:, None]).any(axis=1).mean())
 
 
-def head_summary(targets: np.ndarray, probs: np.ndarray, top_k: int,
-                 train_counts: list[int] | None = None) -> dict[str, float]:
+def head_summary(targets: np.ndarray, probs: np.ndarray, top_k: int, train_counts: list[int] | None = None,
+                 head: HeadSpec | None = None, thresholds: Thresholds | None = None) -> dict[str, float]:
     """{"acc", "macro_f1", f"top{k}_acc", then class_metrics' summary: macro_ and micro_ precision / recall /
-    f1, macro_ap, and with ``train_counts`` head_ / tail_ macro_f1 and macro_ap} for one head."""
+    f1, macro_ap, and with ``train_counts`` head_ / tail_ macro_f1 and macro_ap} for one head. A multi head:
+    acc is the exact-match ratio, samples_f1 is added, and there is no top-k."""
+    if head is not None and head.multi:
+        summary = class_scores(head, targets, probs, train_counts, thresholds).summary
+        predicted = probs >= threshold_of(head, thresholds, probs.shape[1])
+        exact = (np.asarray(targets).astype(bool) == predicted).all(axis=1)
+        return {"acc": float(exact.mean()) if len(exact) else 0.0, **summary}
     matrix = confusion_matrix(targets, probs.argmax(axis=1), probs.shape[1])
     accuracy, macro_f1 = accuracy_and_macro_f1(matrix)
     long_tail = single_label_scores(targets, probs, train_counts).summary
@@ -55,34 +85,42 @@ def head_summary(targets: np.ndarray, probs: np.ndarray, top_k: int,
 
 
 def per_class_table(targets: np.ndarray, probs: np.ndarray, names: list[str],
-                    train_counts: list[int] | None = None) -> pd.DataFrame:
+                    train_counts: list[int] | None = None, head: HeadSpec | None = None,
+                    thresholds: Thresholds | None = None) -> pd.DataFrame:
     """One row per class: class, precision, recall, f1, support (sklearn's zero_division=0 convention),
     average_precision (empty where the split has no clip of the class), train_count and head_or_tail (empty
-    without ``train_counts``)."""
-    scores = single_label_scores(targets, probs, train_counts).per_class
+    without ``train_counts``); a multi head's rows add the threshold the class was predicted at."""
+    if head is not None and head.multi:
+        scores = class_scores(head, targets, probs, train_counts, thresholds).per_class
+    else:
+        scores = single_label_scores(targets, probs, train_counts).per_class
     table = pd.DataFrame({"class": names, **{key: scores[key] for key in
                                              ("precision", "recall", "f1", "support", "average_precision")}})
+    if head is not None and head.multi:
+        table = table.assign(threshold=threshold_of(head, thresholds, len(names)))
     if train_counts is None:
         return table.assign(train_count=pd.array([pd.NA] * len(names), dtype="Int64"), head_or_tail=None)
     return table.assign(train_count=scores["train_count"], head_or_tail=np.where(scores["is_head"], "head", "tail"))
 
 
 def summary_metrics(predictions: SplitPredictions, top_k: int, variant: str = FULL,
-                    train_counts: dict[str, list[int]] | None = None) -> dict[str, float]:
+                    train_counts: dict[str, list[int]] | None = None,
+                    thresholds: Thresholds | None = None) -> dict[str, float]:
     """Flat {"species_acc", "species_macro_f1", "species_top3_acc", "species_macro_ap", ..., "macro_f1"}
-    (macro_f1: mean of the heads'). ``train_counts``: {head: training clips per class}, for head/tail scores."""
+    (macro_f1: mean of the heads'). ``train_counts``: {head: training clips per class}, for head/tail scores;
+    ``thresholds``: the multi heads' per-class thresholds."""
     flat: dict[str, float] = {}
-    for head in HEADS:
-        summary = head_summary(predictions.targets[head], predictions.probs[variant][head], top_k,
-                               train_counts[head] if train_counts else None)
+    for head in predictions.heads:
+        summary = head_summary(predictions.targets[head.name], predictions.probs[variant][head.name], top_k,
+                               train_counts[head.name] if train_counts else None, head, thresholds)
         for key, value in summary.items():
-            flat[f"{head}_{key}"] = value
-    flat["macro_f1"] = (flat["species_macro_f1"] + flat["behavior_macro_f1"]) / 2
+            flat[f"{head.name}_{key}"] = value
+    flat["macro_f1"] = float(np.mean([flat[f"{head.name}_macro_f1"] for head in predictions.heads]))
     return flat
 
 
-def subset_metrics(predictions: SplitPredictions, top_k: int,
-                   train_counts: dict[str, list[int]] | None = None) -> dict[str, float]:
+def subset_metrics(predictions: SplitPredictions, top_k: int, train_counts: dict[str, list[int]] | None = None,
+                   thresholds: Thresholds | None = None) -> dict[str, float]:
     """Summary metrics on the clips that lack a modality and on those that have it, when a split has both kinds:
     {"clips_without_audio/macro_f1": ..., "clips_with_audio/macro_f1": ..., ...}. This is where fusion has to
     prove itself on camera-trap data, where most clips have no sound."""
@@ -91,42 +129,58 @@ def subset_metrics(predictions: SplitPredictions, top_k: int,
         if has.all() or not has.any():
             continue
         for name, rows in ((f"clips_without_{modality}", ~has), (f"clips_with_{modality}", has)):
-            summary = summary_metrics(predictions.subset(rows), top_k, train_counts=train_counts)
+            summary = summary_metrics(predictions.subset(rows), top_k, train_counts=train_counts, thresholds=thresholds)
             flat.update({f"{name}/{key}": value for key, value in summary.items()})
             flat[f"{name}/num_clips"] = float(rows.sum())
     return flat
 
 
 def per_class_tables(predictions: SplitPredictions, classes: ClassLists, variant: str = FULL,
-                     train_counts: dict[str, list[int]] | None = None) -> pd.DataFrame:
-    """Both heads' per-class tables stacked, with a ``head`` column first."""
+                     train_counts: dict[str, list[int]] | None = None,
+                     thresholds: Thresholds | None = None) -> pd.DataFrame:
+    """Every head's per-class table stacked, with a ``head`` column first."""
     frames = []
-    for head in HEADS:
-        table = per_class_table(predictions.targets[head], predictions.probs[variant][head], class_names(classes, head),
-                                train_counts[head] if train_counts else None)
-        frames.append(table.assign(head=head)[["head", *table.columns]])
+    for head in predictions.heads:
+        table = per_class_table(predictions.targets[head.name], predictions.probs[variant][head.name],
+                                class_names(classes, head.name), train_counts[head.name] if train_counts else None,
+                                head, thresholds)
+        frames.append(table.assign(head=head.name)[["head", *table.columns]])
     return pd.concat(frames, ignore_index=True)
 
 
-def summary_table(summary: dict[str, float], num_clips: int, top_k: int) -> pd.DataFrame:
-    """Rows: species, behavior; columns: clips, accuracy, macro_f1, top-k accuracy and the long-tail scores of
-    SUMMARY_COLUMNS that were computed (head/tail: NaN where that group has no class)."""
+def summary_table(summary: dict[str, float], num_clips: int, top_k: int, heads: list[str]) -> pd.DataFrame:
+    """One row per head; columns: clips, accuracy (a multi head's: exact match), macro_f1, top-k accuracy
+    (empty for a multi head), samples_f1 (multi heads) and the long-tail scores of SUMMARY_COLUMNS that were
+    computed (head/tail: NaN where that group has no class)."""
     rows = [{"head": head, "clips": num_clips, "accuracy": summary[f"{head}_acc"],
-             "macro_f1": summary[f"{head}_macro_f1"], f"top{top_k}_accuracy": summary[f"{head}_top{top_k}_acc"],
-             **{key: summary[f"{head}_{key}"] for key in SUMMARY_COLUMNS if f"{head}_{key}" in summary}}
-            for head in HEADS]
+             "macro_f1": summary[f"{head}_macro_f1"],
+             f"top{top_k}_accuracy": summary.get(f"{head}_top{top_k}_acc", float("nan")),
+             **{key: summary[f"{head}_{key}"] for key in (*SUMMARY_COLUMNS, "samples_f1") if f"{head}_{key}" in summary}}
+            for head in heads]
     return pd.DataFrame(rows)
 
 
-def predictions_table(predictions: SplitPredictions, classes: ClassLists) -> pd.DataFrame:
-    """One row per clip: true and predicted class (and its probability) per head."""
+def labels_text(names: np.ndarray, rows: np.ndarray, separator: str) -> list[str]:
+    """Each (C,) bool row as the names it selects, joined as the label tables write them."""
+    return [separator.join(names[row]) for row in np.asarray(rows, dtype=bool)]
+
+
+def predictions_table(predictions: SplitPredictions, classes: ClassLists,
+                      thresholds: Thresholds | None = None) -> pd.DataFrame:
+    """One row per clip: true and predicted class (and its probability) per head; a multi head's true and
+    predicted labels joined by its separator, predicted at its thresholds."""
     table = {"clip_id": predictions.clip_ids}
-    for head in HEADS:
-        names = np.array(class_names(classes, head))
-        probs = predictions.probs[FULL][head]
-        table[f"{head}_true"] = names[predictions.targets[head]]
-        table[f"{head}_predicted"] = names[probs.argmax(axis=1)]
-        table[f"{head}_prob"] = probs.max(axis=1).round(4)
+    for head in predictions.heads:
+        names = np.array(class_names(classes, head.name))
+        probs, targets = predictions.probs[FULL][head.name], predictions.targets[head.name]
+        if head.multi:
+            table[f"{head.name}_true"] = labels_text(names, targets, head.separator)
+            table[f"{head.name}_predicted"] = labels_text(names, probs >= threshold_of(head, thresholds, len(names)),
+                                                          head.separator)
+            continue
+        table[f"{head.name}_true"] = names[targets]
+        table[f"{head.name}_predicted"] = names[probs.argmax(axis=1)]
+        table[f"{head.name}_prob"] = probs.max(axis=1).round(4)
     return pd.DataFrame(table)
 
 

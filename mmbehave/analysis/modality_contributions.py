@@ -16,11 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmbehave.analysis.metrics_tables import class_names, per_class_table
+from mmbehave.analysis.metrics_tables import (
+    Thresholds,
+    class_names,
+    head_summary,
+    per_class_table,
+)
 from mmbehave.analysis.plotting import plt, save_figure, short_label
-from mmbehave.analysis.predictions import FULL, HEADS, SplitPredictions
+from mmbehave.analysis.predictions import FULL, SplitPredictions
+from mmbehave.core.heads import HeadSpec
 from mmbehave.data.metadata import ClassLists
-from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
 
 ACCURACY, MACRO_F1 = "accuracy", "macro-F1"  # the two summary rows, before the per-class F1 rows
 
@@ -29,29 +34,33 @@ def removed_variants(predictions: SplitPredictions) -> list[str]:
     return [variant for variant in predictions.probs if variant != FULL]
 
 
-def _scores(targets: np.ndarray, probs: np.ndarray, names: list[str]) -> dict[str, float]:
-    """{"accuracy", "macro-F1", then each class name: its F1} for one head and variant."""
-    accuracy, macro_f1 = accuracy_and_macro_f1(confusion_matrix(targets, probs.argmax(axis=1), probs.shape[1]))
-    per_class = per_class_table(targets, probs, names)
-    return {ACCURACY: accuracy, MACRO_F1: macro_f1, **dict(zip(per_class["class"], per_class["f1"]))}
+def _scores(head: HeadSpec, targets: np.ndarray, probs: np.ndarray, names: list[str],
+            thresholds: Thresholds | None) -> dict[str, float]:
+    """{"accuracy", "macro-F1", then each class name: its F1} for one head and variant (a multi head's
+    accuracy: the exact-match ratio)."""
+    summary = head_summary(targets, probs, 1, head=head, thresholds=thresholds)
+    per_class = per_class_table(targets, probs, names, head=head, thresholds=thresholds)
+    return {ACCURACY: summary["acc"], MACRO_F1: summary["macro_f1"], **dict(zip(per_class["class"], per_class["f1"]))}
 
 
-def contribution_table(predictions: SplitPredictions, classes: ClassLists) -> pd.DataFrame:
+def contribution_table(predictions: SplitPredictions, classes: ClassLists,
+                       thresholds: Thresholds | None = None) -> pd.DataFrame:
     """Rows (head, metric) with metric accuracy, macro-F1 or a class name (its F1); columns: the score with all
     modalities, without each one, and ``drop_without_<m>`` = all − without. Empty for a one-modality model."""
     variants = removed_variants(predictions)
     if not variants:
         return pd.DataFrame()
     rows = []
-    for head in HEADS:
-        names = class_names(classes, head)
-        targets = predictions.targets[head]
-        support = np.bincount(targets, minlength=len(names))
-        scores = {v: _scores(targets, predictions.probs[v][head], names) for v in (FULL, *variants)}
+    for head in predictions.heads:
+        names = class_names(classes, head.name)
+        targets = predictions.targets[head.name]
+        support = targets.sum(axis=0) if head.multi else np.bincount(targets, minlength=len(names))
+        scores = {v: _scores(head, targets, predictions.probs[v][head.name], names, thresholds)
+                  for v in (FULL, *variants)}
         for metric in scores[FULL]:
             if metric in names and support[names.index(metric)] == 0:
                 continue  # a class absent from this split has no F1 to lose
-            row = {"head": head, "metric": metric, FULL: scores[FULL][metric]}
+            row = {"head": head.name, "metric": metric, FULL: scores[FULL][metric]}
             row.update({v: scores[v][metric] for v in variants})
             row.update({f"drop_{v}": scores[FULL][metric] - scores[v][metric] for v in variants})
             rows.append(row)
@@ -65,12 +74,13 @@ def flat_drops(table: pd.DataFrame) -> dict[str, float]:
         return {}
     flat: dict[str, float] = {}
     variants = [c for c in table.columns if c.startswith("without_")]
+    heads = list(dict.fromkeys(table["head"]))
     for variant in variants:
-        for head in HEADS:
+        for head in heads:
             rows = table[table["head"] == head].set_index("metric")
             flat[f"{variant}/{head}_acc"] = float(rows.at[ACCURACY, variant])
             flat[f"{variant}/{head}_macro_f1"] = float(rows.at[MACRO_F1, variant])
-        flat[f"{variant}/macro_f1"] = (flat[f"{variant}/species_macro_f1"] + flat[f"{variant}/behavior_macro_f1"]) / 2
+        flat[f"{variant}/macro_f1"] = float(np.mean([flat[f"{variant}/{head}_macro_f1"] for head in heads]))
     return flat
 
 
@@ -79,7 +89,7 @@ def plot_contributions(table: pd.DataFrame, title: str, path: str | Path) -> Pat
     how much the score drops without it."""
     variants = [c.removeprefix("drop_") for c in table.columns if c.startswith("drop_")]
     colours = {"without_video": "tab:blue", "without_audio": "tab:orange"}
-    panels = [(head, table[table["head"] == head]) for head in HEADS]
+    panels = [(head, table[table["head"] == head]) for head in dict.fromkeys(table["head"])]
     widest = max(len(rows) for _, rows in panels)
     figure, axes = plt.subplots(len(panels), 1, figsize=(max(7.0, 0.75 * widest + 2.0), 3.6 * len(panels)),
                                 squeeze=False)

@@ -11,6 +11,7 @@ the number of variants. A clip that has no audio track keeps ``audio_present=Fal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-HEADS = ("species", "behavior")
+from mmbehave.core.heads import GUIDE_HEADS, HeadSpec
+from mmbehave.training.head_metrics import probabilities
+
 FULL = "all"
 
 
@@ -33,12 +36,14 @@ def modality_variants(modalities: tuple[str, ...]) -> dict[str, tuple[str, ...]]
 
 @dataclass
 class SplitPredictions:
-    """clip_ids (N); targets {head: (N,) class index}; probs {variant: {head: (N, classes) softmax}}."""
+    """clip_ids (N); targets {head: (N,) class index, or (N, C) 0/1 for a multi head}; probs {variant: {head:
+    (N, classes) softmax, or sigmoid for a multi head}}; heads: the model's, in order."""
 
     clip_ids: list[str]
     targets: dict[str, np.ndarray]
     probs: dict[str, dict[str, np.ndarray]]
     present: dict[str, np.ndarray] = field(default_factory=dict)  # {modality: (N,) bool}: the clip has it
+    heads: tuple[HeadSpec, ...] = GUIDE_HEADS
 
     def subset(self, rows: np.ndarray) -> SplitPredictions:
         """The same predictions for the clips selected by the (N,) bool mask ``rows``."""
@@ -47,10 +52,16 @@ class SplitPredictions:
             targets={head: values[rows] for head, values in self.targets.items()},
             probs={v: {head: values[rows] for head, values in heads.items()} for v, heads in self.probs.items()},
             present={m: flags[rows] for m, flags in self.present.items()},
+            heads=self.heads,
         )
 
-    def predicted(self, head: str, variant: str = FULL) -> np.ndarray:
-        return self.probs[variant][head].argmax(axis=1)
+    def predicted(self, head: str, variant: str = FULL, thresholds: np.ndarray | float = 0.5) -> np.ndarray:
+        """(N,) class indices of a single head; (N, C) bool, probability >= threshold, of a multi head."""
+        probs = self.probs[variant][head]
+        return probs >= thresholds if self.head(head).multi else probs.argmax(axis=1)
+
+    def head(self, name: str) -> HeadSpec:
+        return next(head for head in self.heads if head.name == name)
 
 
 def model_inputs(batch: dict, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -62,7 +73,8 @@ def model_inputs(batch: dict, device: torch.device) -> tuple[dict[str, torch.Ten
 
 @torch.no_grad()
 def predict_split(model: nn.Module, loader, device: str | torch.device = "cpu", with_variants: bool = True,
-                  progress: bool = False, desc: str = "evaluate") -> SplitPredictions:
+                  progress: bool = False, desc: str = "evaluate",
+                  heads: Sequence[HeadSpec] = GUIDE_HEADS) -> SplitPredictions:
     """Probabilities for every clip of ``loader`` (batches from ``mmbehave.data.dataset.collate``)."""
     device = torch.device(device)
     model.eval()
@@ -70,8 +82,8 @@ def predict_split(model: nn.Module, loader, device: str | torch.device = "cpu", 
     if not with_variants:
         variants = {FULL: variants[FULL]}
     clip_ids: list[str] = []
-    targets: dict[str, list] = {head: [] for head in HEADS}
-    probs: dict[str, dict[str, list]] = {v: {head: [] for head in HEADS} for v in variants}
+    targets: dict[str, list] = {head.name: [] for head in heads}
+    probs: dict[str, dict[str, list]] = {v: {head.name: [] for head in heads} for v in variants}
     flags: dict[str, list] = {"video": [], "audio": []}
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
         inputs, present = model_inputs(batch, device)
@@ -80,12 +92,11 @@ def predict_split(model: nn.Module, loader, device: str | torch.device = "cpu", 
             kept_tokens = {m: tokens[m] for m in kept if m in tokens}
             kept_present = {m: flags for m, flags in present.items() if m in kept_tokens} or None
             output = model.classify_tokens(kept_tokens, kept_present)
-            for head in HEADS:
-                logits = getattr(output, f"{head}_logits").float()
-                probs[variant][head].append(torch.softmax(logits, dim=-1).cpu().numpy())
+            for head in heads:
+                probs[variant][head.name].append(probabilities(head, output.logits[head.name]))
         clip_ids.extend(batch["clip_id"])
-        for head in HEADS:
-            targets[head].append(batch[head].numpy())
+        for head in heads:
+            targets[head.name].append(batch["targets"][head.name].numpy())
         for modality in flags:
             if f"{modality}_present" in batch:
                 flags[modality].append(batch[f"{modality}_present"].numpy())
@@ -94,4 +105,5 @@ def predict_split(model: nn.Module, loader, device: str | torch.device = "cpu", 
         targets={head: np.concatenate(values) for head, values in targets.items()},
         probs={v: {head: np.concatenate(values) for head, values in heads.items()} for v, heads in probs.items()},
         present={m: np.concatenate(values) for m, values in flags.items() if values},
+        heads=tuple(heads),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mmbehave.core.errors import ConfigError
+from mmbehave.core.heads import heads_from_config
 from mmbehave.core.precision import PRECISION_NAMES
 from mmbehave.core.settings import RunSettings, read_settings
 
@@ -55,6 +56,7 @@ def check_config(cfg: DictConfig) -> RunSettings:
     settings = read_settings(cfg)
     if not configured_modalities(cfg):
         raise ConfigError("video_encoder=none and audio_encoder=none: at least one modality is needed.")
+    heads_from_config(cfg)  # model.heads: names, types, weights
     fusion = cfg.fusion
     if "num_heads" in fusion and fusion.hidden_dim % fusion.num_heads:
         raise ConfigError(f"fusion.hidden_dim={fusion.hidden_dim} is not divisible by fusion.num_heads={fusion.num_heads}.")
@@ -117,8 +119,9 @@ def _check_optimizer_and_schedule(cfg: DictConfig) -> None:
         _at_least("optimizer.weight_decay", optimizer.weight_decay, 0)
     loss = cfg.training.loss
     for key in ("species_weight", "behavior_weight"):
-        if key in loss:
-            _at_least(f"training.loss.{key}", loss[key], 0)
+        if key in loss:  # a config written before model.heads
+            raise ConfigError(f"training.loss.{key} is now model.heads.{key.removesuffix('_weight')}.loss_weight "
+                              "(every head has its own weight); move the value there.")
     if "label_smoothing" in loss:
         _within("training.loss.label_smoothing", loss.label_smoothing, 0.0, 0.99)
     schedule = cfg.training.lr_schedule

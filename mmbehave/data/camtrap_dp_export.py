@@ -112,9 +112,11 @@ class CamtrapExport:
             kind = species if species in OBSERVATION_TYPES and species != "animal" else "animal"
             observation = dict.fromkeys(OBSERVATION_FIELDS, "")
             observation.update(clip, observationType=kind, scientificName="" if kind != "animal" else species,
-                               behavior=row["behavior"], classificationMethod="machine", classifiedBy=classified_by,
-                               classificationTimestamp=now, classificationProbability=row["species_prob"],
-                               observationTags=f"behaviorProbability:{row['behavior_prob']}")
+                               behavior=row.get("behavior", ""), classificationMethod="machine",
+                               classifiedBy=classified_by, classificationTimestamp=now,
+                               classificationProbability=row.get("species_prob", ""),
+                               observationTags=(f"behaviorProbability:{row['behavior_prob']}"
+                                                if "behavior_prob" in row else ""))
             observation["observationID"] = _unique(f"{clip['mediaID'] or clip['eventID']}-mmbehave", taken)
             observations.append(observation)
         self._fill_deployments(deployments, media)

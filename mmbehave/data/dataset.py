@@ -10,6 +10,7 @@ Augmentation is only built for the training split.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from mmbehave.core.heads import GUIDE_HEADS, HeadSpec, encode_targets
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import ClassLists
 
@@ -47,7 +49,8 @@ def mel_statistics(layout: DatasetLayout, clip_ids: list[str], has_audio: dict[s
 
 class ClipDataset(Dataset):
     """One split. Items: ``video`` (C,T,H,W) float, ``audio`` (1,n_mels,time) float, ``audio_present`` bool,
-    ``species`` and ``behavior`` class indices, ``clip_id``. Only the modalities the model uses are read."""
+    ``targets`` {head: class index (single) or (C,) 0/1 row (multi)}, ``clip_id``. Only the modalities the
+    model uses are read."""
 
     def __init__(
         self,
@@ -61,11 +64,13 @@ class ClipDataset(Dataset):
         augmentation: Augmentation | None = None,
         has_video: dict[str, bool] | None = None,
         cached: dict | None = None,
+        heads: Sequence[HeadSpec] = GUIDE_HEADS,
     ) -> None:
         self.layout = layout
         self.clip_ids = table["clip_id"].tolist()
-        self.species = [classes.species.index(s) for s in table["species"]]
-        self.behaviors = [classes.behaviors.index(b) for b in table["behavior"]]
+        self.heads = tuple(heads)
+        # {head: (N,) class indices or (N, C) 0/1 rows}
+        self.targets = {head.name: encode_targets(head, table[head.column], classes[head.name]) for head in heads}
         self.modalities = modalities
         self.mel_mean, self.mel_std = mel_mean, mel_std
         self.has_audio = has_audio or {}
@@ -79,7 +84,7 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         clip_id = self.clip_ids[index]
-        item = {"clip_id": clip_id, "species": self.species[index], "behavior": self.behaviors[index]}
+        item = {"clip_id": clip_id, "targets": {head: values[index] for head, values in self.targets.items()}}
         # Both flags, whatever the model uses: evaluation scores clips without audio apart, video-only models too.
         item["video_present"] = bool(self.has_video.get(clip_id, True))
         item["audio_present"] = bool(self.has_audio.get(clip_id, True))
@@ -125,8 +130,9 @@ def _mask(mel: torch.Tensor, dim: int, max_width: int) -> None:
 def collate(items: list[dict]) -> dict:
     batch = {
         "clip_id": [it["clip_id"] for it in items],
-        "species": torch.tensor([it["species"] for it in items], dtype=torch.long),
-        "behavior": torch.tensor([it["behavior"] for it in items], dtype=torch.long),
+        # {head: (B,) int64 class indices or (B, C) float 0/1 rows}
+        "targets": {head: torch.as_tensor(np.stack([it["targets"][head] for it in items]))
+                    for head in items[0]["targets"]},
     }
     for modality in ("video", "audio"):
         for key in (modality, f"{modality}_tokens"):

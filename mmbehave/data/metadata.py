@@ -19,10 +19,10 @@ from typing import Sequence
 import pandas as pd
 
 from mmbehave.core.errors import ConfigError, DataError
+from mmbehave.core.heads import GUIDE_HEADS, HeadSpec, label_columns
 from mmbehave.data.layout import SPLITS, DatasetLayout
 
-REQUIRED_COLUMNS = ("clip_id", "species", "behavior")
-LABEL_COLUMNS = ("species", "behavior")
+ID_COLUMN = "clip_id"
 # Columns that say where a clip was recorded, checked when present (data.group_column: null): clips sharing a
 # value must share a split. Not locationID: the Camtrap DP importer's default split.by=deploymentID may put two
 # deployments at one place in different splits by design (data.group_column=locationID checks it all the same).
@@ -33,11 +33,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClassLists:
-    species: list[str]
-    behaviors: list[str]
+    """{head name: its class names, sorted}, in the order of ``model.heads``."""
+
+    heads: dict[str, list[str]]
+
+    def __getitem__(self, head: str) -> list[str]:
+        return self.heads[head]
+
+    def names(self) -> list[str]:
+        return list(self.heads)
+
+    def sizes(self) -> dict[str, int]:
+        return {head: len(names) for head, names in self.heads.items()}
 
     def to_dict(self) -> dict[str, list[str]]:
-        return {"species": list(self.species), "behaviors": list(self.behaviors)}
+        return {head: list(names) for head, names in self.heads.items()}
+
+    @classmethod
+    def from_checkpoint(cls, stored: dict, heads: Sequence[HeadSpec]) -> ClassLists:
+        """The class lists a checkpoint stores for ``heads``; before heads were configurable the behaviour
+        list was stored as ``behaviors``."""
+        return cls({head.name: list(stored[head.name] if head.name in stored else stored[f"{head.name}s"])
+                    for head in heads})
 
 
 def csv_row(index: int) -> int:
@@ -45,28 +62,37 @@ def csv_row(index: int) -> int:
     return int(index) + 2
 
 
-def read_split(layout: DatasetLayout, split: str) -> pd.DataFrame:
-    """One split's table, checked: file present, required columns, not empty, ids unique, labels set."""
+def required_columns(heads: Sequence[HeadSpec] | None) -> list[str]:
+    return [ID_COLUMN, *label_columns(heads or ())]
+
+
+def read_split(layout: DatasetLayout, split: str, heads: Sequence[HeadSpec] | None = GUIDE_HEADS) -> pd.DataFrame:
+    """One split's table, checked: file present, required columns, not empty, ids unique, labels set.
+    ``heads``: the label columns to require and check (None: clip ids only, as preprocessing needs)."""
     path = layout.metadata_csv(split)
+    required = required_columns(heads)
     if not path.is_file():
         raise DataError(f"{path}: metadata file not found. Expected {layout.metadata_dir}/<split>.csv "
-                        f"for splits {', '.join(SPLITS)} with columns {', '.join(REQUIRED_COLUMNS)}.")
+                        f"for splits {', '.join(SPLITS)} with columns {', '.join(required)}.")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable CSV ({error}).") from error
     frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns) or 'none'}. "
-                        f"The header must include {', '.join(REQUIRED_COLUMNS)}.")
+                        f"The header must include {', '.join(required)} (model.heads names the label columns).")
     if frame.empty:
         raise DataError(f"{path}: the {split} split is empty; add at least one clip row.")
-    for column in REQUIRED_COLUMNS:
+    for column in required:
         frame[column] = frame[column].str.strip()  # "alarm " and "alarm" are one label
         blank = frame.index[frame[column] == ""]
         if len(blank):
-            raise DataError(f"{path}, row {csv_row(blank[0])}: empty '{column}'. Every clip needs a clip_id, species and behavior.")
+            raise DataError(f"{path}, row {csv_row(blank[0])}: empty '{column}'. Every clip needs a "
+                            f"{', '.join(required)}.")
+    for head in heads or ():
+        _check_cells_fit_head(path, frame, head)
     duplicated = frame.index[frame["clip_id"].duplicated()]
     if len(duplicated):
         row = duplicated[0]
@@ -74,14 +100,32 @@ def read_split(layout: DatasetLayout, split: str) -> pd.DataFrame:
     return frame
 
 
-def read_metadata(layout: DatasetLayout, splits: tuple[str, ...] = SPLITS) -> dict[str, pd.DataFrame]:
+def _check_cells_fit_head(path, frame: pd.DataFrame, head: HeadSpec) -> None:
+    """A single head reading ``walking|vocalizing`` would learn it as one class of its own: say so."""
+    if head.multi:
+        empty = [index for index, cell in frame[head.column].items() if not head.cell_labels(cell)]
+        if empty:
+            raise DataError(f"{path}, row {csv_row(empty[0])}: '{frame.at[empty[0], head.column]}' holds no "
+                            f"{head.column} label once split at '{head.separator}'; give each clip at least one.")
+        return
+    joined = frame.index[frame[head.column].str.contains("|", regex=False)]
+    if len(joined):
+        row = joined[0]
+        raise DataError(f"{path}, row {csv_row(row)}: {head.column} '{frame.at[row, head.column]}' looks like several "
+                        f"labels, but head {head.name} is single-label. For clips with several labels set "
+                        f"model.heads.{head.name}.type=multi; otherwise write one label per cell.")
+
+
+def read_metadata(layout: DatasetLayout, splits: tuple[str, ...] = SPLITS,
+                  heads: Sequence[HeadSpec] | None = GUIDE_HEADS) -> dict[str, pd.DataFrame]:
     """The tables of ``splits``, each checked, and checked together (``check_tables``)."""
-    tables = {split: read_split(layout, split) for split in splits}
-    check_tables(layout, tables)
+    tables = {split: read_split(layout, split, heads) for split in splits}
+    check_tables(layout, tables, heads)
     return tables
 
 
-def check_tables(layout: DatasetLayout, tables: dict[str, pd.DataFrame]) -> None:
+def check_tables(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
+                 heads: Sequence[HeadSpec] | None = GUIDE_HEADS) -> None:
     """What one file alone cannot show: clip ids unusable as file names or shared by two splits, and labels
     written two ways across the tables."""
     seen: dict[str, tuple[str, int]] = {}
@@ -98,8 +142,8 @@ def check_tables(layout: DatasetLayout, tables: dict[str, pd.DataFrame]) -> None
                                 f"and in {path}, row {csv_row(index)}: a clip in two splits leaks into the "
                                 "evaluation; keep it in one split only.")
             seen[clip_id] = (split, index)
-    for column in LABEL_COLUMNS:
-        _check_label_spellings(layout, tables, column)
+    for head in heads or ():
+        _check_label_spellings(layout, tables, head)
 
 
 def label_key(label: str) -> str:
@@ -107,11 +151,13 @@ def label_key(label: str) -> str:
     return re.sub(r"[\s_\-]+", "_", label.strip().lower())
 
 
-def _check_label_spellings(layout: DatasetLayout, tables: dict[str, pd.DataFrame], column: str) -> None:
+def _check_label_spellings(layout: DatasetLayout, tables: dict[str, pd.DataFrame], head: HeadSpec) -> None:
+    column = head.column
     spellings: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for split, table in tables.items():
-        for index, label in table[column].items():
-            spellings[label_key(label)][label].append(f"{layout.metadata_csv(split).name} row {csv_row(index)}")
+        for index, cell in table[column].items():
+            for label in head.cell_labels(cell):
+                spellings[label_key(label)][label].append(f"{layout.metadata_csv(split).name} row {csv_row(index)}")
     for variants in spellings.values():
         if len(variants) > 1:
             listed = "; ".join(f"'{label}' ({', '.join(rows[:3])}{', ...' if len(rows) > 3 else ''})"
@@ -120,35 +166,43 @@ def _check_label_spellings(layout: DatasetLayout, tables: dict[str, pd.DataFrame
                             f"{listed}. Write it one way in every table (they would otherwise be separate classes).")
 
 
-def check_trainable_classes(layout: DatasetLayout, tables: dict[str, pd.DataFrame]) -> None:
+def head_labels(table: pd.DataFrame, head: HeadSpec) -> set[str]:
+    """Every label of ``head`` in one table (a multi-label cell counts for each of its labels)."""
+    return {label for cell in table[head.column] for label in head.cell_labels(cell)}
+
+
+def check_trainable_classes(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
+                            heads: Sequence[HeadSpec] = GUIDE_HEADS) -> None:
     """Each head needs two classes in train: with one, every prediction is right and macro-F1 says 1.0."""
-    for column in LABEL_COLUMNS:
-        classes = sorted(set(tables["train"][column]))
+    for head in heads:
+        classes = sorted(head_labels(tables["train"], head))
         if len(classes) < 2:
-            raise DataError(f"{layout.metadata_csv('train')}: every clip has {column} '{classes[0]}'; a {column} "
-                            "head needs at least two classes in train to learn anything. Add clips of other classes.")
+            raise DataError(f"{layout.metadata_csv('train')}: every clip has {head.column} '{classes[0]}'; a "
+                            f"{head.name} head needs at least two classes in train to learn anything. Add clips of "
+                            "other classes.")
 
 
-def class_lists(tables: dict[str, pd.DataFrame]) -> ClassLists:
-    """Sorted union of the labels over all splits given."""
-    species = sorted(set().union(*(set(t["species"]) for t in tables.values())))
-    behaviors = sorted(set().union(*(set(t["behavior"]) for t in tables.values())))
-    return ClassLists(species=species, behaviors=behaviors)
+def class_lists(tables: dict[str, pd.DataFrame], heads: Sequence[HeadSpec] = GUIDE_HEADS) -> ClassLists:
+    """Per head, the sorted union of its labels over all splits given."""
+    return ClassLists({head.name: sorted(set().union(*(head_labels(t, head) for t in tables.values())))
+                       for head in heads})
 
 
-def check_labels_seen_in_train(layout: DatasetLayout, tables: dict[str, pd.DataFrame]) -> None:
+def check_labels_seen_in_train(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
+                               heads: Sequence[HeadSpec] = GUIDE_HEADS) -> None:
     """A label in val/test that train never shows cannot be learned: say where it is."""
     train = tables["train"]
     for split, frame in tables.items():
         if split == "train":
             continue
-        for column in ("species", "behavior"):
-            known = set(train[column])
-            unseen = frame.index[~frame[column].isin(known)]
-            if len(unseen):
-                row = unseen[0]
-                raise DataError(f"{layout.metadata_csv(split)}, row {csv_row(row)}: {column} '{frame.at[row, column]}' "
-                                f"never appears in {layout.metadata_csv('train')}. Add training clips of it or drop the row.")
+        for head in heads:
+            known = head_labels(train, head)
+            for index, cell in frame[head.column].items():
+                unseen = [label for label in head.cell_labels(cell) if label not in known]
+                if unseen:
+                    raise DataError(f"{layout.metadata_csv(split)}, row {csv_row(index)}: {head.column} '{unseen[0]}' "
+                                    f"never appears in {layout.metadata_csv('train')}. Add training clips of it or "
+                                    "drop the row.")
 
 
 def check_groups_in_one_split(layout: DatasetLayout, tables: dict[str, pd.DataFrame],

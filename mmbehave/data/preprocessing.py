@@ -38,7 +38,7 @@ from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_io import has_video_stream, read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.mel import log_mel_spectrogram
-from mmbehave.data.metadata import REQUIRED_COLUMNS, read_metadata
+from mmbehave.data.metadata import ID_COLUMN, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ DONE_STATUSES = ("ok", "no_audio", "no_video")
 SOURCE_COLUMNS = ("video_path", "audio_path")  # relative to raw/; audio_path empty = the video's own track
 SETTINGS_COLUMNS = ("num_frames", "image_size", "frame_window", "sample_rate", "clip_seconds", "n_mels",
                     "n_fft", "hop_length")
-MANIFEST_COLUMNS = (*REQUIRED_COLUMNS, "split", "status", "has_audio", "has_video", *SOURCE_COLUMNS, *SETTINGS_COLUMNS,
+# The label columns follow with the table's other columns: preprocessing reads media, whatever the heads.
+MANIFEST_COLUMNS = (ID_COLUMN, "split", "status", "has_audio", "has_video", *SOURCE_COLUMNS, *SETTINGS_COLUMNS,
                     "fingerprint")
 
 
@@ -227,7 +228,7 @@ def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_worke
     ``num_workers`` <= 1 runs in this process (easiest to debug); otherwise one process per worker.
     """
     layout = DatasetLayout(Path(root).expanduser().resolve())
-    tables = read_metadata(layout, splits)  # also checks ids across splits and label spellings
+    tables = read_metadata(layout, splits, heads=None)  # ids checked across splits; labels are train's to check
     _check_manifest_columns(layout, tables)
     previous = _read_manifest(layout)
     fixed = settings.manifest_values()
@@ -285,7 +286,7 @@ def _up_to_date(old: dict[str, str], row: dict[str, str], job: _ClipJob) -> bool
 
 def _check_manifest_columns(layout: DatasetLayout, tables: dict[str, pd.DataFrame]) -> None:
     """Extra metadata columns are copied into the manifest: they must not clash with its own."""
-    reserved = set(MANIFEST_COLUMNS) - set(REQUIRED_COLUMNS) - set(SOURCE_COLUMNS)
+    reserved = set(MANIFEST_COLUMNS) - {ID_COLUMN} - set(SOURCE_COLUMNS)
     for split, table in tables.items():
         clashing = [column for column in table.columns if column in reserved]
         if clashing:

@@ -4,7 +4,9 @@
     python -m mmbehave.synthetic data.seed=1 data.root=/tmp/synth1
 
 Training with ``data=synthetic`` calls ``ensure_synthetic_dataset`` first, so the first run generates it.
-What the clips contain, and why fusion matters on them, is in ``synthetic_scenes.py``.
+What the clips contain, and why fusion matters on them, is in ``synthetic_scenes.py``. A config with
+``split_by`` (``data=synthetic_field``) makes the field-like dataset of ``synthetic_field.py`` instead: sites,
+cameras, trigger events, long-tailed behaviours and multi-label actions, from the same scenes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.preprocessing import preprocess_from_config
+from mmbehave.data.synthetic_field import (
+    field_jobs,
+    field_pool,
+    field_settings,
+    field_tables,
+    is_field,
+    pool_size,
+    write_field_clip,
+)
 from mmbehave.data.synthetic_scenes import (
     BEHAVIORS,
     SPECIES,
@@ -48,7 +59,7 @@ def generator_settings(data_cfg: DictConfig) -> dict:
     # Recorded only when set, so that datasets generated before the setting existed stay valid.
     if container.get("missing_audio"):
         settings["missing_audio"] = float(container["missing_audio"])
-    return settings
+    return settings | field_settings(container)  # the field keys, for data=synthetic_field only
 
 
 def clips_without_audio(settings: dict, split_index: int, count: int) -> set[int]:
@@ -63,7 +74,10 @@ def clips_without_audio(settings: dict, split_index: int, count: int) -> set[int
 
 
 def clip_plan(settings: dict) -> dict[str, pd.DataFrame]:
-    """Per split: clip ids and labels, every (species, behaviour) pair equally often, in a seeded order."""
+    """Per split: clip ids and labels, every (species, behaviour) pair equally often, in a seeded order
+    (the field dataset: its label tables, ``synthetic_field.field_tables``)."""
+    if is_field(settings):
+        return field_tables(settings)
     combos = list(itertools.product(SPECIES, BEHAVIORS))
     plan = {}
     for split_index, split in enumerate(SPLITS):
@@ -80,9 +94,7 @@ def clip_plan(settings: dict) -> dict[str, pd.DataFrame]:
 
 def _write_one(job: tuple) -> None:
     path, species, behavior, rng_key, settings, with_audio = job
-    fps, seconds = int(settings["fps"]), float(settings["clip_seconds"])
-    size = SceneSize(num_frames=max(2, int(round(fps * seconds))), frame_size=int(settings["raw_frame_size"]),
-                     sample_rate=int(settings["raw_sample_rate"]), clip_seconds=seconds)
+    fps, size = int(settings["fps"]), SceneSize.from_settings(settings)
     rng = np.random.default_rng(rng_key)  # one stream per clip: the same clip whatever the worker count
     frames = render_video(rng, species, behavior, size)
     audio = render_audio(rng, species, behavior, size)
@@ -94,13 +106,22 @@ def _write_one(job: tuple) -> None:
 def generate_raw(root: Path, settings: dict, num_workers: int = 2, progress: bool = True) -> None:
     """Write ``raw/videos/*.mp4``, ``raw/metadata/*.csv`` and the settings file (last: it marks completion)."""
     layout = DatasetLayout(root)
-    plan = clip_plan(settings)
-    silent = {split: clips_without_audio(settings, split_index, len(plan[split])) for split_index, split in enumerate(SPLITS)}
-    jobs = [(layout.raw_dir / layout.default_video_path(row.clip_id), row.species, row.behavior,
-             [settings["seed"], split_index, index], settings, index not in silent[split])
-            for split_index, split in enumerate(SPLITS) for index, row in enumerate(plan[split].itertuples())]
+    if is_field(settings):  # one pool of clips, then split: the same clips whatever split_by
+        pool = field_pool(settings)
+        plan = field_tables(settings, pool)
+        silent_clips = clips_without_audio(settings, len(SPLITS), pool_size(settings))
+        write, jobs = write_field_clip, field_jobs(settings, pool, silent_clips,
+                                                   lambda clip_id: layout.raw_dir / layout.default_video_path(clip_id))
+    else:
+        plan = clip_plan(settings)
+        silent = {split: clips_without_audio(settings, split_index, len(plan[split]))
+                  for split_index, split in enumerate(SPLITS)}
+        write, jobs = _write_one, [(layout.raw_dir / layout.default_video_path(row.clip_id), row.species, row.behavior,
+                                    [settings["seed"], split_index, index], settings, index not in silent[split])
+                                   for split_index, split in enumerate(SPLITS)
+                                   for index, row in enumerate(plan[split].itertuples())]
     executor = ProcessPoolExecutor(num_workers) if num_workers > 1 else None
-    mapper = executor.map(_write_one, jobs, chunksize=16) if executor else map(_write_one, jobs)
+    mapper = executor.map(write, jobs, chunksize=16) if executor else map(write, jobs)
     try:
         for _ in tqdm(mapper, total=len(jobs), desc="generating clips", unit="clip", disable=not progress):
             pass

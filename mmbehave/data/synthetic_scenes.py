@@ -18,6 +18,12 @@ Each label is split across the two modalities on purpose, so that only a model u
 Nuisance that carries no label: background texture and colour, animal position, size, orientation and
 colour within its family, a small distractor moving at a random speed, background noise level, an insect buzz above the
 calls' band, call loudness and timing.
+
+The field preset (``synthetic_field.py``) reuses these scenes through optional keyword arguments: a fixed
+background per camera, a site's lighting (``Lighting``), a silent vocal activity (``"none"``), a site's noise
+level, and an ``animal_rng`` that draws the animal's own traits (size, coat, voice pitch, loudness) apart from
+the clip's nuisance, so the clips of one trigger event show the same animal. Without them the scenes, and
+their random streams, are exactly the benchmark's above.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ EXPOSURE_SAMPLES = 4  # sub-frame positions averaged per frame: motion blur
 ASPECT = {"compact": 1.0, "elongated": 2.3}  # long axis / short axis of the body ellipse
 VOICE_F0 = {"low": (280.0, 380.0), "high": (1250.0, 1650.0)}  # fundamental frequency ranges (Hz)
 VOICE_HARMONICS = {"low": (1.0, 0.8, 0.6, 0.45, 0.3, 0.2), "high": (1.0, 0.15)}  # timbre: relative amplitudes
+SENSOR_NOISE = 3.0  # grey levels (standard deviation) of per-pixel sensor noise
+NOISE_LEVEL = (0.01, 0.06)  # range of the background noise's peak amplitude
+GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # luma weights: an infrared camera records grey
 
 
 @dataclass(frozen=True)
@@ -54,15 +63,47 @@ class SceneSize:
     sample_rate: int
     clip_seconds: float
 
+    @classmethod
+    def from_settings(cls, settings) -> SceneSize:
+        """From the generator settings (``fps``, ``clip_seconds``, ``raw_frame_size``, ``raw_sample_rate``)."""
+        fps, seconds = int(settings["fps"]), float(settings["clip_seconds"])
+        return cls(num_frames=max(2, int(round(fps * seconds))), frame_size=int(settings["raw_frame_size"]),
+                   sample_rate=int(settings["raw_sample_rate"]), clip_seconds=seconds)
 
-def render_video(rng: np.random.Generator, species: str, behavior: str, size: SceneSize) -> np.ndarray:
-    """uint8 (T, S, S, 3) RGB frames of one animal on a textured background."""
+
+@dataclass(frozen=True)
+class Lighting:
+    """How a camera's exposure changes the whole scene (animal and background alike)."""
+
+    gain: float = 1.0                           # brightness factor
+    contrast: float = 1.0                       # spread around mid-grey (128) before the gain
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel (R, G, B) factor: warm dusk light
+    grey: bool = False                          # infrared night shot: no colour
+    noise: float = 1.0                          # sensor noise, times SENSOR_NOISE
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """float (..., 3) RGB in 0..255 (not clipped) -> the same under this light."""
+        lit = ((frames - 128.0) * self.contrast + 128.0) * self.gain * np.asarray(self.tint, dtype=np.float32)
+        if self.grey:
+            lit = np.repeat((lit @ GREY)[..., None], 3, axis=-1)
+        return lit.astype(np.float32)
+
+
+def render_video(rng: np.random.Generator, species: str, behavior: str, size: SceneSize, *,
+                 background: np.ndarray | None = None, lighting: Lighting | None = None,
+                 animal_rng: np.random.Generator | None = None) -> np.ndarray:
+    """uint8 (T, S, S, 3) RGB frames of one animal on a textured background.
+
+    ``background``: float (S, S, 3) scene to use instead of a random one (a fixed camera's view);
+    ``lighting``: the camera's exposure, applied before the sensor noise; ``animal_rng``: draws the animal's
+    size and coat instead of ``rng`` (the same animal in several clips). Left out: the benchmark's scenes."""
     shape, motion = SPECIES[species][0], BEHAVIORS[behavior][0]
     s, t = size.frame_size, size.num_frames
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) + 0.5
-    background = _background(rng, s)
+    background = background_texture(rng, s) if background is None else np.asarray(background, dtype=np.float32)
+    animal = rng if animal_rng is None else animal_rng
 
-    radius = s * rng.uniform(0.15, 0.19) * np.sqrt(ASPECT[shape]) ** 0.5
+    radius = s * animal.uniform(0.15, 0.19) * np.sqrt(ASPECT[shape]) ** 0.5
     long_axis, short_axis = radius * np.sqrt(ASPECT[shape]), radius / np.sqrt(ASPECT[shape])
     heading = rng.uniform(0, 2 * np.pi)
     seconds_per_frame = size.clip_seconds / t
@@ -70,7 +111,7 @@ def render_video(rng: np.random.Generator, species: str, behavior: str, size: Sc
     margin = long_axis + 1
     position = rng.uniform(margin, s - margin, size=2)
     velocity = per_frame * np.array([np.cos(heading), np.sin(heading)])
-    coat = _coat(rng, shape)
+    coat = _coat(animal, shape)
 
     dot_position = rng.uniform(0, s, size=2)
     dot_heading = rng.uniform(0, 2 * np.pi)
@@ -95,18 +136,23 @@ def render_video(rng: np.random.Generator, species: str, behavior: str, size: Sc
         frames[i] = frame * (1 - dot[..., None]) + dot_colour * dot[..., None]
         position = position + velocity
         dot_position = dot_position + dot_velocity
-    return np.clip(frames + rng.normal(0, 3, frames.shape), 0, 255).astype(np.uint8)
+    noise = SENSOR_NOISE
+    if lighting is not None:
+        frames, noise = lighting.apply(frames), SENSOR_NOISE * lighting.noise
+    return np.clip(frames + rng.normal(0, noise, frames.shape), 0, 255).astype(np.uint8)
 
 
-def _background(rng: np.random.Generator, s: int) -> np.ndarray:
-    """Smooth random texture: coarse noise upsampled, around a random mid-brightness earthy colour."""
+def background_texture(rng: np.random.Generator, s: int, low=(80, 90, 50), high=(140, 150, 110),
+                       strength=(6, 18)) -> np.ndarray:
+    """float (S, S, 3) smooth random texture: coarse noise upsampled, around a random colour between ``low``
+    and ``high`` (by default mid-brightness, earthy), its strength drawn from ``strength``."""
     coarse = rng.normal(0, 1, size=(6, 6, 3)).astype(np.float32)
     index = np.linspace(0, 5, s)
     rows = np.array([np.interp(index, np.arange(6), coarse[:, j, c]) for j in range(6) for c in range(3)])
     rows = rows.reshape(6, 3, s).transpose(2, 0, 1)  # (s, 6, 3)
     texture = np.stack([np.stack([np.interp(index, np.arange(6), rows[i, :, c]) for c in range(3)], -1) for i in range(s)])
-    base = rng.uniform([80, 90, 50], [140, 150, 110])
-    return np.clip(base + texture * rng.uniform(6, 18), 0, 255).astype(np.float32)
+    base = rng.uniform(list(low), list(high))
+    return np.clip(base + texture * rng.uniform(*strength), 0, 255).astype(np.float32)
 
 
 def _coat(rng: np.random.Generator, shape: str):
@@ -138,30 +184,40 @@ def _ellipse(xx, yy, centre, long_axis, short_axis, angle) -> tuple[np.ndarray, 
     return np.clip((1.0 - distance) * min(long_axis, short_axis) + 0.5, 0, 1), u
 
 
-def render_audio(rng: np.random.Generator, species: str, behavior: str, size: SceneSize) -> np.ndarray:
-    """float32 (samples,) mono waveform in [-1, 1]: calls over background noise."""
-    voice, activity = SPECIES[species][1], BEHAVIORS[behavior][1]
+def render_audio(rng: np.random.Generator, species: str, behavior: str, size: SceneSize, *,
+                 activity: str | None = None, noise_level: tuple[float, float] = NOISE_LEVEL,
+                 animal_rng: np.random.Generator | None = None) -> np.ndarray:
+    """float32 (samples,) mono waveform in [-1, 1]: calls over background noise.
+
+    ``activity``: the vocal activity to render instead of the behaviour's (``"none"``: no call);
+    ``noise_level``: range of the background noise's level (a loud stream nearby); ``animal_rng``: draws the
+    voice's pitch and loudness instead of ``rng``. Left out: the benchmark's sounds."""
+    voice = SPECIES[species][1]
+    activity = BEHAVIORS[behavior][1] if activity is None else activity
+    animal = rng if animal_rng is None else animal_rng
     sr, n = size.sample_rate, int(round(size.sample_rate * size.clip_seconds))
     time = np.arange(n) / sr
     # Background: brown-ish noise (wind) at a random level.
     noise = np.cumsum(rng.normal(0, 1, n)) * 0.02 + rng.normal(0, 1, n)
     noise = noise - np.convolve(noise, np.ones(64) / 64, mode="same") * 0.5
-    audio = noise / (np.abs(noise).max() + 1e-9) * rng.uniform(0.01, 0.06)
+    audio = noise / (np.abs(noise).max() + 1e-9) * rng.uniform(*noise_level)
     if rng.random() < 0.5:  # insect buzz, above the calls' band
         start, length = rng.uniform(0, 0.7) * n, rng.uniform(0.2, 0.6) * n
         buzz = np.sin(2 * np.pi * rng.uniform(5000, 6500) * time) * (1 + np.sin(2 * np.pi * 40 * time)) / 2
         gate = ((np.arange(n) >= start) & (np.arange(n) < start + length)).astype(np.float32)
         audio += buzz * gate * rng.uniform(0.02, 0.08)
 
-    f0 = rng.uniform(*VOICE_F0[voice])
-    loudness = rng.uniform(0.25, 0.5)
+    f0 = animal.uniform(*VOICE_F0[voice])
+    loudness = animal.uniform(0.25, 0.5)
     for onset, duration, sweep in _call_schedule(rng, activity, size.clip_seconds):
         audio += loudness * _call(time, onset, duration, f0, VOICE_HARMONICS[voice], sweep)
     return np.clip(audio, -1, 1).astype(np.float32)
 
 
 def _call_schedule(rng: np.random.Generator, activity: str, seconds: float) -> list[tuple[float, float, float]]:
-    """(onset s, duration s, pitch sweep factor) of each call for a vocal activity."""
+    """(onset s, duration s, pitch sweep factor) of each call for a vocal activity (``"none"``: no call)."""
+    if activity == "none":
+        return []
     if activity == "alarm":  # rapid, short, downward-sweeping chirps
         count, duration, sweep = rng.integers(5, 8), 0.05, 0.5
         gap = seconds / count

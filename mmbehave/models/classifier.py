@@ -1,50 +1,77 @@
-"""The whole model: encoders → fusion → species and behaviour heads.
+"""The whole model: encoders → fusion → one classification head per ``model.heads`` entry.
 
     video (B, 3, T, H, W) ──► video_encoder ──► (B, N_v, D_v) ──┐
                                                                 ├──► fusion ──► fused (B, hidden)
     audio (B, 1, n_mels, time) ──► audio_encoder ──► (B, N_a, D_a) ┘                │
                                                                    ┌─────────────┴─────────────┐
-                                                            species_head                behavior_head
+                                                            heads["species"]   ...   heads["behavior"]
                                                       Dropout, Linear → (B, S)     Dropout, Linear → (B, K)
 
-One fused representation, two heads: species and behaviour are predicted jointly (multi-task),
+One fused representation, several heads (by default species and behaviour) predicted jointly (multi-task),
 so the evidence that tells a red deer from a roe deer is shared with the one that tells grazing
-from alarm calling. Either encoder may be None (ablation, `conf/<group>/none.yaml`); the fusion is
-then built for the one remaining modality. Fusion: Nagrani et al., "Attention Bottlenecks for
+from alarm calling. Heads output logits; whether they are read with a softmax (single-label) or a sigmoid
+(multi-label) is the head's type, which the loss and the metrics apply (``mmbehave.core.heads``).
+Either encoder may be None (ablation, `conf/<group>/none.yaml`); the fusion is then built for the one
+remaining modality. Fusion: Nagrani et al., "Attention Bottlenecks for
 Multimodal Fusion", NeurIPS 2021 (`mmbehave.models.mbt`), or the late-fusion baseline.
 Losses live with the trainer, not here.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 MODALITIES = ("video", "audio")  # fixed order: fusion and configs rely on video coming first
+# Where the two fixed heads' modules lived before heads came from model.heads.
+LEGACY_HEADS = {"species_head": "heads.species", "behavior_head": "heads.behavior"}
+
+
+def upgrade_key(key: str) -> str:
+    """``species_head.1.weight`` -> ``heads.species.1.weight``; other keys as they are."""
+    for old, new in LEGACY_HEADS.items():
+        if key == old or key.startswith(old + "."):
+            return new + key[len(old):]
+    return key
+
+
+def upgrade_state_dict(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A state dict with the heads' weights where this classifier keeps them (older checkpoints: renamed).
+    Its ``_metadata`` (each module's version, which quantised layers read) is renamed alike."""
+    if all(upgrade_key(key) == key for key in state):
+        return state
+    upgraded: OrderedDict = OrderedDict((upgrade_key(key), value) for key, value in state.items())
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        upgraded._metadata = OrderedDict((upgrade_key(key), value) for key, value in metadata.items())  # type: ignore[attr-defined]
+    return upgraded
 
 
 @dataclass
 class ClassifierOutput:
-    """species_logits (B, S); behavior_logits (B, K); fused (B, hidden) the representation both heads
-    read; attentions: the fusion's attention maps ({modality: per-layer (B, heads, L, L)}) or None."""
+    """logits {head: (B, classes)}; fused (B, hidden) the representation every head reads; attentions: the
+    fusion's attention maps ({modality: per-layer (B, heads, L, L)}) or None."""
 
-    species_logits: torch.Tensor
-    behavior_logits: torch.Tensor
+    logits: dict[str, torch.Tensor]
     fused: torch.Tensor
     attentions: dict[str, list[torch.Tensor]] | None = None
 
 
 class MultiModalClassifier(nn.Module):
-    """Video and/or audio clip → species and behaviour logits.
+    """Video and/or audio clip → logits per head.
 
     video_encoder / audio_encoder: modules mapping their input to tokens (B, N, output_dim), or None
         to leave that modality out. At least one is needed.
     fusion: factory called as `fusion(input_dims={"video": D_v, "audio": D_a})` with the modalities
         present (a Hydra partial of MBTFusion or ConcatFusion); the result has `hidden_dim`.
-    num_species / num_behaviors: classes per head. head_dropout: before each head's Linear.
+    num_classes: {head: classes}, from the data, in head order. heads: ``model.heads`` (the config's
+        description of each head; its names must be those of num_classes). head_dropout: before each Linear.
+    num_species / num_behaviors: the two-head form of num_classes, as configs before ``model.heads`` built it.
     """
 
     def __init__(
@@ -52,20 +79,29 @@ class MultiModalClassifier(nn.Module):
         video_encoder: nn.Module | None,
         audio_encoder: nn.Module | None,
         fusion: Callable[..., nn.Module],
-        num_species: int,
-        num_behaviors: int,
+        num_classes: Mapping[str, int] | None = None,
         head_dropout: float = 0.1,
+        heads: Mapping[str, Any] | None = None,
+        num_species: int | None = None,
+        num_behaviors: int | None = None,
     ):
         super().__init__()
         if video_encoder is None and audio_encoder is None:
             raise ValueError("video_encoder=none and audio_encoder=none: at least one modality is needed")
+        if num_classes is None:
+            if num_species is None or num_behaviors is None:
+                raise ValueError("num_classes={head: classes} is needed (or num_species and num_behaviors)")
+            num_classes = {"species": num_species, "behavior": num_behaviors}
+        configured = [name for name, spec in (heads or {}).items() if spec is not None]
+        if heads is not None and configured != list(num_classes):
+            raise ValueError(f"model.heads names {configured}, the class lists {list(num_classes)}")
         self.video_encoder = video_encoder
         self.audio_encoder = audio_encoder
         input_dims = {m: int(encoder.output_dim) for m, encoder in self._encoders().items()}
         self.fusion = fusion(input_dims=input_dims)
         hidden = self.fusion.hidden_dim
-        self.species_head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(hidden, num_species))
-        self.behavior_head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(hidden, num_behaviors))
+        self.heads = nn.ModuleDict({name: nn.Sequential(nn.Dropout(head_dropout), nn.Linear(hidden, int(size)))
+                                    for name, size in num_classes.items()})
 
     def _encoders(self) -> dict[str, nn.Module]:
         encoders = {"video": self.video_encoder, "audio": self.audio_encoder}
@@ -133,8 +169,7 @@ class MultiModalClassifier(nn.Module):
         """
         fused = self.fusion(tokens, present=present, return_attention=return_attention)
         return ClassifierOutput(
-            species_logits=self.species_head(fused.pooled),
-            behavior_logits=self.behavior_head(fused.pooled),
+            logits={name: head(fused.pooled) for name, head in self.heads.items()},
             fused=fused.pooled,
             attentions=fused.attentions,
         )

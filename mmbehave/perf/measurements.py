@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from mmbehave.core.precision import autocast
 from mmbehave.perf.flops import count_flops, peak_flops
 from mmbehave.perf.processes import run_command
-from mmbehave.training.loop import model_inputs
+from mmbehave.training.loop import batch_targets, model_inputs
 from mmbehave.training.parts import TrainingParts
 
 # What a training run of the default model imports before its first step: the bound its start-up is measured
@@ -90,15 +90,14 @@ def bare_steps(parts: TrainingParts, batches: list[dict], repeats: int) -> dict:
     of the same model on batches already in memory: nothing else."""
     model, optimizer, loss_fn, step = parts.model, parts.optimizer, parts.loss_fn, parts.step
     model.train()
-    inputs = [(model_inputs(b, step.device), b["species"].to(step.device), b["behavior"].to(step.device))
-              for b in batches]
+    inputs = [(model_inputs(b, step.device), batch_targets(b, step.device)) for b in batches]
 
     def one(batch) -> None:
-        kwargs, species, behavior = batch
+        kwargs, targets = batch
         optimizer.zero_grad(set_to_none=True)
         with autocast(step.device, step.precision):
             output = model(**kwargs)
-        loss, _ = loss_fn(output.species_logits, output.behavior_logits, species, behavior)
+        loss, _ = loss_fn(output.logits, targets)
         loss.backward()
         if step.grad_clip_norm:
             torch.nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip_norm)
@@ -114,13 +113,13 @@ def bare_steps(parts: TrainingParts, batches: list[dict], repeats: int) -> dict:
             one(batch)
         synchronize(step.device)
         seconds = min(seconds, time.perf_counter() - started)
-    return {"clips_per_s": sum(len(b["species"]) for b in batches) / seconds, "epoch_s": seconds}
+    return {"clips_per_s": sum(len(b["clip_id"]) for b in batches) / seconds, "epoch_s": seconds}
 
 
 def loader_speed(parts: TrainingParts, count: int) -> dict:
     """Clips per second the training loader delivers (reading, augmentation, collation), nothing consuming them."""
     started = time.perf_counter()
-    clips = sum(len(batch["species"]) for batch in itertools.islice(iter(parts.train_loader), count))
+    clips = sum(len(batch["clip_id"]) for batch in itertools.islice(iter(parts.train_loader), count))
     return {"clips_per_s": clips / (time.perf_counter() - started)}
 
 
@@ -142,7 +141,7 @@ def cache_bound(parts: TrainingParts, batch: dict) -> dict:
 
     def fusion_step() -> None:
         output = model.classify_tokens(tokens, present)
-        loss, _ = parts.loss_fn(output.species_logits, output.behavior_logits, batch["species"], batch["behavior"])
+        loss, _ = parts.loss_fn(output.logits, batch["targets"])
         loss.backward()
 
     fusion_flops = count_flops(fusion_step)
@@ -196,8 +195,7 @@ def gpu_utilisation(parts: TrainingParts, batches: list[dict], seconds_per_epoch
         kwargs = model_inputs(batches[0], parts.step.device)
         with autocast(parts.step.device, parts.step.precision):
             output = model(**kwargs)
-        loss, _ = parts.loss_fn(output.species_logits, output.behavior_logits, batches[0]["species"].to(parts.step.device),
-                                batches[0]["behavior"].to(parts.step.device))
+        loss, _ = parts.loss_fn(output.logits, batch_targets(batches[0], parts.step.device))
         loss.backward()
 
     flops_per_batch = count_flops(step)

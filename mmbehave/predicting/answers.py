@@ -1,32 +1,39 @@
 """Class probabilities -> the columns of a prediction table, and segment probabilities -> one clip's.
 
-    label_columns  species, species_prob, behavior, behavior_prob   (label ``uncertain`` below the threshold)
-    top_k_columns  species_top<k>, behavior_top<k>                  ("name:prob|...", best first)
-    wide_columns   p(species=<class>) ..., p(behavior=<class>) ...  (columns=wide; the names mlflow_model uses)
+    label_columns  single head: <head>, <head>_prob  (label ``uncertain`` below the threshold)
+                   multi head:  <head>               (every label at or above its threshold, joined by the
+                                                      head's separator: walking|vocalizing; empty for none)
+    top_k_columns  <head>_top<k>                     ("name:prob|...", best first)
+    wide_columns   p(<head>=<class>) ...             (columns=wide; the names mlflow_model uses)
     combine        a clip's segment probabilities -> its own (aggregate=mean | max)
 
-Both heads are single-label (softmax): each head's probabilities sum to 1, in every table. ``max`` takes each
-class's highest probability over the segments (so a class seen clearly in one segment of a long clip is not
-averaged away) and then rescales them to sum to 1 again, so that prob, top-k and threshold mean the same for
-every aggregate; the rescaled values are relative, not the probability of any one segment.
+A single head's probabilities sum to 1 (softmax), in every table. ``max`` takes each class's highest
+probability over the segments (so a class seen clearly in one segment of a long clip is not averaged away);
+for a single head it then rescales them to sum to 1 again, so that prob, top-k and threshold mean the same for
+every aggregate (the rescaled values are relative, not the probability of any one segment). A multi head's
+probabilities are independent per class (sigmoid) and are left as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from mmbehave.predicting.thresholds import HEADS, label_or_uncertain
+from mmbehave.core.heads import HeadSpec
+from mmbehave.predicting.thresholds import Threshold, label_or_uncertain
 
 AGGREGATES = ("mean", "max")
 DECIMALS = 4
 
 
 def class_names(trained) -> dict[str, list[str]]:
-    return {"species": list(trained.classes.species), "behavior": list(trained.classes.behaviors)}
+    return trained.classes.to_dict()
 
 
-def combine(segment_probs: list[dict[str, np.ndarray]], aggregate: str) -> dict[str, np.ndarray]:
-    """{head: probabilities} per segment -> the clip's {head: probabilities}, summing to 1 per head."""
+def combine(segment_probs: list[dict[str, np.ndarray]], aggregate: str,
+            multi: frozenset[str] | set[str] = frozenset()) -> dict[str, np.ndarray]:
+    """{head: probabilities} per segment -> the clip's {head: probabilities}. ``multi``: the multi-label heads."""
     combined = {}
     for head in segment_probs[0]:
         stacked = np.stack([probs[head] for probs in segment_probs])
@@ -34,23 +41,28 @@ def combine(segment_probs: list[dict[str, np.ndarray]], aggregate: str) -> dict[
             combined[head] = stacked.mean(axis=0)
         else:
             highest = stacked.max(axis=0)
-            combined[head] = highest / highest.sum()
+            combined[head] = highest if head in multi else highest / highest.sum()
     return combined
 
 
-def label_columns(names: dict[str, list[str]], probs: dict[str, np.ndarray],
-                  thresholds: dict[str, float]) -> dict[str, object]:
+def label_columns(heads: Sequence[HeadSpec], names: dict[str, list[str]], probs: dict[str, np.ndarray],
+                  thresholds: dict[str, Threshold]) -> dict[str, object]:
     row: dict[str, object] = {}
-    for head in HEADS:
-        best = int(probs[head].argmax())
-        probability = float(probs[head][best])
-        row[head] = label_or_uncertain(names[head][best], probability, thresholds.get(head))
-        row[f"{head}_prob"] = round(probability, DECIMALS)
+    for head in heads:
+        scores = probs[head.name]
+        if head.multi:
+            chosen = scores >= thresholds.get(head.name, 0.5)
+            row[head.name] = head.separator.join(name for name, on in zip(names[head.name], chosen) if on)
+            continue
+        best = int(scores.argmax())
+        probability = float(scores[best])
+        row[head.name] = label_or_uncertain(names[head.name][best], probability, thresholds.get(head.name))
+        row[f"{head.name}_prob"] = round(probability, DECIMALS)
     return row
 
 
 def top_k_columns(names: dict[str, list[str]], probs: dict[str, np.ndarray], k: int) -> dict[str, str]:
-    return {f"{head}_top{k}": top_k_text(names[head], probs[head], k) for head in HEADS}
+    return {f"{head}_top{k}": top_k_text(names[head], probs[head], k) for head in names}
 
 
 def top_k_text(names: list[str], probs: np.ndarray, k: int) -> str:
@@ -60,4 +72,4 @@ def top_k_text(names: list[str], probs: np.ndarray, k: int) -> str:
 
 def wide_columns(names: dict[str, list[str]], probs: dict[str, np.ndarray]) -> dict[str, float]:
     return {f"p({head}={name})": round(float(probs[head][index]), DECIMALS)
-            for head in HEADS for index, name in enumerate(names[head])}
+            for head in names for index, name in enumerate(names[head])}

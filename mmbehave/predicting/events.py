@@ -155,7 +155,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def event_rows(plan: EventPlan, clip_probs: dict[Path, dict[str, np.ndarray]], names: dict[str, list[str]],
-               thresholds: dict[str, float], wide: bool, provenance: dict[str, str]) -> list[dict]:
+               thresholds: dict, wide: bool, provenance: dict[str, str], heads) -> list[dict]:
     """One row per event with at least one predicted clip, in time order: its clips, times and answer."""
     members: dict[str, list[Path]] = defaultdict(list)
     for path in clip_probs:
@@ -167,7 +167,7 @@ def event_rows(plan: EventPlan, clip_probs: dict[Path, dict[str, np.ndarray]], n
         row = {"event_id": event_id, "clips": len(paths), "first_clip": str(paths[0]), "last_clip": str(paths[-1]),
                "start_time": iso_time(plan.times[paths[0]].time), "end_time": iso_time(plan.times[paths[-1]].time),
                "time_source": "+".join(sorted({plan.times[path].source for path in paths})),
-               **label_columns(names, probs, thresholds)}
+               **label_columns(heads, names, probs, thresholds)}
         if wide:
             row.update(wide_columns(names, probs))
         rows.append({**row, **provenance})

@@ -16,7 +16,11 @@ from omegaconf import DictConfig
 from mmbehave.core.errors import ConfigError
 from mmbehave.predicting.answers import AGGREGATES
 from mmbehave.predicting.events import EventGrouping, read_event_grouping
-from mmbehave.predicting.thresholds import checkpoint_thresholds, thresholds_from_option
+from mmbehave.predicting.thresholds import (
+    Threshold,
+    resolve_thresholds,
+    thresholds_from_option,
+)
 
 COLUMNS = ("narrow", "wide")
 
@@ -24,7 +28,7 @@ COLUMNS = ("narrow", "wide")
 @dataclass(frozen=True)
 class AnswerOptions:
     wide: bool                             # columns=wide: one p(<head>=<class>) column per class
-    thresholds: dict[str, float]           # from threshold=, by head (the checkpoint's fill the others)
+    thresholds: dict[str, float]           # from threshold=, by head ("*": every head); the checkpoint's fill the others
     segment_seconds: float | None          # None: the model's clip_seconds
     segment_stride: float | None           # None: no segmentation, the whole clip is one window
     aggregate: str                         # how segment probabilities combine per clip
@@ -34,9 +38,9 @@ class AnswerOptions:
     def segment_length(self, trained) -> float:
         return self.segment_seconds or trained.preprocess.clip_seconds
 
-    def model_thresholds(self, trained) -> dict[str, float]:
-        """threshold= where given, else what the checkpoint stores, per head."""
-        return {**checkpoint_thresholds(trained.checkpoint, trained.path), **self.thresholds}
+    def model_thresholds(self, trained) -> dict[str, Threshold]:
+        """threshold= where given, else what the checkpoint stores, per head of the model."""
+        return resolve_thresholds(self.thresholds, trained)
 
 
 def read_answer_options(cfg: DictConfig, output_format: str) -> AnswerOptions:

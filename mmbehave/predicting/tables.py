@@ -41,7 +41,7 @@ def clip_row(prediction: ClipPrediction, probs: dict[str, np.ndarray], warning: 
     """``probs``: the clip's probabilities, its segments' combined."""
     names = class_names(trained)
     row = {"path": str(prediction.path), "clip_id": prediction.path.stem, "has_video": prediction.has_video,
-           "has_audio": prediction.has_audio, **label_columns(names, probs, thresholds),
+           "has_audio": prediction.has_audio, **label_columns(trained.heads, names, probs, thresholds),
            **top_k_columns(names, probs, top_k), "warning": warning}
     if options.segment_stride is not None:
         row["segments"] = len(prediction.probs)
@@ -56,7 +56,8 @@ def segment_rows(prediction: ClipPrediction, trained, options: AnswerOptions, th
     rows = []
     for number, ((start, end), probs) in enumerate(zip(prediction.windows, prediction.probs), 1):
         row = {"path": str(prediction.path), "clip_id": prediction.path.stem, "segment": number,
-               "start_s": round(start, 3), "end_s": round(end, 3), **label_columns(names, probs, thresholds)}
+               "start_s": round(start, 3), "end_s": round(end, 3),
+               **label_columns(trained.heads, names, probs, thresholds)}
         if options.wide:
             row.update(wide_columns(names, probs))
         rows.append({**row, **provenance})
@@ -70,6 +71,7 @@ def companion_path(output: Path, table: str) -> Path:
 
 def camtrap_rows(rows: list[dict]) -> list[dict]:
     """An ``uncertain`` species is Camtrap DP's observationType ``unknown`` (seen, not identified), not a
-    scientific name; an uncertain behaviour is left blank."""
-    return [{**row, "species": "unknown" if row["species"] == UNCERTAIN else row["species"],
-             "behavior": "" if row["behavior"] == UNCERTAIN else row["behavior"]} for row in rows]
+    scientific name; an uncertain behaviour is left blank (a multi-label behaviour head's labels stay joined
+    by '|', Camtrap DP's way of listing several)."""
+    fixed = {"species": "unknown", "behavior": ""}
+    return [{**row, **{key: value for key, value in fixed.items() if row.get(key) == UNCERTAIN}} for row in rows]

@@ -6,9 +6,12 @@ reads it: a downloaded .pth can never execute anything. Keys:
     epoch                                 last finished epoch (0-based)
     best_metric, history                  best value of the monitored metric so far; per-epoch metrics
     monitor                               {"metric": name, "mode": max | min}
-    classes                               {"species": [...], "behaviors": [...]}
-    train_class_counts                    {"species": [...], "behavior": [...]}: training clips per class, which
-                                          splits classes into head and tail (absent from older checkpoints)
+    classes                               {head: [class names]} in model.heads order (before heads were
+                                          configurable: {"species": [...], "behaviors": [...]})
+    train_class_counts                    {head: [...]}: training clips per class, which splits classes into
+                                          head and tail (absent from older checkpoints)
+    thresholds                            {multi head: [per-class probability threshold]}, chosen on the
+                                          validation split for the best F1 (absent: 0.5)
     data_stats                            {"mel_mean": float, "mel_std": float}
     preprocess                            the data settings the model's inputs were made with
     modalities                            ["video", "audio"], or one of them for an ablated model
@@ -30,6 +33,7 @@ import torch
 
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import CheckpointError, StorageError
+from mmbehave.models.classifier import upgrade_state_dict
 from mmbehave.training.seeding import restore_rng_states, rng_states
 
 if TYPE_CHECKING:
@@ -135,10 +139,10 @@ def read_checkpoint(path: str | Path, required: dict[str, type] = MODEL_KEYS) ->
                                                                              if wrong else [])
         raise CheckpointError(f"{path}: not an mmbehave checkpoint: {'; '.join(problems)}. {WHAT_A_CHECKPOINT_IS}")
     classes, stats = checkpoint["classes"], checkpoint["data_stats"]
-    if not all(isinstance(classes.get(k), list) for k in ("species", "behaviors")) or not all(
+    if not classes or not all(isinstance(names, list) for names in classes.values()) or not all(
             isinstance(stats.get(k), (int, float)) for k in ("mel_mean", "mel_std")):
-        raise CheckpointError(f"{path}: not an mmbehave checkpoint: its classes need species and behaviors lists and "
-                              f"its data_stats mel_mean and mel_std numbers. {WHAT_A_CHECKPOINT_IS}")
+        raise CheckpointError(f"{path}: not an mmbehave checkpoint: its classes need a list of class names per head "
+                              f"and its data_stats mel_mean and mel_std numbers. {WHAT_A_CHECKPOINT_IS}")
     return checkpoint
 
 
@@ -164,7 +168,7 @@ def model_state(parts: TrainingParts, *, epoch: int, monitor: Monitor, record: d
 
 def restore(checkpoint: dict, parts: TrainingParts) -> None:
     """Load a checkpoint's states into freshly built parts and continue its random streams."""
-    parts.model.load_state_dict(checkpoint["model"])
+    parts.model.load_state_dict(upgrade_state_dict(checkpoint["model"]))
     parts.optimizer.load_state_dict(checkpoint["optimizer"])
     parts.scheduler.load_state_dict(checkpoint["scheduler"])
     if parts.scaler and checkpoint.get("scaler"):

@@ -99,3 +99,25 @@ def head_scores(true_positive: np.ndarray, predicted: np.ndarray, support: np.nd
             summary[f"{group}_macro_f1"] = mean_over(per_class["f1"], members & averaged)
             summary[f"{group}_macro_ap"] = macro_average_precision(per_class["average_precision"], members)
     return HeadScores(per_class=per_class, summary=summary)
+
+
+def best_f1_thresholds(targets: np.ndarray, probs: np.ndarray, default: float = 0.5) -> np.ndarray:
+    """(C,) per-class probability thresholds of a multi-label head, each the one that gives its class the best
+    F1 on these clips (the validation split): predict the class where ``prob >= threshold``. A class without
+    positives here keeps ``default``. The threshold sits halfway between the last probability kept and the next,
+    so clips scored like the validation ones fall on the same side."""
+    is_positive, probs = np.asarray(targets).astype(bool), np.asarray(probs, dtype=float)
+    thresholds = np.full(probs.shape[1], default, dtype=float)
+    for column in range(probs.shape[1]):
+        positives = int(is_positive[:, column].sum())
+        if positives == 0:
+            continue
+        order = np.argsort(-probs[:, column], kind="stable")
+        ranked, hits = probs[order, column], np.cumsum(is_positive[order, column])
+        # Only cut between distinct scores: clips with the same probability are all in or all out.
+        cuts = np.flatnonzero(np.append(ranked[1:] < ranked[:-1], True))
+        f1 = 2 * hits[cuts] / (cuts + 1 + positives)
+        best = cuts[int(np.argmax(f1))]
+        below = ranked[best + 1] if best + 1 < len(ranked) else 0.0
+        thresholds[column] = (ranked[best] + below) / 2
+    return thresholds

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from mmbehave.core.errors import ConfigError, DataError
+from mmbehave.core.heads import GUIDE_HEADS, HeadSpec
 from mmbehave.core.instantiate import build
 from mmbehave.core.progress import show_progress
 from mmbehave.data.dataset import Augmentation, ClipDataset, collate, mel_statistics
@@ -48,6 +49,7 @@ class PreparedData:
     preprocess: dict = field(default_factory=dict)  # how the files were made (manifest, else config): for checkpoints
     mel_mean: float = 0.0
     mel_std: float = 1.0
+    heads: tuple[HeadSpec, ...] = GUIDE_HEADS  # model.heads: which label columns, read how
 
     def stats(self) -> dict[str, float]:
         return {"mel_mean": self.mel_mean, "mel_std": self.mel_std}
@@ -91,7 +93,7 @@ def _group_column(data_cfg: DictConfig) -> str | list[str] | None:
 
 
 def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("train", "val", "test"),
-                 mel_stats: dict | None = None) -> PreparedData:
+                 mel_stats: dict | None = None, heads: tuple[HeadSpec, ...] = GUIDE_HEADS) -> PreparedData:
     """Build the dataset if its config says how (``data.prepare``), then read and check it.
 
     All label tables are read (class lists are the union over every split, so a model trained here can
@@ -100,18 +102,19 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("tra
     if data_cfg.get("prepare"):
         build(data_cfg.prepare)(data_cfg)
     layout = DatasetLayout(data_cfg.root)
-    tables = read_metadata(layout)
+    tables = read_metadata(layout, heads=heads)
     check_groups_in_one_split(layout, tables, _group_column(data_cfg))
-    check_trainable_classes(layout, tables)
-    check_labels_seen_in_train(layout, tables)
+    check_trainable_classes(layout, tables, heads)
+    check_labels_seen_in_train(layout, tables, heads)
     manifest = read_manifest(layout)
     recorded = manifest_settings(layout, manifest)
     if recorded is not None:
         check_settings_match_files(data_cfg, recorded, layout.manifest)
     check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, int(data_cfg.num_frames),
                           int(data_cfg.image_size), int(data_cfg.n_mels), progress=show_progress(), manifest=manifest)
-    prepared = PreparedData(layout, tables, class_lists(tables), modality_flags(manifest, "audio"),
-                            modality_flags(manifest, "video"), preprocess=recorded or preprocess_settings(data_cfg))
+    prepared = PreparedData(layout, tables, class_lists(tables, heads), modality_flags(manifest, "audio"),
+                            modality_flags(manifest, "video"), preprocess=recorded or preprocess_settings(data_cfg),
+                            heads=tuple(heads))
     if mel_stats:
         prepared.mel_mean, prepared.mel_std = mel_stats["mel_mean"], mel_stats["mel_std"]
     elif "audio" in modalities:
@@ -124,7 +127,7 @@ def make_dataset(prepared: PreparedData, split: str, modalities: tuple[str, ...]
     """``cached``: {modality: CachedTokens} of this split, read instead of the modality's input files."""
     augmentation = Augmentation.from_config(augment_cfg) if augment_cfg is not None else None
     return ClipDataset(prepared.layout, prepared.tables[split], classes, modalities, prepared.mel_mean,
-                       prepared.mel_std, prepared.has_audio, augmentation, prepared.has_video, cached)
+                       prepared.mel_std, prepared.has_audio, augmentation, prepared.has_video, cached, prepared.heads)
 
 
 def make_loader(dataset, batch_size: int, *, num_workers: int = 0, pin_memory: bool = False, shuffle: bool = False,
@@ -147,12 +150,13 @@ def split_dataset(trained, split: str, data_root: str | None = None) -> ClipData
     # The training path: the synthetic benchmark is regenerated if this machine lacks it, labels are checked
     # over every split, and only this split's files are read.
     prepared = prepare_data(data_cfg, trained.modalities, splits=(split,),
-                            mel_stats={"mel_mean": trained.mel_mean, "mel_std": trained.mel_std})
+                            mel_stats={"mel_mean": trained.mel_mean, "mel_std": trained.mel_std}, heads=trained.heads)
     table = prepared.tables[split]
-    for column, known in (("species", trained.classes.species), ("behavior", trained.classes.behaviors)):
-        unknown = table.index[~table[column].isin(known)]
-        if len(unknown):
-            row = unknown[0]
-            raise DataError(f"{prepared.layout.metadata_csv(split)}, row {csv_row(row)}: {column} "
-                            f"'{table.at[row, column]}' is not one of the model's classes ({', '.join(known)}).")
+    for head in trained.heads:
+        known = trained.classes[head.name]
+        for row, cell in table[head.column].items():
+            unknown = [label for label in head.cell_labels(cell) if label not in known]
+            if unknown:
+                raise DataError(f"{prepared.layout.metadata_csv(split)}, row {csv_row(row)}: {head.column} "
+                                f"'{unknown[0]}' is not one of the model's classes ({', '.join(known)}).")
     return make_dataset(prepared, split, trained.modalities, trained.classes)

@@ -1,12 +1,13 @@
 """One training epoch and one evaluation pass.
 
-    batch --to(device)--> model (autocast) --> logits --> MultiTaskLoss --/size of its accumulation group--> backward
+    batch --to(device)--> model (autocast) --> logits per head --> HeadsLoss --/size of its accumulation group--> backward
           every grad_accum_steps batches (and after the last): unscale -> clip -> optimizer.step -> scheduler.step
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -15,11 +16,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mmbehave.core.heads import HeadSpec
 from mmbehave.core.precision import autocast
 from mmbehave.core.progress import show_progress
-from mmbehave.training.class_metrics import single_label_scores
-from mmbehave.training.epoch_metrics import LONG_TAIL_PER_EPOCH
-from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
+from mmbehave.training.head_metrics import head_metrics, probabilities
 from mmbehave.training.modality_dropout import drop_modalities
 
 
@@ -45,6 +45,10 @@ def model_inputs(batch: dict, device: torch.device) -> dict:
     return {k: batch[k].to(device, non_blocking=True) for k in keys if k in batch}
 
 
+def batch_targets(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    return {head: values.to(device, non_blocking=True) for head, values in batch["targets"].items()}
+
+
 def limited(loader: Iterable, limit: int | None) -> Iterable:
     for index, batch in enumerate(loader):
         if limit is not None and index >= limit:
@@ -66,8 +70,7 @@ def train_one_epoch(model: nn.Module, loader, *, loss_fn: nn.Module, optimizer, 
     for index, batch in enumerate(bar):
         with autocast(device, step.precision):
             output = model(**drop_modalities(model_inputs(batch, device), step.modality_dropout))
-        loss, _ = loss_fn(output.species_logits, output.behavior_logits,
-                          batch["species"].to(device), batch["behavior"].to(device))
+        loss, _ = loss_fn(output.logits, batch_targets(batch, device))
         value = loss.item()  # one host sync per step, for the check and the running mean
         if not math.isfinite(value):
             raise TrainingDiverged(f"loss is {value} at epoch {epoch + 1}, batch {index + 1}: "
@@ -99,47 +102,41 @@ def train_one_epoch(model: nn.Module, loader, *, loss_fn: nn.Module, optimizer, 
 
 @dataclass
 class Evaluation:
-    """Metrics plus the raw predictions, for confusion matrices and per-class reports."""
+    """Metrics plus the raw predictions, for per-class reports and the multi-label heads' thresholds."""
 
     metrics: dict[str, float]
-    species_true: np.ndarray = field(repr=False)
-    species_probs: np.ndarray = field(repr=False)
-    behavior_true: np.ndarray = field(repr=False)
-    behavior_probs: np.ndarray = field(repr=False)
+    targets: dict[str, np.ndarray] = field(repr=False)  # {head: (N,) class indices or (N, C) 0/1 rows}
+    probs: dict[str, np.ndarray] = field(repr=False)    # {head: (N, C) softmax or sigmoid}
     clip_ids: list[str] = field(repr=False, default_factory=list)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.device, precision: str,
-             num_species: int, num_behaviors: int, limit_batches: int | None = None, prefix: str = "val",
+             heads: Sequence[HeadSpec], limit_batches: int | None = None, prefix: str = "val",
              desc: str = "validate", train_counts: dict[str, list[int]] | None = None) -> Evaluation:
     """Loss, accuracy, macro-F1 and the per-epoch long-tail scores per head (epoch_metrics.py names them all),
-    and ``<prefix>/macro_f1`` = mean of the two heads' macro-F1. ``train_counts``: {head: training clips per
+    and ``<prefix>/macro_f1`` = mean of the heads' macro-F1. ``train_counts``: {head: training clips per
     class}, which split classes into head and tail; without them the tail score is left out."""
     model.eval()
     losses, clip_ids = [], []
-    outputs = {"species_true": [], "species_probs": [], "behavior_true": [], "behavior_probs": []}
+    targets: dict[str, list] = {head.name: [] for head in heads}
+    probs: dict[str, list] = {head.name: [] for head in heads}
     for batch in tqdm(limited(loader, limit_batches), desc=desc, leave=False, disable=not show_progress()):
         with autocast(device, precision):
             output = model(**model_inputs(batch, device))
-        loss, _ = loss_fn(output.species_logits, output.behavior_logits,
-                          batch["species"].to(device), batch["behavior"].to(device))
-        losses.append(loss.item() * len(batch["species"]))
+        loss, _ = loss_fn(output.logits, batch_targets(batch, device))
+        losses.append(loss.item() * len(batch["clip_id"]))
         clip_ids.extend(batch["clip_id"])
-        for head in ("species", "behavior"):
-            outputs[f"{head}_true"].append(batch[head].numpy())
-            logits = getattr(output, f"{head}_logits").float()
-            outputs[f"{head}_probs"].append(torch.softmax(logits, dim=-1).cpu().numpy())
-    arrays = {k: np.concatenate(v) for k, v in outputs.items()}
+        for head in heads:
+            targets[head.name].append(batch["targets"][head.name].numpy())
+            probs[head.name].append(probabilities(head, output.logits[head.name]))
+    true = {head: np.concatenate(values) for head, values in targets.items()}
+    scores = {head: np.concatenate(values) for head, values in probs.items()}
     metrics = {f"{prefix}/loss": float(sum(losses) / max(len(clip_ids), 1))}
-    for head, num_classes in (("species", num_species), ("behavior", num_behaviors)):
-        matrix = confusion_matrix(arrays[f"{head}_true"], arrays[f"{head}_probs"].argmax(axis=1), num_classes)
-        accuracy, macro_f1 = accuracy_and_macro_f1(matrix)
-        metrics[f"{prefix}/{head}_acc"] = accuracy
-        metrics[f"{prefix}/{head}_macro_f1"] = macro_f1
+    for head in heads:
         # A few thousand rows at most: one sort per class for AP, milliseconds next to the forward passes.
-        long_tail = single_label_scores(arrays[f"{head}_true"], arrays[f"{head}_probs"],
-                                        train_counts[head] if train_counts else None).summary
-        metrics.update({f"{prefix}/{head}_{key}": long_tail[key] for key in LONG_TAIL_PER_EPOCH if key in long_tail})
-    metrics[f"{prefix}/macro_f1"] = (metrics[f"{prefix}/species_macro_f1"] + metrics[f"{prefix}/behavior_macro_f1"]) / 2
-    return Evaluation(metrics=metrics, clip_ids=clip_ids, **arrays)
+        values = head_metrics(head, true[head.name], scores[head.name],
+                              train_counts[head.name] if train_counts else None)
+        metrics.update({f"{prefix}/{head.name}_{key}": value for key, value in values.items()})
+    metrics[f"{prefix}/macro_f1"] = float(np.mean([metrics[f"{prefix}/{head.name}_macro_f1"] for head in heads]))
+    return Evaluation(metrics=metrics, targets=true, probs=scores, clip_ids=clip_ids)

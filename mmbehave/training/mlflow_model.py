@@ -7,7 +7,8 @@ file and calls ``load_context``, which reads the checkpoint through mmbehave's o
 
     model = mlflow.pyfunc.load_model("runs:/<run id>/model")     # or "models:/<name>/<version>"
     model.predict({"frames": uint8 (B, T, 3, H, W), "mel": float32 (B, n_mels, time)})   # processed/ files
-      -> DataFrame: species, species_prob, behavior, behavior_prob, and one p(<head>=<class>) column per class
+      -> DataFrame: per single head <head>, <head>_prob; per multi head <head> (its labels at its thresholds,
+         joined by its separator); and one p(<head>=<class>) column per class
 
 The inputs are what ``mmbehave.preprocess`` writes (``processed/video_frames/<clip>.pt``,
 ``processed/mel_spectrograms/<clip>.npy``, stacked); optional ``has_video`` / ``has_audio`` (B,) booleans mark
@@ -47,12 +48,20 @@ class MMBehaveModel(PythonModel):
             inputs["audio_present"] = torch.as_tensor(np.asarray(model_input.get("has_audio", [True] * count)), dtype=torch.bool)
         with torch.no_grad():
             output = trained.model(**inputs)
+        from mmbehave.training.head_metrics import probabilities
+
         table, per_class = {}, {}
-        for head, names in (("species", trained.classes.species), ("behavior", trained.classes.behaviors)):
-            probs = torch.softmax(getattr(output, f"{head}_logits").float(), dim=-1).numpy()
-            table[head] = [names[i] for i in probs.argmax(axis=1)]
-            table[f"{head}_prob"] = probs.max(axis=1)
-            per_class.update({f"p({head}={name})": probs[:, index] for index, name in enumerate(names)})
+        thresholds = trained.thresholds
+        for head in trained.heads:
+            names = trained.classes[head.name]
+            probs = probabilities(head, output.logits[head.name])
+            if head.multi:
+                chosen = probs >= np.asarray(thresholds[head.name])
+                table[head.name] = [head.separator.join(n for n, on in zip(names, row) if on) for row in chosen]
+            else:
+                table[head.name] = [names[i] for i in probs.argmax(axis=1)]
+                table[f"{head.name}_prob"] = probs.max(axis=1)
+            per_class.update({f"p({head.name}={name})": probs[:, index] for index, name in enumerate(names)})
         return pd.DataFrame({**table, **per_class})
 
 

@@ -13,12 +13,12 @@ import logging
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from mmbehave.core.heads import HeadSpec, class_counts
 from mmbehave.core.instantiate import build
 from mmbehave.core.settings import RunSettings
 from mmbehave.data.metadata import ClassLists
@@ -45,6 +45,7 @@ class TrainingParts:
     fusion_params: float                    # the fusion module's size, a metric for multi-objective sweeps
     feature_cache: dict[str, str]           # {modality: cache key, or "off: <why>"} (training.feature_cache)
     train_counts: dict[str, list[int]]      # {head: training clips per class}: head/tail classes, kept in checkpoints
+    heads: tuple[HeadSpec, ...] = ()        # model.heads, in order
 
 
 # Parameters that are not weight matrices by role, though some are 2-D or 3-D tensors: tokens and positions.
@@ -72,7 +73,7 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
 
     # ---- model and optimizer
     log.info("Instantiating model <%s>", cfg.model._target_)
-    model = build(cfg.model, num_species=len(classes.species), num_behaviors=len(classes.behaviors)).to(device)
+    model = build(cfg.model, num_classes=classes.sizes()).to(device)
     # Constant over epochs, logged with them so that optimized_metric can name it (hparams_search=mbt_pareto).
     fusion_params = float(sum(p.numel() for p in model.fusion.parameters()))
     log.info("Instantiating optimizer <%s>", cfg.optimizer._target_)
@@ -103,13 +104,13 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     scheduler = build(cfg.training.lr_schedule)(optimizer, steps_per_epoch=steps_per_epoch, num_epochs=training.num_epochs)
     scaler = torch.amp.GradScaler(device.type) if hardware.precision == "fp16" else None
     log.info("Instantiating loss <%s>", cfg.training.loss._target_)
-    loss_fn = build(cfg.training.loss)(train_species=train_set.species, train_behaviors=train_set.behaviors,
-                                       num_species=len(classes.species), num_behaviors=len(classes.behaviors)).to(device)
+    loss_fn = build(cfg.training.loss)(heads=prepared.heads, train_targets=train_set.targets,
+                                       num_classes=classes.sizes()).to(device)
     step = StepSettings(device=device, precision=hardware.precision, grad_accum_steps=training.grad_accum_steps,
                         grad_clip_norm=training.grad_clip_norm, limit_batches=training.limit_train_batches,
                         modality_dropout=training.modality_dropout)
     # The whole training split (not an overfit subset): the class frequencies the long tail is defined by.
-    train_counts = {"species": np.bincount(train_set.species, minlength=len(classes.species)).tolist(),
-                    "behavior": np.bincount(train_set.behaviors, minlength=len(classes.behaviors)).tolist()}
+    train_counts = {head.name: class_counts(head, train_set.targets[head.name], len(classes[head.name]))
+                    for head in prepared.heads}
     return TrainingParts(model, optimizer, scheduler, scaler, loss_fn, train_loader, val_loader, generator, step,
-                         classes, modalities, fusion_params, cache_info, train_counts)
+                         classes, modalities, fusion_params, cache_info, train_counts, tuple(prepared.heads))

@@ -48,7 +48,10 @@ def check_resumable(cfg: DictConfig, checkpoint: dict, prepared: PreparedData, m
                              flat(OmegaConf.to_container(cfg.model, resolve=True), "model"))
     if list(checkpoint.get("modalities") or modalities) != list(modalities):
         found.append(f"modalities: {'+'.join(checkpoint['modalities'])} -> {'+'.join(modalities)}")
-    found += differences(flat(checkpoint["classes"], "classes"), flat(prepared.classes.to_dict(), "classes"))
+    stored_classes = dict(checkpoint["classes"])
+    if "behaviors" in stored_classes and "behavior" not in stored_classes:  # written before model.heads
+        stored_classes["behavior"] = stored_classes.pop("behaviors")
+    found += differences(flat(stored_classes, "classes"), flat(prepared.classes.to_dict(), "classes"))
     found += differences(flat(checkpoint["preprocess"], "data"), flat(prepared.preprocess, "data"))
     if found:
         shown = "; ".join(found[:SHOWN_DIFFERENCES]) + (f"; and {len(found) - SHOWN_DIFFERENCES} more"

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from mmbehave.core.config_checks import check_config, configured_modalities
 from mmbehave.core.config_tree import print_config_tree
 from mmbehave.core.errors import ConfigError
+from mmbehave.core.heads import heads_from_config
 from mmbehave.core.redact import redact
 from mmbehave.core.settings import RunSettings
 from mmbehave.core.signals import stop_on_signals
@@ -36,6 +37,7 @@ from mmbehave.training.checkpoint import (
     restore,
     save_checkpoint,
 )
+from mmbehave.training.class_metrics import best_f1_thresholds
 from mmbehave.training.data_setup import prepare_data
 from mmbehave.training.epoch_metrics import check_metrics_are_recorded
 from mmbehave.training.loop import TrainingDiverged, evaluate, train_one_epoch
@@ -82,6 +84,7 @@ def run_training(cfg: DictConfig) -> float | list[float]:
     seed_everything(settings.seed)
 
     modalities = configured_modalities(cfg)
+    heads = heads_from_config(cfg)
     training = settings.training
 
     # ---- resume=: everything that could refuse it runs before its folder or MLflow run is touched
@@ -89,7 +92,8 @@ def run_training(cfg: DictConfig) -> float | list[float]:
     resume = cfg.resume or requeued_checkpoint(Path(cfg.paths.output_dir))  # a job SLURM stopped and requeued
     if resume:
         checkpoint = read_checkpoint(resume, RESUME_KEYS)
-        prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), mel_stats=checkpoint["data_stats"])
+        prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), mel_stats=checkpoint["data_stats"],
+                                heads=heads)
         check_resumable(cfg, checkpoint, prepared, modalities)
         check_not_behind_mlflow(cfg, checkpoint, resolve_tracking_uri(cfg.mlflow.tracking_uri))
 
@@ -101,12 +105,13 @@ def run_training(cfg: DictConfig) -> float | list[float]:
     with stop_signals, run_log_file(run_dir) as log_path, open_tracked_run(cfg, checkpoint, sweep_job, log_path) as tracker:
         # ---- data and parts
         if prepared is None:
-            prepared = prepare_data(cfg.data, modalities, splits=("train", "val"))
+            prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), heads=heads)
         parts = build_parts(cfg, settings, prepared, modalities)
         record = {"classes": prepared.classes.to_dict(), "data_stats": prepared.stats(),
                   "preprocess": prepared.preprocess, "modalities": list(modalities),
                   "config": redact(OmegaConf.to_yaml(cfg, resolve=True)), "mlflow_run_id": tracker.run_id,
-                  "train_class_counts": parts.train_counts}
+                  "train_class_counts": parts.train_counts,
+                  "thresholds": checkpoint.get("thresholds", {}) if checkpoint else {}}
 
         # ---- restore, or record what a new run is
         if checkpoint:
@@ -158,7 +163,7 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
     sweep, each epoch's ``trial_metric`` goes to the Optuna ``trial``, whose pruner may end the run
     (TrialPruned, after the epoch is saved and logged)."""
     training, checkpoints = settings.training, run_dir / "checkpoints"
-    classes = parts.classes
+    heads = parts.heads
     first_step = FirstStepClock()
     with step_profiler(training.profile_steps, run_dir / "profile") as profiler_step:
         for epoch in range(start_epoch, training.num_epochs):
@@ -172,8 +177,7 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
                                          on_step=lambda: (profiler_step(), first_step()))
             trained = time.perf_counter()
             evaluation = evaluate(parts.model, parts.val_loader, loss_fn=parts.loss_fn, device=parts.step.device,
-                                  precision=parts.step.precision, num_species=len(classes.species),
-                                  num_behaviors=len(classes.behaviors), limit_batches=training.limit_val_batches,
+                                  precision=parts.step.precision, heads=heads, limit_batches=training.limit_val_batches,
                                   train_counts=parts.train_counts)
             validated = time.perf_counter()
             metrics = {"train/loss": train_loss, **evaluation.metrics, "train/lr": parts.optimizer.param_groups[0]["lr"],
@@ -185,10 +189,15 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
             # ahead of its checkpoint (resume would log that epoch twice). best.pth is for inference: no
             # optimizer state, a third of latest.pth's size.
             if improved:
+                # The multi-label heads' thresholds, chosen on this (the best) epoch's validation clips.
+                record["thresholds"] = {head.name: best_f1_thresholds(evaluation.targets[head.name],
+                                                                      evaluation.probs[head.name]).tolist()
+                                        for head in heads if head.multi}
                 save_checkpoint(model_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "best.pth")
             save_checkpoint(checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "latest.pth")
             tracker.log_metrics({**metrics, "time/save_s": time.perf_counter() - validated}, step=epoch)
-            log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started, monitor.metric)
+            log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started, monitor.metric,
+                      [head.name for head in heads])
             if trial is not None and trial_metric is not None:
                 trial.report(metrics[trial_metric], epoch)
 
@@ -234,16 +243,16 @@ def seconds_since_process_start() -> float | None:
 
 
 def log_epoch(epoch: int, num_epochs: int, metrics: dict[str, float], improved: bool, seconds: float,
-              monitored: str = "val/macro_f1") -> None:
+              monitored: str = "val/macro_f1", heads: list[str] | None = None) -> None:
     """One line per epoch; the monitored metric is added when it is not one of the usual ones, so that
     ``*best*`` can be read off the line that says it."""
-    shown = ("train/loss", "val/loss", "val/species_acc", "val/species_macro_f1", "val/behavior_acc",
-             "val/behavior_macro_f1", "val/macro_f1")
+    heads = heads or ["species", "behavior"]
+    shown = {"train/loss", "val/loss", "val/macro_f1", *(f"val/{h}_{k}" for h in heads for k in ("acc", "macro_f1"))}
+    per_head = "  ".join(f"{h} acc {metrics[f'val/{h}_acc']:.3f} f1 {metrics[f'val/{h}_macro_f1']:.3f}" for h in heads)
     extra = "" if monitored in shown else f"  {monitored} {metrics[monitored]:.4f}"
-    log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  species acc %.3f f1 %.3f  behavior acc %.3f f1 %.3f  "
-             "val/macro_f1 %.4f%s%s  (%.1fs)", epoch + 1, num_epochs, metrics["train/loss"], metrics["val/loss"],
-             metrics["val/species_acc"], metrics["val/species_macro_f1"], metrics["val/behavior_acc"],
-             metrics["val/behavior_macro_f1"], metrics["val/macro_f1"], extra, "  *best*" if improved else "", seconds)
+    log.info("epoch %d/%d  train/loss %.4f  val/loss %.4f  %s  val/macro_f1 %.4f%s%s  (%.1fs)", epoch + 1, num_epochs,
+             metrics["train/loss"], metrics["val/loss"], per_head, metrics["val/macro_f1"], extra,
+             "  *best*" if improved else "", seconds)
 
 
 def objective(optimized_metric, monitor: Monitor) -> float | list[float]:

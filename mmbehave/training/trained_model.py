@@ -26,10 +26,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from mmbehave.core.errors import CheckpointError
+from mmbehave.core.errors import CheckpointError, ConfigError
+from mmbehave.core.heads import HeadSpec, heads_from_config
 from mmbehave.core.instantiate import build
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.preprocessing import PreprocessSettings
+from mmbehave.models.classifier import upgrade_state_dict
 from mmbehave.models.components import ENV_VAR, foreign_targets
 from mmbehave.training.checkpoint import MODEL_KEYS, read_checkpoint
 
@@ -53,16 +55,31 @@ class TrainedModel:
     path: Path
     quantization: dict | None        # None: fp32; else how the int8 weights were made (DYNAMIC_INT8)
     checkpoint: dict                 # the raw file contents (metadata for exports)
+    heads: tuple[HeadSpec, ...] = ()  # model.heads of the training config (the guide's two for older files)
 
     @property
     def train_counts(self) -> dict[str, list[int]] | None:
         """{head: training clips per class}, which split classes into head and tail; None for a checkpoint
         written before training recorded them, or whose counts do not fit its class lists."""
         counts = self.checkpoint.get("train_class_counts")
-        sizes = {"species": len(self.classes.species), "behavior": len(self.classes.behaviors)}
+        sizes = self.classes.sizes()
         if not isinstance(counts, dict) or any(len(counts.get(head) or ()) != size for head, size in sizes.items()):
             return None
         return {head: [int(n) for n in counts[head]] for head in sizes}
+
+    @property
+    def thresholds(self) -> dict[str, list[float]]:
+        """{multi head: per-class probability thresholds chosen on the validation split}; 0.5 where the
+        checkpoint has none (or they do not fit the class list)."""
+        stored = self.checkpoint.get("thresholds") or {}
+        chosen = {}
+        for head in self.heads:
+            if head.multi:
+                values = stored.get(head.name)
+                size = len(self.classes[head.name])
+                chosen[head.name] = ([float(v) for v in values] if isinstance(values, list) and len(values) == size
+                                     else [0.5] * size)
+        return chosen
 
 
 def checkpoint_path(checkpoint: str | None, run_id: str | None, tracking_uri: str, model: str | None = None,
@@ -161,9 +178,13 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         raise CheckpointError(f"{path}: {key}={target} is not a model component; refusing to build anything from "
                               f"this file. Checkpoints rebuild only mmbehave's encoders, fusions and classifier, or "
                               f"classes you list in ${ENV_VAR}.")
-    classes = ClassLists(species=list(checkpoint["classes"]["species"]), behaviors=list(checkpoint["classes"]["behaviors"]))
-    state = checkpoint["model"]
-    model = build(model_cfg, num_species=len(classes.species), num_behaviors=len(classes.behaviors))
+    try:
+        heads = heads_from_config(config)
+        classes = ClassLists.from_checkpoint(checkpoint["classes"], heads)
+    except (ConfigError, KeyError) as error:
+        raise CheckpointError(f"{path}: its heads and class lists do not match ({error}).") from error
+    state = upgrade_state_dict(checkpoint["model"])
+    model = build(model_cfg, num_classes=classes.sizes())
     quantization = checkpoint.get("quantization")
     if quantization is not None:
         if quantization != DYNAMIC_INT8:
@@ -181,4 +202,5 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         mel_mean=float(stats["mel_mean"]), mel_std=float(stats["mel_std"]),
         modalities=tuple(checkpoint.get("modalities") or model.modalities.split("+")), config=config,
         mlflow_run_id=checkpoint.get("mlflow_run_id"), path=path, quantization=quantization, checkpoint=checkpoint,
+        heads=heads,
     )
