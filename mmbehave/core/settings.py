@@ -37,6 +37,7 @@ class TrainingSettings:
     profile_steps: int
     feature_cache: str
     feature_cache_dir: str
+    shuffle: bool
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class HardwareSettings:
     num_workers: int
     pin_memory: bool
     torch_threads: int | None
+    distributed: bool               # under torchrun, one process per device (mmbehave.training.distributed)
+    backend: str                    # gloo | nccl
+    find_unused_parameters: bool
 
 
 @dataclass(frozen=True)

@@ -131,11 +131,12 @@ def make_dataset(prepared: PreparedData, split: str, modalities: tuple[str, ...]
 
 
 def make_loader(dataset, batch_size: int, *, num_workers: int = 0, pin_memory: bool = False, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> DataLoader:
+                generator: torch.Generator | None = None, sampler=None) -> DataLoader:
     """Batches of ``collate``d clips (``hardware.num_workers`` / ``hardware.pin_memory`` from training;
-    evaluation and export load in the main process)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate,
-                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False, drop_last=False)
+    evaluation and export load in the main process). ``sampler``: this process's share under torchrun."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
+                      generator=generator, sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                      pin_memory=pin_memory, persistent_workers=False, drop_last=False)
 
 
 def split_dataset(trained, split: str, data_root: str | None = None) -> ClipDataset:

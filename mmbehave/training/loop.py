@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 from mmbehave.core.heads import HeadSpec
 from mmbehave.core.precision import autocast
 from mmbehave.core.progress import show_progress
+from mmbehave.training.distributed import ProcessGroup, gather
 from mmbehave.training.head_metrics import head_metrics, probabilities
 from mmbehave.training.modality_dropout import drop_modalities
 
@@ -68,19 +70,22 @@ def train_one_epoch(model: nn.Module, loader, *, loss_fn: nn.Module, optimizer, 
                leave=False, disable=not show_progress())
     optimizer.zero_grad(set_to_none=True)
     for index, batch in enumerate(bar):
-        with autocast(device, step.precision):
-            output = model(**drop_modalities(model_inputs(batch, device), step.modality_dropout))
-        loss, _ = loss_fn(output.logits, batch_targets(batch, device))
-        value = loss.item()  # one host sync per step, for the check and the running mean
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"loss is {value} at epoch {epoch + 1}, batch {index + 1}: "
-                                   "lower optimizer.lr, keep training.grad_clip_norm on, or use hardware.precision=fp32.")
-        # Each batch's share of its accumulation group: the epoch's last group may be shorter than accum, and
-        # dividing it by accum would make that optimizer step smaller than the others.
-        group_start = index - index % accum
-        (scaler.scale(loss) if scaler else loss).div(min(accum, num_batches - group_start)).backward()
-        last_batch = index + 1 == num_batches
-        if (index + 1) % accum == 0 or last_batch:
+        steps_now = (index + 1) % accum == 0 or index + 1 == num_batches
+        # Under DDP, gradients are averaged over the processes only on the batch that ends an accumulation group.
+        sync = contextlib.nullcontext() if steps_now or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with autocast(device, step.precision):
+                output = model(**drop_modalities(model_inputs(batch, device), step.modality_dropout))
+            loss, _ = loss_fn(output.logits, batch_targets(batch, device))
+            value = loss.item()  # one host sync per step, for the check and the running mean
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"loss is {value} at epoch {epoch + 1}, batch {index + 1}: lower optimizer.lr, "
+                                       "keep training.grad_clip_norm on, or use hardware.precision=fp32.")
+            # Each batch's share of its accumulation group: the epoch's last group may be shorter than accum, and
+            # dividing it by accum would make that optimizer step smaller than the others.
+            group_start = index - index % accum
+            (scaler.scale(loss) if scaler else loss).div(min(accum, num_batches - group_start)).backward()
+        if steps_now:
             if scaler:
                 scaler.unscale_(optimizer)
             if step.grad_clip_norm:
@@ -113,10 +118,12 @@ class Evaluation:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.device, precision: str,
              heads: Sequence[HeadSpec], limit_batches: int | None = None, prefix: str = "val",
-             desc: str = "validate", train_counts: dict[str, list[int]] | None = None) -> Evaluation:
+             desc: str = "validate", train_counts: dict[str, list[int]] | None = None,
+             group: ProcessGroup = ProcessGroup()) -> Evaluation:
     """Loss, accuracy, macro-F1 and the per-epoch long-tail scores per head (epoch_metrics.py names them all),
     and ``<prefix>/macro_f1`` = mean of the heads' macro-F1. ``train_counts``: {head: training clips per
-    class}, which split classes into head and tail; without them the tail score is left out."""
+    class}, which split classes into head and tail; without them the tail score is left out. Under torchrun
+    each process predicts its share of the clips and every process scores them all (``group``)."""
     model.eval()
     losses, clip_ids = [], []
     targets: dict[str, list] = {head.name: [] for head in heads}
@@ -132,7 +139,14 @@ def evaluate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.devi
             probs[head.name].append(probabilities(head, output.logits[head.name]))
     true = {head: np.concatenate(values) for head, values in targets.items()}
     scores = {head: np.concatenate(values) for head, values in probs.items()}
-    metrics = {f"{prefix}/loss": float(sum(losses) / max(len(clip_ids), 1))}
+    loss_sum = float(sum(losses))
+    if group.active:
+        shares = gather((clip_ids, true, scores, loss_sum), group)
+        clip_ids = [clip for share in shares for clip in share[0]]
+        true = {head: np.concatenate([share[1][head] for share in shares]) for head in true}
+        scores = {head: np.concatenate([share[2][head] for share in shares]) for head in scores}
+        loss_sum = sum(share[3] for share in shares)
+    metrics = {f"{prefix}/loss": loss_sum / max(len(clip_ids), 1)}
     for head in heads:
         # A few thousand rows at most: one sort per class for AP, milliseconds next to the forward passes.
         values = head_metrics(head, true[head.name], scores[head.name],

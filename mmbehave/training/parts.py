@@ -23,6 +23,7 @@ from mmbehave.core.instantiate import build
 from mmbehave.core.settings import RunSettings
 from mmbehave.data.metadata import ClassLists
 from mmbehave.training.data_setup import PreparedData, make_dataset, make_loader
+from mmbehave.training.distributed import ProcessGroup, ShardSampler
 from mmbehave.training.feature_cache import prepare_feature_caches
 from mmbehave.training.loop import StepSettings
 
@@ -46,6 +47,12 @@ class TrainingParts:
     feature_cache: dict[str, str]           # {modality: cache key, or "off: <why>"} (training.feature_cache)
     train_counts: dict[str, list[int]]      # {head: training clips per class}: head/tail classes, kept in checkpoints
     heads: tuple[HeadSpec, ...] = ()        # model.heads, in order
+    group: ProcessGroup = ProcessGroup()    # this process under torchrun (rank 0 of 1 otherwise)
+    train_model: nn.Module | None = None    # what training steps call: the model, or its DDP wrapper
+
+    @property
+    def stepped_model(self) -> nn.Module:
+        return self.train_model if self.train_model is not None else self.model
 
 
 # Parameters that are not weight matrices by role, though some are 2-D or 3-D tensors: tokens and positions.
@@ -66,7 +73,7 @@ def parameter_groups(model: nn.Module) -> list[dict]:
 
 
 def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
-                modalities: tuple[str, ...]) -> TrainingParts:
+                modalities: tuple[str, ...], group: ProcessGroup = ProcessGroup()) -> TrainingParts:
     training, hardware = settings.training, settings.hardware
     classes = prepared.classes
     device = torch.device(hardware.device)
@@ -87,15 +94,22 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     generator = torch.Generator()
     train_set = make_dataset(prepared, "train", modalities, classes, cfg.data.get("augment"), cached["train"])
     val_set = make_dataset(prepared, "val", modalities, classes, cached=cached["val"])
-    shuffle = True
+    shuffle = training.shuffle
     fitted_set = train_set
     if training.overfit_batches:
         # The same first clips every epoch, and validation on them: can the model memorise anything at all?
         clips = range(min(len(train_set), training.overfit_batches * training.batch_size))
         fitted_set, val_set, shuffle = Subset(train_set, clips), Subset(train_set, clips), False
     loader_options = {"num_workers": hardware.num_workers, "pin_memory": hardware.pin_memory}
-    train_loader = make_loader(fitted_set, training.batch_size, shuffle=shuffle, generator=generator, **loader_options)
-    val_loader = make_loader(val_set, training.batch_size, **loader_options)
+    train_sampler = val_sampler = None
+    if group.active:  # each process its share: train padded to equal length (equal steps), val without repeats
+        from torch.utils.data.distributed import DistributedSampler
+
+        train_sampler = DistributedSampler(fitted_set, group.world_size, group.rank, shuffle=shuffle, seed=settings.seed)
+        val_sampler = ShardSampler(len(val_set), group)
+    train_loader = make_loader(fitted_set, training.batch_size, shuffle=shuffle, generator=generator,
+                               sampler=train_sampler, **loader_options)
+    val_loader = make_loader(val_set, training.batch_size, sampler=val_sampler, **loader_options)
 
     # ---- schedule, precision, loss
     batches = len(train_loader) if training.limit_train_batches is None else min(len(train_loader), training.limit_train_batches)
@@ -112,5 +126,12 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     # The whole training split (not an overfit subset): the class frequencies the long tail is defined by.
     train_counts = {head.name: class_counts(head, train_set.targets[head.name], len(classes[head.name]))
                     for head in prepared.heads}
+    train_model = None
+    if group.active:  # gradients averaged over the processes; rank 0's initial weights broadcast to the others
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                              find_unused_parameters=hardware.find_unused_parameters)
     return TrainingParts(model, optimizer, scheduler, scaler, loss_fn, train_loader, val_loader, generator, step,
-                         classes, modalities, fusion_params, cache_info, train_counts, tuple(prepared.heads))
+                         classes, modalities, fusion_params, cache_info, train_counts, tuple(prepared.heads), group,
+                         train_model)

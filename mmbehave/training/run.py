@@ -10,6 +10,7 @@ SIGTERM and Ctrl-C end the run KILLED with its last checkpoint intact; the comma
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -39,6 +41,15 @@ from mmbehave.training.checkpoint import (
 )
 from mmbehave.training.class_metrics import best_f1_thresholds
 from mmbehave.training.data_setup import prepare_data
+from mmbehave.training.distributed import (
+    ProcessGroup,
+    broadcast,
+    discard_own_folder,
+    end_process_group,
+    gather,
+    process_device,
+    start_process_group,
+)
 from mmbehave.training.epoch_metrics import check_metrics_are_recorded
 from mmbehave.training.loop import TrainingDiverged, evaluate, train_one_epoch
 from mmbehave.training.model_logging import log_model, should_log
@@ -54,6 +65,7 @@ from mmbehave.training.resume import (
 from mmbehave.training.seeding import epoch_seed, seed_everything
 from mmbehave.training.sweep_job import SweepJob, current_sweep_job
 from mmbehave.training.tracking import (
+    SilentRun,
     TrackedRun,
     hydra_overrides,
     log_run_setup,
@@ -74,7 +86,21 @@ def run_training(cfg: DictConfig) -> float | list[float]:
     # ---- settings: every check that needs neither data nor a model, before any work
     settings = check_config(cfg)
     check_metrics_are_recorded(cfg)
-    if cfg.get("print_config"):
+    hardware = settings.hardware
+    group = start_process_group(hardware.distributed, hardware.backend, hardware.device)  # torchrun: rank, world
+    try:
+        if group.active:  # "cuda" is this process's own GPU
+            settings = dataclasses.replace(settings, hardware=dataclasses.replace(
+                hardware, device=process_device(hardware.device, group)))
+        return train_in_process(cfg, settings, group)
+    finally:
+        end_process_group()
+
+
+def train_in_process(cfg: DictConfig, settings: RunSettings, group: ProcessGroup) -> float | list[float]:
+    """The run, in this process: all of it, or under torchrun one rank's share (rank 0 writes everything)."""
+    main = group.is_main
+    if cfg.get("print_config") and main:
         print_config_tree(cfg)
     sweep_job = current_sweep_job()  # set in a multirun's jobs by mmbehave.sweeps.callback
     # Jobs that run side by side (hydra/launcher=parallel) share the cores instead of each taking all of them.
@@ -97,16 +123,26 @@ def run_training(cfg: DictConfig) -> float | list[float]:
         check_resumable(cfg, checkpoint, prepared, modalities)
         check_not_behind_mlflow(cfg, checkpoint, resolve_tracking_uri(cfg.mlflow.tracking_uri))
 
-    # ---- the run: a resumed run carries on in its own folder and MLflow run
-    run_dir = Path(resume).resolve().parent.parent if checkpoint else Path(cfg.paths.output_dir)
-    remove_stale_temp_files(run_dir / "checkpoints")
-    # A sweep's jobs leave signals to the sweep (mmbehave.sweeps.callback): it closes every trial it started.
-    stop_signals = stop_on_signals(lambda: resume_hint(run_dir)) if sweep_job is None else contextlib.nullcontext()
-    with stop_signals, run_log_file(run_dir) as log_path, open_tracked_run(cfg, checkpoint, sweep_job, log_path) as tracker:
+    # ---- the run: a resumed run carries on in its own folder and MLflow run (under torchrun: rank 0's)
+    own_dir = Path(cfg.paths.output_dir)
+    run_dir = broadcast(Path(resume).resolve().parent.parent if checkpoint else own_dir, group)
+    with contextlib.ExitStack() as stack:
+        if main:
+            remove_stale_temp_files(run_dir / "checkpoints")
+            # A sweep's jobs leave signals to the sweep (mmbehave.sweeps.callback): it closes every trial it started.
+            if sweep_job is None:
+                stack.enter_context(stop_on_signals(lambda: resume_hint(run_dir)))
+            log_path = stack.enter_context(run_log_file(run_dir))
+            tracker = stack.enter_context(open_tracked_run(cfg, checkpoint, sweep_job, log_path))
+        else:
+            tracker = SilentRun()
+        tracker.run_id = broadcast(tracker.run_id, group)
+        if group.active:
+            tracker.set_tags({"world_size": group.world_size})
         # ---- data and parts
         if prepared is None:
             prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), heads=heads)
-        parts = build_parts(cfg, settings, prepared, modalities)
+        parts = build_parts(cfg, settings, prepared, modalities, group)
         record = {"classes": prepared.classes.to_dict(), "data_stats": prepared.stats(),
                   "preprocess": prepared.preprocess, "modalities": list(modalities),
                   "config": redact(OmegaConf.to_yaml(cfg, resolve=True)), "mlflow_run_id": tracker.run_id,
@@ -118,12 +154,14 @@ def run_training(cfg: DictConfig) -> float | list[float]:
             restore(checkpoint, parts)
             monitor = Monitor.resumed(training.monitor, training.monitor_mode, training.early_stopping_patience,
                                       checkpoint["history"])
-            backfill_history(tracker, checkpoint)
+            if main:
+                backfill_history(tracker, checkpoint)
             log.info("Resumed from %s at epoch %d (MLflow run %s)", resume, checkpoint["epoch"] + 2, tracker.run_id)
         else:
             monitor = Monitor(training.monitor, training.monitor_mode, training.early_stopping_patience)
-            log_run_setup(tracker, cfg, parts.model, prepared.classes, run_dir, modalities,
-                          {f"feature_cache.{m}": value for m, value in parts.feature_cache.items()})
+            if main:
+                log_run_setup(tracker, cfg, parts.model, prepared.classes, run_dir, modalities,
+                              {f"feature_cache.{m}": value for m, value in parts.feature_cache.items()})
         start_epoch = checkpoint["epoch"] + 1 if checkpoint else 0
 
         # ---- epochs (in an Optuna sweep, reported to the trial, which the study's pruner may stop)
@@ -141,8 +179,9 @@ def run_training(cfg: DictConfig) -> float | list[float]:
         if sweep_job:  # what the sweep's trial is worth, even if the sweep dies before telling Optuna
             tracker.set_tags({OBJECTIVE_TAG: json.dumps(value)})
         best = run_dir / "checkpoints" / "best.pth"
-        if should_log(cfg.mlflow.log_model, in_sweep=sweep_job is not None) and best.is_file():
+        if main and should_log(cfg.mlflow.log_model, in_sweep=sweep_job is not None) and best.is_file():
             log_model(best, cfg.mlflow.get("registered_model_name"))
+        discard_own_folder(own_dir, run_dir, group)
         if trial:  # at once, so that other jobs' pruners and samplers see it before the whole batch is done
             trial.complete(value)
     return value
@@ -163,22 +202,26 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
     sweep, each epoch's ``trial_metric`` goes to the Optuna ``trial``, whose pruner may end the run
     (TrialPruned, after the epoch is saved and logged)."""
     training, checkpoints = settings.training, run_dir / "checkpoints"
-    heads = parts.heads
+    heads, group = parts.heads, parts.group
     first_step = FirstStepClock()
     with step_profiler(training.profile_steps, run_dir / "profile") as profiler_step:
         for epoch in range(start_epoch, training.num_epochs):
             started = time.perf_counter()
             # Each epoch from its own seed: the same shuffling, augmentation and dropout whether the run went
             # straight through or was resumed before this epoch.
-            seed_everything(epoch_seed(settings.seed, epoch))
+            # Under torchrun each process draws its own augmentation and dropout (rank 0: the single-process ones).
+            seed_everything(epoch_seed(settings.seed, epoch) + group.rank)
             parts.generator.manual_seed(epoch_seed(settings.seed, epoch))
-            train_loss = train_one_epoch(parts.model, parts.train_loader, loss_fn=parts.loss_fn, optimizer=parts.optimizer,
-                                         scheduler=parts.scheduler, scaler=parts.scaler, step=parts.step, epoch=epoch,
-                                         on_step=lambda: (profiler_step(), first_step()))
+            if hasattr(parts.train_loader.sampler, "set_epoch"):  # DistributedSampler: this epoch's shuffle
+                parts.train_loader.sampler.set_epoch(epoch)
+            train_loss = train_one_epoch(parts.stepped_model, parts.train_loader, loss_fn=parts.loss_fn,
+                                         optimizer=parts.optimizer, scheduler=parts.scheduler, scaler=parts.scaler,
+                                         step=parts.step, epoch=epoch, on_step=lambda: (profiler_step(), first_step()))
+            train_loss = float(np.mean(gather(train_loss, group)))  # every process's batches, equal in number
             trained = time.perf_counter()
             evaluation = evaluate(parts.model, parts.val_loader, loss_fn=parts.loss_fn, device=parts.step.device,
                                   precision=parts.step.precision, heads=heads, limit_batches=training.limit_val_batches,
-                                  train_counts=parts.train_counts)
+                                  train_counts=parts.train_counts, group=group)
             validated = time.perf_counter()
             metrics = {"train/loss": train_loss, **evaluation.metrics, "train/lr": parts.optimizer.param_groups[0]["lr"],
                        "fusion/num_params": parts.fusion_params,
@@ -193,8 +236,12 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
                 record["thresholds"] = {head.name: best_f1_thresholds(evaluation.targets[head.name],
                                                                       evaluation.probs[head.name]).tolist()
                                         for head in heads if head.multi}
-                save_checkpoint(model_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "best.pth")
-            save_checkpoint(checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "latest.pth")
+                if group.is_main:
+                    save_checkpoint(model_state(parts, epoch=epoch, monitor=monitor, record=record),
+                                    checkpoints / "best.pth")
+            if group.is_main:
+                save_checkpoint(checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record),
+                                checkpoints / "latest.pth")
             tracker.log_metrics({**metrics, "time/save_s": time.perf_counter() - validated}, step=epoch)
             log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started, monitor.metric,
                       [head.name for head in heads])

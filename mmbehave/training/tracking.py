@@ -187,6 +187,36 @@ class TrackedRun:
         mlflow.log_text(text, artifact_file)
 
 
+class SilentRun:
+    """What a process other than rank 0 holds instead of the MLflow run under torchrun: the same calls, which
+    do nothing (rank 0 logs the run), and the run's id (for the checkpoint record)."""
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        self.artifacts_at_end: list[Path] = []
+
+    def end_as(self, status: str, tags: dict[str, Any] | None = None) -> None:
+        pass
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path) -> None:
+        pass
+
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+
 def hydra_overrides() -> str:
     """The command line's overrides, as one string (empty outside a Hydra app)."""
     from hydra.core.hydra_config import HydraConfig
