@@ -43,39 +43,43 @@ def sweep_runs(tmp_path: Path) -> tuple[MlflowClient, list, list]:
         [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def test_a_submitit_trial_is_preempted_requeued_and_resumes_from_its_last_epoch(tmp_path, synthetic_root):
-    # One sweep shows both: a submitit job is a trial of the parent run, and a pre-empted job carries on.
+def test_submitit_trials_are_children_of_one_parent_run_and_resume_when_preempted(tmp_path, synthetic_root):
+    # One 2-trial sweep shows both: each submitit job is a trial of the parent run, and pre-empted jobs carry on.
     sweep = start_sweep(tmp_path, synthetic_root, "training.limit_train_batches=2", "training.num_epochs=8",
-                        "hydra.sweeper.n_trials=1", "hydra.sweeper.n_jobs=1")
-    latest = tmp_path / "sweep" / "0" / "checkpoints" / "latest.pth"
+                        "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2")
+    latest = [tmp_path / "sweep" / str(job) / "checkpoints" / "latest.pth" for job in (0, 1)]
     deadline = time.time() + 300
-    while not latest.is_file():
+    while not all(path.is_file() for path in latest):
         assert time.time() < deadline and sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
         time.sleep(0.5)
-    # SLURM warns a job it is about to pre-empt with USR2 (submitit's default); the job is the submitit process.
-    job = subprocess.run(["pgrep", "-f", f"submitit.core._submit {tmp_path}"], capture_output=True, text=True).stdout.split()
-    assert job, "no submitit job process"
-    os.kill(int(job[0]), signal.SIGUSR2)
+    # SLURM warns a job it is about to pre-empt with USR2 (submitit's default); the jobs are the submitit processes.
+    jobs = subprocess.run(["pgrep", "-f", f"submitit.core._submit {tmp_path}"], capture_output=True, text=True).stdout.split()
+    assert len(jobs) == 2, f"expected two submitit job processes, found {jobs}"
+    for job in jobs:
+        os.kill(int(job), signal.SIGUSR2)
     finish(sweep, tmp_path)
 
-    job_log = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").glob("*/*_log.*"))
-    assert "Requeued job" in job_log and "Requeued job: resuming from" in job_log
+    logs = ["".join(path.read_text() for path in sorted(folder.glob("*_log.*")))  # per job: stdout and stderr
+            for folder in (tmp_path / "sweep" / ".submitit").iterdir() if any(folder.glob("*_log.*"))]
+    assert sum("Requeued job: resuming from" in log for log in logs) == 2, "\n".join(logs)[-3000:]
     client, parents, children = sweep_runs(tmp_path)
-    assert len(parents) == 1 and len(children) == 1, "the requeued job opened a second run"
+    assert len(parents) == 1 and len(children) == 2, "a requeued job opened a second run"
     assert parents[0].data.tags["launcher"] == "LocalLauncher"
-    run = children[0]
-    assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-    assert run.data.tags["optuna_trial"] == "0"
-    steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/macro_f1")]
-    assert sorted(steps) == list(range(8)), "epochs lost or trained twice"
-    resumed_at = int(job_log.split("at epoch ")[1].split()[0])
-    assert 1 < resumed_at <= 8  # it carried on, it did not start again
-    # The trial ran as a submitit job of its own (its pickled call, logs and result in .submitit/<job id>/).
-    assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 1
-    trial = optuna.load_study(study_name="mbt", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
-    history = client.get_metric_history(run.info.run_id, "val/macro_f1")
-    assert trial.state == optuna.trial.TrialState.COMPLETE
-    assert trial.value == pytest.approx(max(m.value for m in history))  # the best epoch of both starts
+    trials = optuna.load_study(study_name="mbt", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    by_trial = {int(run.data.tags["optuna_trial"]): run for run in children}
+    assert sorted(by_trial) == [0, 1]
+    for trial in trials:
+        run = by_trial[trial.number]
+        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        history = client.get_metric_history(run.info.run_id, "val/macro_f1")
+        assert sorted(m.step for m in history) == list(range(8)), "epochs lost or trained twice"
+        assert trial.value == pytest.approx(max(m.value for m in history))  # the best epoch of both starts
+    for log in logs:
+        resumed_at = int(log.split("at epoch ")[1].split()[0])
+        assert 1 < resumed_at <= 8  # it carried on, it did not start again
+    # Each trial ran as a submitit job of its own (its pickled call, logs and result in .submitit/<job id>/).
+    assert len(list((tmp_path / "sweep" / ".submitit").glob("*/*_result.pkl"))) == 2
 
 
 def test_the_slurm_launcher_composes_with_its_placeholders():

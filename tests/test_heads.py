@@ -174,3 +174,17 @@ def test_a_checkpoint_from_before_configurable_heads_still_loads(tmp_path):
     assert trained.classes.to_dict() == {"species": ["a", "b"], "behavior": ["x", "y", "z"]}
     assert [h.name for h in trained.heads] == ["species", "behavior"] and trained.thresholds == {}
     assert torch.equal(trained.model.heads["behavior"][1].weight, model.heads["behavior"][1].weight)
+
+
+def test_the_mammalps_preset_has_its_three_heads_with_a_multi_label_action():
+    cfg = compose_config(["model/heads=mammalps"])
+    from mmbehave.core.heads import heads_from_config
+
+    heads = heads_from_config(cfg)
+    assert [(h.name, h.column, h.type) for h in heads] == [("species", "species", "single"),
+                                                           ("activity", "activity", "single"),
+                                                           ("action", "action", "multi")]
+    assert heads[2].separator == "|"
+    from mmbehave.training.epoch_metrics import epoch_metric_names
+
+    assert {"val/activity_macro_f1", "val/action_macro_ap", "val/action_samples_f1"} <= set(epoch_metric_names(heads))

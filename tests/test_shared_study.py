@@ -1,9 +1,8 @@
 """One Optuna study, several sweep processes started at once on the same storage: together they finish their
 trials with no trial number used twice and no result lost, and every trial is one MLflow child run.
 
-Run on a real PostgreSQL server started for the test on 127.0.0.1, holding both the study and the MLflow
-store, as a lab sharing one database between machines would. (Processes sharing a SQLite study on one host
-are covered by test_sweeps' parallel resume and test_run_safety's killed sweep; a second run here cost ~50 s.) PostgreSQL needs Debian's
+Run on SQLite (one host) and on a real PostgreSQL server started for the test on 127.0.0.1, holding both the
+study and the MLflow store, as a lab sharing one database between machines would. PostgreSQL needs Debian's
 ``postgresql`` package (``.ci/run`` installs it when missing; locally: ``sudo apt-get install postgresql``) and
 ``psycopg`` (the postgres extra, part of the test extra); without them that case is skipped with the reason.
 """
@@ -120,6 +119,12 @@ def check_one_study_many_workers(storage: str, tracking_uri: str) -> None:
     for parent in parents:  # each worker's parent holds exactly its own trials
         mine = [r for r in children if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
         assert len(mine) == TRIALS_EACH
+
+
+def test_workers_share_one_study_on_sqlite(tmp_path, synthetic_root):
+    storage, tracking_uri = f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_workers_together(storage, tracking_uri, tmp_path, synthetic_root)
+    check_one_study_many_workers(storage, tracking_uri)
 
 
 def test_workers_share_one_study_and_mlflow_store_on_postgresql(postgres, tmp_path, synthetic_root):
