@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 LAYERS = [4, 4, 2, 2]  # the order the trials run in
 
 
-def pruned_sweep(tmp_path, synthetic_root, *extra: str, layers=LAYERS, preset="mbt_pruned"):
+def pruned_sweep(tmp_path, synthetic_root, *extra: str, layers=LAYERS, preset="mbt_pruned", epochs=3):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     directions = ["maximize", "maximize"] if preset == "mbt_pareto" else ["maximize"]
     study = optuna.create_study(study_name=preset, storage=storage, directions=directions)
@@ -28,7 +28,7 @@ def pruned_sweep(tmp_path, synthetic_root, *extra: str, layers=LAYERS, preset="m
     metric = ("optimized_metric=[val/macro_f1,fusion/num_params]" if preset == "mbt_pareto"
               else "optimized_metric=fusion/num_params")
     return run_module("mmbehave.train", f"hparams_search={preset}", "debug=fast", f"data.root={synthetic_root}",
-                      *TINY_SPLITS.split(), "training.num_epochs=3", "training.limit_train_batches=1",
+                      *TINY_SPLITS.split(), f"training.num_epochs={epochs}", "training.limit_train_batches=1",
                       "training.limit_val_batches=1", metric, "pruning.pruner=median", "pruning.warmup_epochs=1",
                       "pruning.startup_trials=1", f"hydra.sweeper.n_trials={len(layers)}",
                       f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={tmp_path / 'sweep'}", *extra,
@@ -60,7 +60,7 @@ def test_hopeless_trials_are_pruned_and_the_others_complete(tmp_path, synthetic_
 
 
 def test_a_multi_objective_study_says_it_cannot_prune_and_runs_every_trial(tmp_path, synthetic_root):
-    result, study = pruned_sweep(tmp_path, synthetic_root, layers=[4, 2], preset="mbt_pareto")
+    result, study = pruned_sweep(tmp_path, synthetic_root, layers=[4, 2], preset="mbt_pareto", epochs=2)
     assert "Optuna cannot prune a multi-objective study" in result.stdout + result.stderr
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     assert all(len(t.intermediate_values) == 0 for t in study.trials)
