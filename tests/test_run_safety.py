@@ -185,3 +185,16 @@ def test_a_killed_sweep_keeps_the_values_of_its_finished_trials(tmp_path, synthe
         assert trials[number].value == pytest.approx(value)
     others = [t for t in trials[:4] if t.number not in finished]
     assert others and all(t.state == optuna.trial.TrialState.FAIL for t in others)
+
+
+def test_a_stop_signal_inside_a_held_block_is_raised_when_the_block_ends():
+    from mmbehave.core.signals import RunInterrupted, signals_held, stop_on_signals
+
+    finished = []
+    with pytest.raises(RunInterrupted) as stopped, stop_on_signals(lambda: "continue with: resume=x"):
+        with signals_held():  # an MLflow write: the signal waits for it
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            finished.append("write")
+        finished.append("after")  # not reached: raised as the held block ended
+    assert finished == ["write"] and stopped.value.signal_name == "SIGTERM" and "resume=x" in str(stopped.value)

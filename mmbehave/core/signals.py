@@ -1,6 +1,7 @@
 """SIGTERM (what SLURM, Kubernetes and ``kill`` send) and Ctrl-C stop a training run the same way.
 
     with stop_on_signals(resume_hint): ...     # SIGTERM / SIGINT raise RunInterrupted inside the block
+        with signals_held(): ...               # ... but not inside this one: after it (a database write)
 
 ``RunInterrupted`` is a ``KeyboardInterrupt``, so everything that already closes up on Ctrl-C (the MLflow run
 ends KILLED, the atomic checkpoint keeps the last finished epoch) does so on SIGTERM too; the command wrapper
@@ -15,6 +16,8 @@ import threading
 from typing import Callable, Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# signals_held: how deep, the signal that arrived meanwhile, and the hint of the stop_on_signals block around it
+_held = {"depth": 0, "pending": None, "hint": lambda: ""}
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -36,11 +39,31 @@ def stop_on_signals(hint: Callable[[], str] = lambda: "") -> Iterator[None]:
         return
 
     def interrupt(signum, frame):
+        if _held["depth"]:  # inside signals_held: raise when it ends
+            _held["pending"] = signum
+            return
         raise RunInterrupted(signum, hint())
 
     previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    _held["hint"] = hint
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """A stop signal that arrives inside the block is raised when the block ends, not in the middle of it: an
+    MLflow write cut by an exception can leave the store's session unusable, and then the run could not even be
+    marked KILLED. (Outside stop_on_signals the default handlers apply, unchanged.)"""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        signum = _held["pending"]
+        if not _held["depth"] and signum is not None:
+            _held["pending"] = None
+            raise RunInterrupted(signum, _held["hint"]())

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.paths import project_root
 from mmbehave.core.redact import redact
-from mmbehave.core.signals import RunInterrupted
+from mmbehave.core.signals import RunInterrupted, signals_held
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +143,22 @@ class TrackedRun:
         mlflow.set_tracking_uri(self.tracking_uri)
         if mlflow.active_run() is not None:  # a previous job in this process left one open: close it
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        if self.resume_run_id:
-            run = mlflow.start_run(run_id=self.resume_run_id)
-        else:
-            mlflow.set_experiment(experiment_id=ensure_experiment(self.tracking_uri, self.experiment_name))
-            run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
+        with signals_held():
+            if self.resume_run_id:
+                run = mlflow.start_run(run_id=self.resume_run_id)
+            else:
+                mlflow.set_experiment(experiment_id=ensure_experiment(self.tracking_uri, self.experiment_name))
+                run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
         self.run_id = run.info.run_id
         log.info("MLflow run %s in %s (experiment '%s')", self.run_id, redact(self.tracking_uri), self.experiment_name)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        with signals_held():  # a second Ctrl-C must not leave the run RUNNING
+            self._end(exc_type, exc)
+        return False
+
+    def _end(self, exc_type, exc) -> None:
         if exc_type is None:
             status = self._end_status or RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -166,25 +172,30 @@ class TrackedRun:
             if Path(path).is_file():
                 mlflow.log_artifact(str(path))
         mlflow.end_run(RunStatus.to_string(status))
-        return False
 
     def log_params(self, params: dict[str, Any]) -> None:
-        mlflow.log_params(params)
+        with signals_held():
+            mlflow.log_params(params)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
+        with signals_held():
+            mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        mlflow.log_metrics(metrics, step=step)
+        with signals_held():
+            mlflow.log_metrics(metrics, step=step)
 
     def log_artifact(self, path: str | Path) -> None:
-        mlflow.log_artifact(str(path))
+        with signals_held():
+            mlflow.log_artifact(str(path))
 
     def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
-        mlflow.log_artifacts(str(folder), artifact_path)
+        with signals_held():
+            mlflow.log_artifacts(str(folder), artifact_path)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        mlflow.log_text(text, artifact_file)
+        with signals_held():
+            mlflow.log_text(text, artifact_file)
 
 
 class SilentRun:
