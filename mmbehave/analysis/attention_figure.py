@@ -127,8 +127,7 @@ def head_caption(head, names: list[str], target, probs, thresholds) -> str:
     """``true X, predicted Y (0.93)`` for a single head; the label sets of a multi head."""
     if head.multi:
         chosen = probs >= (thresholds if thresholds is not None else 0.5)
-        true = head.separator.join(n for n, on in zip(names, target) if on)
-        predicted = head.separator.join(n for n, on in zip(names, chosen) if on) or "-"
+        true, predicted = head.labels_text(names, target), head.labels_text(names, chosen) or "-"
         return f"{head.name} true {true}, predicted {predicted}"
     return f"{head.name} true {names[int(target)]}, predicted {names[probs.argmax()]} ({probs.max():.2f})"
 

@@ -29,6 +29,7 @@ from mmbehave.core.heads import HeadSpec
 from mmbehave.data.metadata import ClassLists
 from mmbehave.training.class_metrics import (
     HeadScores,
+    exact_match_ratio,
     multi_label_scores,
     single_label_scores,
 )
@@ -74,9 +75,7 @@ def head_summary(targets: np.ndarray, probs: np.ndarray, top_k: int, train_count
     acc is the exact-match ratio, samples_f1 is added, and there is no top-k."""
     if head is not None and head.multi:
         summary = class_scores(head, targets, probs, train_counts, thresholds).summary
-        predicted = probs >= threshold_of(head, thresholds, probs.shape[1])
-        exact = (np.asarray(targets).astype(bool) == predicted).all(axis=1)
-        return {"acc": float(exact.mean()) if len(exact) else 0.0, **summary}
+        return {"acc": exact_match_ratio(targets, probs >= threshold_of(head, thresholds, probs.shape[1])), **summary}
     matrix = confusion_matrix(targets, probs.argmax(axis=1), probs.shape[1])
     accuracy, macro_f1 = accuracy_and_macro_f1(matrix)
     long_tail = single_label_scores(targets, probs, train_counts).summary
@@ -160,11 +159,6 @@ def summary_table(summary: dict[str, float], num_clips: int, top_k: int, heads: 
     return pd.DataFrame(rows)
 
 
-def labels_text(names: np.ndarray, rows: np.ndarray, separator: str) -> list[str]:
-    """Each (C,) bool row as the names it selects, joined as the label tables write them."""
-    return [separator.join(names[row]) for row in np.asarray(rows, dtype=bool)]
-
-
 def predictions_table(predictions: SplitPredictions, classes: ClassLists,
                       thresholds: Thresholds | None = None) -> pd.DataFrame:
     """One row per clip: true and predicted class (and its probability) per head; a multi head's true and
@@ -174,9 +168,9 @@ def predictions_table(predictions: SplitPredictions, classes: ClassLists,
         names = np.array(class_names(classes, head.name))
         probs, targets = predictions.probs[FULL][head.name], predictions.targets[head.name]
         if head.multi:
-            table[f"{head.name}_true"] = labels_text(names, targets, head.separator)
-            table[f"{head.name}_predicted"] = labels_text(names, probs >= threshold_of(head, thresholds, len(names)),
-                                                          head.separator)
+            chosen = probs >= threshold_of(head, thresholds, len(names))
+            table[f"{head.name}_true"] = [head.labels_text(names, row) for row in np.asarray(targets, dtype=bool)]
+            table[f"{head.name}_predicted"] = [head.labels_text(names, row) for row in chosen]
             continue
         table[f"{head.name}_true"] = names[targets]
         table[f"{head.name}_predicted"] = names[probs.argmax(axis=1)]

@@ -46,6 +46,10 @@ class HeadSpec:
         labels = [label.strip() for label in cell.split(self.separator)]
         return list(dict.fromkeys(label for label in labels if label))
 
+    def labels_text(self, names: Iterable[str], chosen: Iterable[bool]) -> str:
+        """The chosen names as a label table writes them: joined by the separator (``walking|vocalizing``)."""
+        return self.separator.join(name for name, on in zip(names, chosen) if on)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -52,7 +52,7 @@ def label_columns(heads: Sequence[HeadSpec], names: dict[str, list[str]], probs:
         scores = probs[head.name]
         if head.multi:
             chosen = scores >= thresholds.get(head.name, 0.5)
-            row[head.name] = head.separator.join(name for name, on in zip(names[head.name], chosen) if on)
+            row[head.name] = head.labels_text(names[head.name], chosen)
             continue
         best = int(scores.argmax())
         probability = float(scores[best])

@@ -101,6 +101,12 @@ def head_scores(true_positive: np.ndarray, predicted: np.ndarray, support: np.nd
     return HeadScores(per_class=per_class, summary=summary)
 
 
+def exact_match_ratio(targets: np.ndarray, predicted: np.ndarray) -> float:
+    """Share of clips whose predicted label set is exactly their true one (a multi-label head's accuracy)."""
+    exact = (np.asarray(targets).astype(bool) == np.asarray(predicted, dtype=bool)).all(axis=1)
+    return float(exact.mean()) if len(exact) else 0.0
+
+
 def best_f1_thresholds(targets: np.ndarray, probs: np.ndarray, default: float = 0.5) -> np.ndarray:
     """(C,) per-class probability thresholds of a multi-label head, each the one that gives its class the best
     F1 on these clips (the validation split): predict the class where ``prob >= threshold``. A class without

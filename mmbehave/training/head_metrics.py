@@ -15,7 +15,11 @@ import numpy as np
 import torch
 
 from mmbehave.core.heads import HeadSpec
-from mmbehave.training.class_metrics import multi_label_scores, single_label_scores
+from mmbehave.training.class_metrics import (
+    exact_match_ratio,
+    multi_label_scores,
+    single_label_scores,
+)
 from mmbehave.training.epoch_metrics import per_head_keys
 from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
 
@@ -33,8 +37,7 @@ def head_metrics(head: HeadSpec, targets: np.ndarray, probs: np.ndarray,
     """{key: value} for the keys ``per_head_keys(head)`` names (tail_macro_f1 only with ``train_counts``)."""
     if head.multi:
         scores = multi_label_scores(targets, probs, MULTI_LABEL_THRESHOLD, train_counts).summary
-        exact = (np.asarray(targets).astype(bool) == (probs >= MULTI_LABEL_THRESHOLD)).all(axis=1)
-        values = {"acc": float(exact.mean()) if len(exact) else 0.0, **scores}
+        values = {"acc": exact_match_ratio(targets, probs >= MULTI_LABEL_THRESHOLD), **scores}
     else:
         matrix = confusion_matrix(targets, probs.argmax(axis=1), probs.shape[1])
         accuracy, macro_f1 = accuracy_and_macro_f1(matrix)

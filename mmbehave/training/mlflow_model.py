@@ -57,7 +57,7 @@ class MMBehaveModel(PythonModel):
             probs = probabilities(head, output.logits[head.name])
             if head.multi:
                 chosen = probs >= np.asarray(thresholds[head.name])
-                table[head.name] = [head.separator.join(n for n, on in zip(names, row) if on) for row in chosen]
+                table[head.name] = [head.labels_text(names, row) for row in chosen]
             else:
                 table[head.name] = [names[i] for i in probs.argmax(axis=1)]
                 table[f"{head.name}_prob"] = probs.max(axis=1)
