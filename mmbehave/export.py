@@ -77,6 +77,8 @@ def run_export(cfg: DictConfig) -> dict:
 
     from mmbehave.analysis.metrics_tables import summary_metrics, write_csv, write_json
     from mmbehave.analysis.predictions import predict_split
+    from mmbehave.core.errors import InputError
+    from mmbehave.core.guards import resolved, same_file
     from mmbehave.training.checkpoint import save_checkpoint
     from mmbehave.training.data_setup import make_loader, split_dataset
     from mmbehave.training.tracking import log_to_finished_run, resolve_tracking_uri
@@ -98,6 +100,10 @@ def run_export(cfg: DictConfig) -> dict:
         raise CheckpointError(f"{source} is already an int8 export; pass the training checkpoint it came from.")
     out_dir = Path(cfg.output_dir)
     paths = {"fp32": out_dir / "model_fp32.pth", "int8": out_dir / "model_int8.pth"}
+    for path in paths.values():  # exporting an export into its own folder would write over the file being read
+        if resolved(path) == resolved(source) or same_file(path, source):
+            raise InputError(f"output_dir={out_dir} would replace the checkpoint being exported ({source}); choose "
+                             "another output_dir=.")
     save_checkpoint(export_state(trained, trained.model), paths["fp32"])
     save_checkpoint(export_state(trained, quantize_dynamic_int8(trained.model)), paths["int8"])
     log.info("Wrote %s and %s", paths["fp32"], paths["int8"])

@@ -142,7 +142,7 @@ def predict_probabilities(trained, clips: list[ClipInput], device: str) -> list[
     return [{head: values[row] for head, values in probs.items()} for row in range(len(clips))]
 
 
-def predict_clips(trained, clips: list[Path], options: AnswerOptions, cfg: DictConfig
+def predict_clips(trained, clips: list[Path], options: AnswerOptions, cfg: DictConfig, batch_size: int
                   ) -> tuple[list[ClipPrediction], list[tuple[Path, str]]]:
     """Every readable clip's per-segment probabilities, in input order; [(unreadable clip, reason)].
 
@@ -169,7 +169,7 @@ def predict_clips(trained, clips: list[Path], options: AnswerOptions, cfg: DictC
             for clip in load_inputs(path, trained, options):
                 predictions.setdefault(path, ClipPrediction(path, clip.has_video, clip.has_audio))
                 pending.append(clip)
-                if len(pending) == int(cfg.batch_size):
+                if len(pending) == batch_size:
                     flush()
         except Exception as error:  # one odd file must not stop a folder: report it and go on
             reason = error.reason if isinstance(error, ClipReadError) else f"{type(error).__name__}: {error}"
@@ -180,6 +180,19 @@ def predict_clips(trained, clips: list[Path], options: AnswerOptions, cfg: DictC
     if pending:
         flush()
     return [predictions[path] for path in clips if path in predictions], failures
+
+
+def read_sources(input_path: Path, camtrap) -> list[Path]:
+    """Folders predict reads and must never write into: the raw/ of a dataset that holds the input, and the raw/
+    of the imported Camtrap DP dataset whose deployments and media a camtrap_dp output copies."""
+    sources = []
+    for folder in [input_path.expanduser().resolve(), *input_path.expanduser().resolve().parents]:
+        if folder.name == "raw" and (folder / "metadata").is_dir():
+            sources.append(folder)
+            break
+    if camtrap is not None and camtrap.dataset is not None:
+        sources.append(camtrap.dataset.root / "raw")
+    return sources
 
 
 def model_download_dir(cfg: DictConfig) -> Path | None:
@@ -200,7 +213,8 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     from mmbehave.core.atomic import atomic_path
     from mmbehave.predicting.answers import class_names, combine
     from mmbehave.predicting.events import event_rows, plan_events
-    from mmbehave.predicting.options import read_answer_options
+    from mmbehave.predicting.options import positive_int, read_answer_options
+    from mmbehave.predicting.output_checks import check_output
     from mmbehave.predicting.provenance import model_provenance
     from mmbehave.predicting.tables import (
         camtrap_rows,
@@ -211,6 +225,7 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
     from mmbehave.training.tracking import resolve_tracking_uri
     from mmbehave.training.trained_model import checkpoint_path, load_trained_model
 
+    batch_size, top_k = positive_int("batch_size", cfg.batch_size), positive_int("top_k", cfg.top_k)
     clips = find_clips(cfg.input, list(cfg.extensions), bool(cfg.recursive))
     output_format = str(cfg.get("format") or "csv")
     if output_format not in FORMATS:
@@ -223,16 +238,19 @@ def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple
         camtrap = CamtrapExport.prepare(cfg.input, cfg.get("package"))
     path = checkpoint_path(cfg.checkpoint, cfg.run_id, resolve_tracking_uri(cfg.mlflow.tracking_uri), cfg.get("model_uri"),
                            model_download_dir(cfg))
+    if cfg.output:  # (the default is a new file in this run's own folder)
+        check_output(Path(cfg.output).expanduser(), output_format,
+                     inputs=[*clips, path, *([Path(str(cfg.event_table))] if cfg.get("event_table") else [])],
+                     sources=read_sources(Path(cfg.input), camtrap))
     trained = load_trained_model(path, cfg.device)
     thresholds = options.model_thresholds(trained)
     events = None
     if options.events:  # planned from the file list, before decoding: a bad event table fails at once
         input_root = Path(cfg.input).expanduser()
         events = plan_events(clips, options.events, input_root if input_root.is_dir() else input_root.parent)
-    top_k = max(1, int(cfg.top_k))
     log.info("Predicting %d clip(s) with %s", len(clips), path)
 
-    predictions, failures = predict_clips(trained, clips, options, cfg)
+    predictions, failures = predict_clips(trained, clips, options, cfg, batch_size)
     if not predictions:
         return None, [], failures
     provenance = model_provenance(trained)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from mmbehave.core.cli import command
 from mmbehave.core.errors import ReportError
+from mmbehave.core.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def load_runs(tracking_uri: str, experiment_name: str, sweep_id: str | None = No
     mlflow.set_tracking_uri(tracking_uri)
     if mlflow.get_experiment_by_name(experiment_name) is None:
         names = ", ".join(e.name for e in mlflow.search_experiments()) or "none"
-        raise ReportError(f"experiment_name={experiment_name}: no such MLflow experiment in {tracking_uri} "
+        raise ReportError(f"experiment_name={experiment_name}: no such MLflow experiment in {redact(tracking_uri)} "
                           f"(experiments: {names}).")
     runs = mlflow.search_runs(experiment_names=[experiment_name], output_format="pandas")
     if runs.empty:
@@ -127,7 +128,7 @@ def write_report(cfg: DictConfig, tracking_uri: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     scope = f"sweep `{cfg.sweep_id}`" if cfg.sweep_id else "all runs"
     lines = [f"# {cfg.experiment_name}: {cfg.metric}", "",
-             f"{len(runs)} finished runs ({scope}) from `{tracking_uri}`.", ""]
+             f"{len(runs)} finished runs ({scope}) from `{redact(tracking_uri)}`.", ""]
     if table is not None:
         table.to_csv(out / "report.csv", index=False)
         plot(table, per_run, cfg.group_by, cfg.metric, out / "report.png")
@@ -144,9 +145,11 @@ def write_report(cfg: DictConfig, tracking_uri: str) -> Path:
 
 @command("report")
 def main(cfg: DictConfig) -> None:
-    from mmbehave.training.tracking import resolve_tracking_uri
+    from mmbehave.training.tracking import check_server_answers, resolve_tracking_uri
 
-    out = write_report(cfg, resolve_tracking_uri(cfg.mlflow.tracking_uri))
+    tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    check_server_answers(tracking_uri)
+    out = write_report(cfg, tracking_uri)
     print((out / "report.md").read_text())
     print(f"Written: {out / 'report.md'}, report.csv, runs.csv{', report.png' if (out / 'report.png').exists() else ''}")
 

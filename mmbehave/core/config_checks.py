@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.heads import heads_from_config
@@ -54,9 +54,10 @@ def check_mbt_exchange(num_layers: int, fusion_layer: int, num_bottlenecks: int,
 def check_config(cfg: DictConfig) -> RunSettings:
     """Raise ConfigError for the first value that cannot work; else the typed settings."""
     settings = read_settings(cfg)
+    check_overrides(command_line_overrides(), cfg)
     if not configured_modalities(cfg):
         raise ConfigError("video_encoder=none and audio_encoder=none: at least one modality is needed.")
-    heads_from_config(cfg)  # model.heads: names, types, weights
+    check_heads(cfg)
     fusion = cfg.fusion
     if "num_heads" in fusion and fusion.hidden_dim % fusion.num_heads:
         raise ConfigError(f"fusion.hidden_dim={fusion.hidden_dim} is not divisible by fusion.num_heads={fusion.num_heads}.")
@@ -108,6 +109,36 @@ def check_config(cfg: DictConfig) -> RunSettings:
     if cfg.resume and not Path(cfg.resume).is_file():
         raise ConfigError(f"resume={cfg.resume}: no such checkpoint file; pass the path of a checkpoints/latest.pth.")
     return settings
+
+
+def check_heads(cfg: DictConfig) -> None:
+    """model.heads: present (null would mean the pre-heads default), names, types, and something to train."""
+    if cfg.model.get("heads") is None:
+        raise ConfigError("model.heads=null: a model needs its heads; pick a preset (model/heads=guide | field | "
+                          "mammalps) or remove one head with model.heads.<name>=null.")
+    heads = heads_from_config(cfg)  # names, types, weights
+    if all(head.loss_weight == 0 for head in heads):
+        raise ConfigError(f"every head's loss_weight is 0 ({', '.join(f'model.heads.{h.name}.loss_weight' for h in heads)}): "
+                          "nothing would be trained. Give at least one head a weight above 0.")
+
+
+def check_overrides(overrides: list[str], cfg: DictConfig) -> None:
+    """Command-line overrides that look like they change something but do not: ``key={}`` on a mapping
+    (Hydra merges a mapping into the one there, so ``model.heads={}`` keeps every head)."""
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if sep and value.replace(" ", "") == "{}" and OmegaConf.is_dict(OmegaConf.select(cfg, key)):
+            hint = (" To drop a head use model.heads.<name>=null; to pick another set, model/heads=field."
+                    if key == "model.heads" else f" To remove a key use {key}.<name>=null.")
+            raise ConfigError(f"{key}={{}} changes nothing: Hydra merges a mapping into the one there, so "
+                              f"{key} keeps {', '.join(OmegaConf.select(cfg, key).keys()) or 'its keys'}.{hint}")
+
+
+def command_line_overrides() -> list[str]:
+    """This run's overrides (empty outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def _check_optimizer_and_schedule(cfg: DictConfig) -> None:

@@ -54,3 +54,7 @@ class InputError(UserError, ValueError):
 
 class ReportError(UserError, ValueError):
     """Nothing to report: no such experiment, sweep or param. The message says what exists."""
+
+
+class TrackingError(UserError, RuntimeError):
+    """The MLflow tracking store cannot be reached. The message names it (password hidden) and says what to do."""

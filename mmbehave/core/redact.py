@@ -36,13 +36,23 @@ def has_password(text: Any) -> bool:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a log record's message with its passwords redacted (attached to handlers, so that records
-    propagated from any logger pass through it)."""
+    """Rewrites a log record's message, and the traceback and stack it carries, with their passwords redacted
+    (attached to handlers, so that records propagated from any logger pass through it). A traceback is
+    formatted here once and kept as the record's ``exc_text``, which formatters print instead of formatting
+    ``exc_info`` again: Hydra's "job failed" log carries the exception that named the URI."""
+
+    _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if has_password(message):
             record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

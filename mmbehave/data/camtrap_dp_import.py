@@ -8,7 +8,8 @@
     <out>/import_report.csv                             what was used and skipped, and why
 
 Which clips and labels: ``camtrap_dp_clips``; which split: ``site_splits`` (whole deployments or locations).
-Every file is written atomically; a re-import overwrites what an earlier one wrote under the same names.
+Every file is written atomically; a re-import replaces what an earlier one wrote under the same names, and an
+out= holding a dataset made another way (or lying inside the package) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import ClipReadError, ConfigError, DataError, InputError
+from mmbehave.core.guards import refuse_output_over_inputs
 from mmbehave.core.progress import show_progress
 from mmbehave.data.camtrap_dp import SOURCE_FOLDER, iso_utc, open_package
 from mmbehave.data.camtrap_dp_clips import Clip, ImportReport, ImportRules, plan_clips
@@ -76,11 +78,13 @@ def import_package(cfg: Mapping[str, Any]) -> ImportResult:
     rules, split_rule = ImportRules.from_config(cfg), SplitRule.from_config(cfg.get("split") or {})
     options = MediaOptions.from_config(cfg)
     layout = DatasetLayout(Path(str(cfg["out"])).expanduser())
+    refuse_foreign_dataset(layout)
     with open_package(cfg.get("package")) as package:
         media_dir = Path(str(cfg["media_dir"])).expanduser() if cfg.get("media_dir") else package.folder
         if not media_dir.is_dir():
             raise InputError(f"media_dir={media_dir}: no such folder; give the folder that filePath / fileName "
                              "in media.csv are relative to.")
+        refuse_output_over_inputs(layout.root, key="out", sources=[package.folder, media_dir])
         report = ImportReport()
         planned = plan_clips(package, rules, media_dir, report)
         groups = _group_names(package, split_rule.by)
@@ -102,6 +106,21 @@ def import_package(cfg: Mapping[str, Any]) -> ImportResult:
     with atomic_path(report_path) as tmp:
         report.table().to_csv(tmp, index=False)
     return ImportResult(layout, report, written, report_path)
+
+
+def is_earlier_import(layout: DatasetLayout) -> bool:
+    """Whether ``layout.root`` was written by this command: its report and its copy of the source package."""
+    return (layout.root / REPORT_NAME).is_file() and (layout.raw_dir / SOURCE_FOLDER / "datapackage.json").is_file()
+
+
+def refuse_foreign_dataset(layout: DatasetLayout) -> None:
+    """An import writes raw/ and import_report.csv under out=: where those exist, they must be an earlier
+    import's (which a re-import replaces), never a dataset made another way."""
+    taken = [path for path in (layout.raw_dir, layout.root / REPORT_NAME) if path.exists()]
+    if taken and not is_earlier_import(layout):
+        raise InputError(f"out={layout.root} already holds {', '.join(p.name + ('/' if p.is_dir() else '') for p in taken)}"
+                         f", which import_camtrap_dp did not write (no {REPORT_NAME} and raw/{SOURCE_FOLDER}/); importing "
+                         "there would replace its label tables. Choose a new or empty out= folder.")
 
 
 def _group_names(package, by: str) -> dict[str, str]:
@@ -132,7 +151,9 @@ def _write_clip(layout: DatasetLayout, clip: Clip, options: MediaOptions, report
 
 
 def _transfer(source: Path, target: Path, how: str) -> None:
-    """Hard-link (copy across file systems, or when asked) ``source`` to ``target``, atomically."""
+    """Hard-link (copy across file systems, or when asked) ``source`` to ``target``, atomically. A symlinked
+    media file is followed: the dataset gets the file itself, never a link that breaks once moved."""
+    source = source.resolve()
     with atomic_path(target) as tmp:
         if how == "hardlink":
             tmp.unlink()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -85,6 +86,8 @@ def read_split(layout: DatasetLayout, split: str, heads: Sequence[HeadSpec] | No
                         f"The header must include {', '.join(required)} (model.heads names the label columns).")
     if frame.empty:
         raise DataError(f"{path}: the {split} split is empty; add at least one clip row.")
+    for column in label_columns(heads or ()):
+        _remove_invisible_characters(path, frame, column)
     for column in required:
         frame[column] = frame[column].str.strip()  # "alarm " and "alarm" are one label
         blank = frame.index[frame[column] == ""]
@@ -98,6 +101,24 @@ def read_split(layout: DatasetLayout, split: str, heads: Sequence[HeadSpec] | No
         row = duplicated[0]
         raise DataError(f"{path}, row {csv_row(row)}: clip_id '{frame.at[row, 'clip_id']}' appears twice; clip ids must be unique.")
     return frame
+
+
+def visible_text(text: str) -> str:
+    """``text`` in Unicode's composed form without invisible format characters (zero-width spaces and joiners,
+    byte-order marks, direction marks, soft hyphens), which spreadsheets and copied web text bring in."""
+    return "".join(ch for ch in unicodedata.normalize("NFC", text) if unicodedata.category(ch) != "Cf")
+
+
+def _remove_invisible_characters(path, frame: pd.DataFrame, column: str) -> None:
+    """'alarm\u200b' and 'alarm' look alike and must be one class: clean the column, and say which rows had them."""
+    cleaned = frame[column].map(visible_text)
+    changed = frame.index[cleaned != frame[column].map(lambda cell: unicodedata.normalize("NFC", cell))]
+    if len(changed):
+        rows = ", ".join(str(csv_row(i)) for i in changed[:ROWS_NAMED]) + (", ..." if len(changed) > ROWS_NAMED else "")
+        log.warning("%s: %d '%s' cell(s) held invisible characters (zero-width spaces, byte-order marks, ...), removed "
+                    "so that they name the same class as their visible text: row(s) %s (e.g. %r -> %r).", path,
+                    len(changed), column, rows, frame.at[changed[0], column], cleaned[changed[0]])
+    frame[column] = cleaned
 
 
 def _check_cells_fit_head(path, frame: pd.DataFrame, head: HeadSpec) -> None:

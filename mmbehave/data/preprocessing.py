@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import ClipReadError, DataError
+from mmbehave.core.locks import exclusive
 from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_io import has_video_stream, read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
@@ -229,6 +230,15 @@ def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_worke
     """
     layout = DatasetLayout(Path(root).expanduser().resolve())
     tables = read_metadata(layout, splits, heads=None)  # ids checked across splits; labels are train's to check
+    # One preprocessing run per dataset at a time: two with different settings would each write files and a
+    # manifest, and the last manifest would describe files the other made.
+    with exclusive(layout.processed_dir, waiting=f"Another run is preprocessing {layout.root}; waiting for it to "
+                                                 "finish (its clips are then reused or redone as the settings say)."):
+        return _preprocess_locked(layout, tables, settings, num_workers, progress, splits)
+
+
+def _preprocess_locked(layout: DatasetLayout, tables: dict[str, pd.DataFrame], settings: PreprocessSettings,
+                       num_workers: int, progress: bool, splits: tuple[str, ...]) -> PreprocessSummary:
     _check_manifest_columns(layout, tables)
     previous = _read_manifest(layout)
     fixed = settings.manifest_values()

@@ -21,6 +21,7 @@ import pandas as pd
 
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import DataError, InputError
+from mmbehave.core.guards import resolved, same_file
 from mmbehave.data.group_split import (
     GroupCounts,
     Label,
@@ -71,10 +72,32 @@ def make_splits(cfg: Mapping[str, Any]) -> SplitResult:
 
 
 def _refuse_overwrite(options: SplitOptions) -> None:
-    there = [name for name in OUTPUT_NAMES if (options.out / name).exists()]
+    """out= must be a folder whose tables, if any, an earlier split wrote (``overwrite=true`` replaces only
+    those), and none of them the table being split."""
+    out = options.out
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out={out} is a file; give the folder to write train.csv, val.csv, test.csv and the "
+                         "split reports into.")
+    for name in OUTPUT_NAMES:
+        if resolved(out / name) == resolved(options.labels) or same_file(out / name, options.labels):
+            raise InputError(f"labels={options.labels} is the {name} this split writes into out={out}, so it would "
+                             "replace the table it reads. Choose another out= (or copy the table elsewhere first).")
+    there = [name for name in OUTPUT_NAMES if (out / name).exists()]
     if there and not options.overwrite:
-        raise InputError(f"out={options.out} already holds {', '.join(there)}; pass overwrite=true to replace "
+        raise InputError(f"out={out} already holds {', '.join(there)}; pass overwrite=true to replace "
                          "them, or choose another out=.")
+    if there and not is_own_output(out):
+        raise InputError(f"out={out} holds {', '.join(there)}, which an earlier split did not write (no {SPLITS_NAME} "
+                         "of its own); overwrite=true replaces only the split's own outputs. Choose another out=.")
+
+
+def is_own_output(out: Path) -> bool:
+    """Whether ``out`` holds an earlier split's outputs: its splits.csv (clip_id, group, split)."""
+    try:
+        header = pd.read_csv(out / SPLITS_NAME, nrows=0).columns
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return False
+    return list(header) == ["clip_id", "group", "split"]
 
 
 def read_label_table(options: SplitOptions) -> pd.DataFrame:

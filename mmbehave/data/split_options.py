@@ -3,6 +3,7 @@ value ends in one line that names the key and the fix, and nothing is written.""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -73,6 +74,8 @@ def parse_fractions(given: Any) -> dict[str, float]:
         shares = [float(value) for value in values]
     except (TypeError, ValueError):
         raise ConfigError(f"fractions={shown}: the shares must be numbers, e.g. {EXAMPLE_FRACTIONS}.") from None
+    if not all(math.isfinite(share) for share in shares):
+        raise ConfigError(f"fractions={shown}: every share must be a finite number, e.g. {EXAMPLE_FRACTIONS}.")
     if min(shares) < 0:
         raise ConfigError(f"fractions={shown}: a share cannot be negative.")
     if abs(sum(shares) - 1) > 1e-6:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,6 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from mmbehave.core.atomic import atomic_path, write_text_atomic
+from mmbehave.core.errors import InputError
+from mmbehave.core.guards import refuse_foreign_folder
 from mmbehave.core.locks import exclusive
 from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_io import write_clip
@@ -135,23 +138,72 @@ def generate_raw(root: Path, settings: dict, num_workers: int = 2, progress: boo
 
 
 def ensure_synthetic_dataset(data_cfg: DictConfig, num_workers: int = 2, progress: bool | None = None) -> Path:
-    """Generate the raw clips if missing or made with other settings, then preprocess (skips done clips)."""
+    """Generate the raw clips if missing or made with other settings, then preprocess (skips done clips).
+
+    A folder the generator did not make is never touched: one that holds anything without the generator's
+    settings file is refused (probably your own data: ``data=processed``). A new dataset is written beside the
+    folder and swapped in, so a crash leaves the old one (or none), never a half-emptied folder."""
     root = Path(data_cfg.root)
     settings = generator_settings(data_cfg)
     show = show_progress() if progress is None else progress
     with exclusive(root):  # one generator per dataset folder: parallel trials may all start on a fresh machine
-        marker = DatasetLayout(root).raw_dir / SETTINGS_FILE
-        current = json.loads(marker.read_text()) if marker.is_file() else None
+        current = generated_settings(root)
         if current != settings:
-            if root.exists():
-                log.info("Synthetic settings changed: regenerating %s", root)
-                shutil.rmtree(root)
+            refuse_foreign_folder(root, key="data.root", made_by_us=lambda folder: generated_settings(folder) is not None,
+                                  what="generate the synthetic benchmark",
+                                  hint=f"To train on your own clips there, add data=processed (python -m mmbehave.train "
+                                       f"data=processed data.root={root}); for the benchmark, choose a new or empty "
+                                       "data.root.")
+            if current is not None:
+                refuse_added_files(root)
+                log.info("Synthetic settings changed: generating anew beside %s, then swapping it in", root)
             log.info("Generating the synthetic benchmark in %s (seed %s)", root, settings["seed"])
-            generate_raw(root, settings, num_workers=num_workers, progress=show)
+            generate_and_swap_in(root, settings, num_workers=num_workers, progress=show)
         summary = preprocess_from_config(data_cfg, num_workers=num_workers, progress=show)  # as for real data
     if summary.failed:
         raise RuntimeError(f"preprocessing the synthetic clips in {root} failed:\n{summary.format()}")
     return root
+
+
+def generated_settings(root: Path) -> dict | None:
+    """The settings the generator recorded in ``root`` (its marker, written last), or None: not generated here."""
+    marker = DatasetLayout(root).raw_dir / SETTINGS_FILE
+    try:
+        return json.loads(marker.read_text()) if marker.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def refuse_added_files(root: Path) -> None:
+    """Files the generator and preprocessing never write (a user's notes) make a generated folder the user's too:
+    InputError naming them, rather than deleting them with the old clips."""
+    layout = DatasetLayout(root)
+    ours = [layout.raw_dir / SETTINGS_FILE, layout.metadata_dir, layout.raw_dir / "videos", layout.processed_dir]
+    added = [path for path in sorted(root.rglob("*")) if path.is_file() and not path.name.startswith(".")
+             and not any(path == mine or mine in path.parents for mine in ours)]
+    added += [path for path in sorted((layout.raw_dir / "videos").rglob("*")) if path.suffix != ".mp4"]
+    added += [path for path in sorted(layout.metadata_dir.glob("*")) if path.name not in {f"{s}.csv" for s in SPLITS}]
+    if added:
+        shown = ", ".join(str(path.relative_to(root)) for path in added[:4]) + (f" (+{len(added) - 4} more)"
+                                                                             if len(added) > 4 else "")
+        raise InputError(f"data.root={root} was generated with other settings, but also holds files the generator did "
+                         f"not write ({shown}); move them out first (nothing was changed), or choose another data.root.")
+
+
+def generate_and_swap_in(root: Path, settings: dict, num_workers: int, progress: bool) -> None:
+    """Generate into ``.<name>.generating`` beside ``root``, then rename it into place (the old folder, if any,
+    is renamed aside first and deleted last). Both names are the generator's own: leftovers of a killed run
+    are removed under the dataset lock."""
+    staging, retired = root.parent / f".{root.name}.generating", root.parent / f".{root.name}.replaced"
+    for leftover in (staging, retired):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    generate_raw(staging, settings, num_workers=num_workers, progress=progress)
+    if root.exists():
+        os.replace(root, retired)
+    os.replace(staging, root)
+    if retired.exists():
+        shutil.rmtree(retired)
 
 
 if __name__ == "__main__":  # the old command name, kept for one release: python -m mmbehave.synthetic

@@ -42,9 +42,12 @@ _TRUTHY = {"1", "true", "yes", "on"}
 Model = TypeVar("Model")
 
 
+OFFLINE_VARIABLES = ("MMBEHAVE_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
 def offline_mode() -> bool:
-    """True when the user has told Hugging Face libraries not to use the network."""
-    return any(os.environ.get(k, "").strip().lower() in _TRUTHY for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    """True when the user (or mmbehave, while it rebuilds a checkpoint's model) has said not to use the network."""
+    return any(os.environ.get(k, "").strip().lower() in _TRUTHY for k in OFFLINE_VARIABLES)
 
 
 def probe_host(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
@@ -184,7 +187,7 @@ def load_resnet18_imagenet_state_dict(weights_path: str | None = None) -> dict[s
     if cached.is_file():
         return _read_state_dict(cached)
     url = resnet18_imagenet_url()
-    failure = probe_host(url)
+    failure = "offline mode is on" if offline_mode() else probe_host(url)
     if failure is not None:
         raise PretrainedWeightsError(
             f"{cached.name} is not in the torch hub cache ({cached.parent}) and "

@@ -40,6 +40,7 @@ class EventGrouping:
     table: Path | None = None
     values: dict[str, str] = field(default_factory=dict)   # the table's key (path or clip_id) -> event value
     key: str = "path"                                      # which of KEY_COLUMNS the table names clips by
+    rows: dict[str, int] = field(default_factory=dict)     # the table's key -> its line in the file (header: 1)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ def _read_table(column: str, table: Path) -> EventGrouping:
     clashing = pairs[key][pairs[key].duplicated()].tolist()
     if clashing:
         raise ConfigError(f"event_table={table}: {key} {clashing[0]} has more than one {column}; give each clip one.")
-    return EventGrouping(column=column, table=table, values=dict(zip(pairs[key], pairs[column])), key=key)
+    rows = {value: index + 2 for index, value in frame[key].items()}
+    return EventGrouping(column=column, table=table, values=dict(zip(pairs[key], pairs[column])), key=key,
+                         rows=rows)
 
 
 def plan_events(clips: list[Path], grouping: EventGrouping, input_root: Path) -> EventPlan:
@@ -139,6 +142,13 @@ def _events_by_column(clips: list[Path], grouping: EventGrouping, input_root: Pa
             "event_table=%s has no %s for %d clip(s) (%s%s); each is an event of its own (event_id %s<path>).",
             grouping.table, grouping.column, len(unlisted), ", ".join(map(str, unlisted[:3])),
             ", ..." if len(unlisted) > 3 else "", UNLISTED)
+    matched = set(keys.values())
+    written = {(_resolve(key, input_root) if grouping.key == "path" else key): key for key in grouping.values}
+    unknown = [key for found, key in written.items() if found not in matched]
+    if unknown:  # a typo in the table, or clips not given to this run: the table does not say what it seems to
+        named = [f"row {grouping.rows.get(key, '?')}: {key}" for key in unknown[:3]]
+        log.warning("event_table=%s: %d row(s) name no clip of input= (%s%s); they are ignored. Check their %s.",
+                    grouping.table, len(unknown), "; ".join(named), "; ..." if len(unknown) > 3 else "", grouping.key)
     return event_of
 
 

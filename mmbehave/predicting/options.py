@@ -72,6 +72,13 @@ def read_answer_options(cfg: DictConfig, output_format: str) -> AnswerOptions:
     return options
 
 
+def positive_int(key: str, value: Any) -> int:
+    """``value`` as a whole number >= 1, else a ConfigError naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, Real) or value != int(value) or value < 1:
+        raise ConfigError(f"{key}={value}: a whole number of at least 1.")
+    return int(value)
+
+
 def _positive_seconds(key: str, value: Any) -> float | None:
     if value is None:
         return None

@@ -139,17 +139,40 @@ def make_loader(dataset, batch_size: int, *, num_workers: int = 0, pin_memory: b
                       pin_memory=pin_memory, persistent_workers=False, drop_last=False)
 
 
+def evaluation_data_config(trained, data_root: str | None = None) -> DictConfig:
+    """The ``data`` settings to read a trained model's test clips with, from the checkpoint's stored preprocessing
+    values and the command line only. A checkpoint's config is data: its ``data.prepare`` (or anything else
+    callable) is never built, so a file from elsewhere can neither generate nor delete a folder. The dataset
+    is ``data_root`` (the command line), else the root the model was trained on, read as it is."""
+    stored = trained.config.get("data") or {}
+    root = data_root or stored.get("root")
+    if not root:
+        raise ConfigError(f"{trained.path} does not say which dataset it was trained on; pass data_root=<dataset root, "
+                          "preprocessed alike>.")
+    group_column = stored.get("group_column")
+    if OmegaConf.is_config(group_column):
+        group_column = OmegaConf.to_container(group_column)
+    if not (group_column is None or isinstance(group_column, str)
+            or (isinstance(group_column, list) and all(isinstance(c, str) for c in group_column))):
+        group_column = None  # not a column name: check the usual group columns instead
+    settings = {key: getattr(trained.preprocess, key) for key in PREPROCESS_KEYS}
+    if settings["frame_window"] is not None:
+        settings["frame_window"] = list(settings["frame_window"])
+    return OmegaConf.create({"root": str(Path(str(root)).expanduser().resolve()), "prepare": None,
+                             "group_column": group_column, **settings})
+
+
 def split_dataset(trained, split: str, data_root: str | None = None) -> ClipDataset:
     """The ``split`` clips of the dataset a trained model (``TrainedModel``) was trained on, or of ``data_root``
-    preprocessed the same way, labelled with the model's classes and standardised with its mel statistics."""
+    preprocessed the same way, labelled with the model's classes and standardised with its mel statistics.
+    Labels are checked over every split, and only this split's files are read."""
     if split not in SPLITS:
         raise ConfigError(f"split={split} is not one of {', '.join(SPLITS)}.")
-    data_cfg = OmegaConf.create(OmegaConf.to_container(trained.config.data, resolve=True))
-    if data_root:  # an existing dataset, preprocessed alike: never (re)generated with the training's settings
-        data_cfg.root = str(Path(data_root).expanduser().resolve())
-        data_cfg.prepare = None
-    # The training path: the synthetic benchmark is regenerated if this machine lacks it, labels are checked
-    # over every split, and only this split's files are read.
+    data_cfg = evaluation_data_config(trained, data_root)
+    if not DatasetLayout(data_cfg.root).metadata_dir.is_dir():
+        raise DataError(f"{data_cfg.root}: no dataset here (no raw/metadata/). Pass data_root=<a dataset preprocessed "
+                        "as the model's was>; for the built-in benchmark, make it first with `python -m "
+                        "mmbehave.synthetic` and the training's data.* settings.")
     prepared = prepare_data(data_cfg, trained.modalities, splits=(split,),
                             mel_stats={"mel_mean": trained.mel_mean, "mel_std": trained.mel_std}, heads=trained.heads)
     table = prepared.tables[split]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mmbehave.core.errors import CheckpointError
+from mmbehave.core.redact import redact
 
 log = logging.getLogger(__name__)
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
@@ -89,7 +90,7 @@ def local_checkpoint(model_uri: str, tracking_uri: str, into: Path) -> Path:
     try:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(into)))
     except (MlflowException, OSError) as error:
-        raise CheckpointError(f"model={model_uri}: no such MLflow model in {tracking_uri} ({str(error).splitlines()[0]}); "
+        raise CheckpointError(f"model={model_uri}: no such MLflow model in {redact(tracking_uri)} ({str(error).splitlines()[0]}); "
                               "check the name and version in the MLflow UI, or set mlflow.tracking_uri.") from error
     found = sorted(folder.rglob("*.pth"))
     if not found:

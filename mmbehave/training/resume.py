@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.errors import ConfigError
 from mmbehave.training.data_setup import PreparedData
-from mmbehave.training.tracking import TrackedRun
+from mmbehave.training.tracking import TrackedRun, check_server_answers
 
 log = logging.getLogger(__name__)
 SHOWN_DIFFERENCES = 6
@@ -80,6 +80,7 @@ def logged_epochs(tracking_uri: str, run_id: str, metric: str) -> list[int]:
 def check_not_behind_mlflow(cfg: DictConfig, checkpoint: dict, tracking_uri: str) -> None:
     """Resuming from a checkpoint older than what MLflow already shows (say best.pth) would log those epochs
     twice: refuse, and point at latest.pth."""
+    check_server_answers(tracking_uri)
     epochs = logged_epochs(tracking_uri, checkpoint["mlflow_run_id"], "train/loss")
     if epochs and epochs[-1] > checkpoint["epoch"]:
         raise ConfigError(f"resume={cfg.resume} ends at epoch {checkpoint['epoch'] + 1}, but its MLflow run "

@@ -67,6 +67,7 @@ from mmbehave.training.sweep_job import SweepJob, current_sweep_job
 from mmbehave.training.tracking import (
     SilentRun,
     TrackedRun,
+    bound_http_requests,
     hydra_overrides,
     log_run_setup,
     resolve_tracking_uri,
@@ -86,6 +87,7 @@ def run_training(cfg: DictConfig) -> float | list[float]:
     # ---- settings: every check that needs neither data nor a model, before any work
     settings = check_config(cfg)
     check_metrics_are_recorded(cfg)
+    bound_http_requests(cfg.mlflow.get("http_retries"), cfg.mlflow.get("http_timeout_s"))
     hardware = settings.hardware
     group = start_process_group(hardware.distributed, hardware.backend, hardware.device)  # torchrun: rank, world
     try:

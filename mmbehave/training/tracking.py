@@ -6,18 +6,21 @@ working directory, and MLflow 3 refuses the old ./mlruns file store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import mlflow
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
+from mmbehave.core.errors import TrackingError
 from mmbehave.core.paths import project_root
 from mmbehave.core.redact import redact
 from mmbehave.core.signals import RunInterrupted, signals_held
@@ -47,6 +50,74 @@ def artifact_location(tracking_uri: str) -> str | None:
 
 
 _ready_stores: set[str] = set()
+HTTP_SCHEMES = ("http", "https")
+# MLflow retries an unreachable server 7 times with a growing backoff (minutes of apparent hang); a run that
+# cannot log should say so within about half a minute. MLflow's own variables, set by the user, win.
+HTTP_RETRIES, HTTP_TIMEOUT_S = 2, 10
+
+
+def bound_http_requests(retries: int | None = None, timeout_s: float | None = None) -> None:
+    """Bound MLflow's HTTP retries and timeout for this process: ``mlflow.http_retries`` /
+    ``mlflow.http_timeout_s`` where the config sets them, else $MLFLOW_HTTP_REQUEST_MAX_RETRIES /
+    $MLFLOW_HTTP_REQUEST_TIMEOUT where set, else mmbehave's defaults."""
+    for name, value, default in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", retries, HTTP_RETRIES),
+                                 ("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout_s, HTTP_TIMEOUT_S),
+                                 ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", None, 1)):
+        if value is not None:
+            os.environ[name] = str(int(value))
+        else:
+            os.environ.setdefault(name, str(default))
+
+
+def check_server_answers(tracking_uri: str) -> None:
+    """TrackingError (one line, no password) unless an MLflow server at an http(s) URI answers; other stores
+    (SQLite, a database URL) are opened directly."""
+    if tracking_uri.split("://", 1)[0].lower() not in HTTP_SCHEMES:
+        return
+    import requests
+
+    bound_http_requests()
+    attempts, timeout = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) + 1, float(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    started, reason = time.monotonic(), ""
+    for attempt in range(attempts):
+        try:
+            requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout)
+            return  # any HTTP answer (even 401 / 404) means a server is there; MLflow reports the rest
+        except requests.RequestException as error:
+            reason = _connection_reason(error)
+        if attempt + 1 < attempts:
+            time.sleep(1 + attempt)
+    raise TrackingError(f"mlflow.tracking_uri={redact(tracking_uri)}: no MLflow server answers ({reason}; {attempts} "
+                        f"tries in {time.monotonic() - started:.0f} s). Start it, correct the address "
+                        "(mlflow.tracking_uri or $MLFLOW_TRACKING_URI), or unset both for the local SQLite store.")
+
+
+@contextlib.contextmanager
+def store_errors_in_one_line(tracking_uri: str, doing: str) -> Iterator[None]:
+    """An MLflow store that answers but fails (a server going down, a proxy in the way, an auth wall) becomes
+    one TrackingError line with the password hidden, before any work has started."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        raise TrackingError(f"mlflow.tracking_uri={redact(tracking_uri)}: could not {doing} "
+                            f"({_connection_reason(error)}). Check that the address is an MLflow server (or unset "
+                            "mlflow.tracking_uri and $MLFLOW_TRACKING_URI for the local SQLite store).") from error
+
+
+def _connection_reason(error: Exception) -> str:
+    """The innermost cause of a failed request, in a few words (requests nests the socket error deep)."""
+    text = str(error)
+    for known in ("Connection refused", "Name or service not known", "timed out", "No route to host",
+                  "Temporary failure in name resolution", "Network is unreachable", "Connection reset",
+                  "Remote end closed connection without response", "certificate verify failed"):
+        if known.lower() in text.lower():
+            return known.lower()
+    status = re.search(r"error code (\d{3})", text)
+    if status:
+        return f"the server answered HTTP {status.group(1)}"
+    return redact(" ".join(text.split()))[:160]
 
 
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
@@ -59,6 +130,7 @@ def prepare_store(tracking_uri: str, attempts: int = 6) -> None:
     share no file system): whoever loses the race retries once the winner's migration is done."""
     if tracking_uri in _ready_stores:
         return
+    check_server_answers(tracking_uri)
     if tracking_uri.startswith("sqlite:///"):
         from mmbehave.core.locks import exclusive
 
@@ -143,7 +215,7 @@ class TrackedRun:
         mlflow.set_tracking_uri(self.tracking_uri)
         if mlflow.active_run() is not None:  # a previous job in this process left one open: close it
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        with signals_held():
+        with signals_held(), store_errors_in_one_line(self.tracking_uri, "open the run"):
             if self.resume_run_id:
                 run = mlflow.start_run(run_id=self.resume_run_id)
             else:
@@ -259,6 +331,11 @@ def log_to_finished_run(tracking_uri: str, run_id: str | None, metrics: dict[str
     from mlflow.entities import Metric
     from mlflow.exceptions import MlflowException
 
+    try:
+        check_server_answers(tracking_uri)
+    except TrackingError as error:  # the results are on disk already: say where, do not fail
+        log.warning("%s Results are in %s only.", error, artifacts if isinstance(artifacts, Path) else artifacts[0].parent)
+        return False
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     try:
         client.get_run(run_id)

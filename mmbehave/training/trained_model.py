@@ -17,26 +17,33 @@ never touches the network or a weights cache.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from mmbehave.core.errors import CheckpointError, ConfigError
+from mmbehave.core.errors import CheckpointError, ConfigError, UserError
 from mmbehave.core.heads import HeadSpec, heads_from_config
 from mmbehave.core.instantiate import build
+from mmbehave.core.redact import redact
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.preprocessing import PreprocessSettings
 from mmbehave.models.classifier import upgrade_state_dict
-from mmbehave.models.components import ENV_VAR, foreign_targets
+from mmbehave.models.components import ENV_VAR, foreign_targets, malformed_keys
+from mmbehave.models.pretrained import OFFLINE_VARIABLES
 from mmbehave.training.checkpoint import MODEL_KEYS, read_checkpoint
 
 VIDEOMAE_TARGET = "mmbehave.models.video_encoders.build_videomae_encoder"
 CNN3D_TARGET = "mmbehave.models.cnn3d.CNN3DEncoder"
+PRETRAINED_BUILDERS = (VIDEOMAE_TARGET, "mmbehave.models.audio_encoders.build_resnet18_audio_encoder")
 # What mmbehave.export quantises: the Linear layers (attention projections, MLPs, heads), weights to int8,
 # activations quantised on the fly per batch. Convolutions stay fp32 (dynamic quantisation has no conv kernel).
 DYNAMIC_INT8 = {"method": "dynamic", "dtype": "qint8", "modules": ["Linear"]}
@@ -106,10 +113,13 @@ def checkpoint_path(checkpoint: str | None, run_id: str | None, tracking_uri: st
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from mmbehave.training.tracking import check_server_answers
+
+    check_server_answers(tracking_uri)  # an unreachable server is not "no such run"
     try:
         run = MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
     except MlflowException as error:
-        raise CheckpointError(f"run_id={run_id}: no such MLflow run in {tracking_uri}. Check the id in the MLflow UI "
+        raise CheckpointError(f"run_id={run_id}: no such MLflow run in {redact(tracking_uri)}. Check the id in the MLflow UI "
                               "(or set mlflow.tracking_uri / $MLFLOW_TRACKING_URI to the store it was logged to).") from error
     run_dir = run.data.tags.get("run_dir")
     if not run_dir:
@@ -134,14 +144,13 @@ def checkpoint_path(checkpoint: str | None, run_id: str | None, tracking_uri: st
 def model_config_for_loading(config: DictConfig, state: dict) -> DictConfig:
     """The training run's ``model`` config, changed so that building it loads no pretrained weights.
 
-    A run whose VideoMAE weights were missing trained the cnn3d stand-in (``on_load_failure=fallback``): its
-    state dict has no VideoMAE keys, so that encoder is rebuilt as the cnn3d it really was.
+    Every node that could load weights (any ``pretrained`` key, and every builder that loads some, wherever
+    it sits in the tree) is switched off: the weights all come from the checkpoint. A run whose VideoMAE
+    weights were missing trained the cnn3d stand-in (``on_load_failure=fallback``): its state dict has no
+    VideoMAE keys, so that encoder is rebuilt as the cnn3d it really was.
     """
     model_cfg = OmegaConf.create(OmegaConf.to_container(config.model, resolve=True))
-    for group in ("video_encoder", "audio_encoder"):
-        encoder = model_cfg.get(group)
-        if encoder is not None and "pretrained" in encoder:
-            encoder.pretrained = False
+    switch_off_pretrained(model_cfg)
     video = model_cfg.get("video_encoder")
     if video is not None and video.get("_target_") == VIDEOMAE_TARGET and config.video_encoder.get("pretrained"):
         has_videomae = any(key.startswith("video_encoder.backbone.") for key in state)
@@ -149,6 +158,49 @@ def model_config_for_loading(config: DictConfig, state: dict) -> DictConfig:
             model_cfg.video_encoder = OmegaConf.create(
                 {"_target_": CNN3D_TARGET, "feature_dim": int(video.get("fallback_feature_dim", 768))})
     return model_cfg
+
+
+def switch_off_pretrained(node) -> None:
+    """``pretrained: false`` on every config node that has the key or targets a builder that loads weights."""
+    if isinstance(node, DictConfig):
+        if "pretrained" in node or node.get("_target_") in PRETRAINED_BUILDERS:
+            node.pretrained = False
+        for key in node:
+            switch_off_pretrained(node[key])
+    elif isinstance(node, ListConfig):
+        for item in node:
+            switch_off_pretrained(item)
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Hugging Face and torch hub loads fail at once inside the block (belt and braces: nothing built from a
+    checkpoint should try, see ``switch_off_pretrained``)."""
+    saved = {name: os.environ.get(name) for name in OFFLINE_VARIABLES}
+    os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def check_buildable(path: Path, model_cfg: DictConfig) -> None:
+    """CheckpointError (one line) unless every ``_target_`` is a model component and no special key is malformed:
+    a checkpoint is data, and its config may only rebuild model components, never another callable."""
+    problems = malformed_keys(model_cfg)
+    if problems:
+        raise CheckpointError(f"{path}: its model config is malformed ({problems[0]}); refusing to build anything "
+                              "from this file.")
+    foreign = foreign_targets(model_cfg)
+    if foreign:
+        key, target = foreign[0]
+        raise CheckpointError(f"{path}: {key}={target} is not a model component; refusing to build anything from "
+                              f"this file. Checkpoints rebuild only mmbehave's encoders, fusions and classifier, or "
+                              f"classes you list in ${ENV_VAR}.")
 
 
 def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
@@ -171,20 +223,19 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     except Exception as error:  # YAML that is not a mapping, or no model section
         raise CheckpointError(f"{path}: its config is not an mmbehave training config with a model section "
                               f"({type(error).__name__}).") from error
-    # A checkpoint is data: its config may only rebuild model components, never another callable.
-    foreign = foreign_targets(model_cfg)
-    if foreign:
-        key, target = foreign[0]
-        raise CheckpointError(f"{path}: {key}={target} is not a model component; refusing to build anything from "
-                              f"this file. Checkpoints rebuild only mmbehave's encoders, fusions and classifier, or "
-                              f"classes you list in ${ENV_VAR}.")
+    check_buildable(path, model_cfg)
     try:
         heads = heads_from_config(config)
         classes = ClassLists.from_checkpoint(checkpoint["classes"], heads)
     except (ConfigError, KeyError) as error:
         raise CheckpointError(f"{path}: its heads and class lists do not match ({error}).") from error
     state = upgrade_state_dict(checkpoint["model"])
-    model = build(model_cfg, num_classes=classes.sizes())
+    try:
+        with hub_offline():
+            model = build(model_cfg, num_classes=classes.sizes())
+    except (UserError, ImportError, TypeError, ValueError, AttributeError, InstantiationException) as error:
+        reason = " ".join(str(error).split())[:300]
+        raise CheckpointError(f"{path}: its model config cannot be built ({type(error).__name__}: {reason}).") from error
     quantization = checkpoint.get("quantization")
     if quantization is not None:
         if quantization != DYNAMIC_INT8:
