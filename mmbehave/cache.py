@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     from mmbehave.core.config_checks import check_config, configured_modalities
     from mmbehave.core.heads import heads_from_config
     from mmbehave.core.instantiate import build
-    from mmbehave.training.data_setup import prepare_data
+    from mmbehave.data.prepared import prepare_data
     from mmbehave.training.feature_cache import prepare_feature_caches
     from mmbehave.training.seeding import seed_everything
 

@@ -4,15 +4,15 @@
     python -m mmbehave.evaluate run_id=<MLflow run id>                 # that training run's best.pth
     python -m mmbehave.evaluate checkpoint=<path> split=val attention.num_clips=8
 
-    checkpoint ─► model (mmbehave.training.trained_model) ─► test clips (the dataset in its config, its mel statistics)
+    checkpoint ─► model (mmbehave.checkpoints.trained_model) ─► test clips (the dataset in its config, its mel statistics)
       ─► probabilities with all modalities and with each removed (mmbehave.analysis.predictions)
       ─► tables, confusion matrices, contributions, attention figures ─► files + the training's MLflow run
 
 Writes into output_dir (default: outputs/evaluate/<date>/<time>/):
     metrics.json                 everything below in one file
-    summary.csv, per_class.csv   per head: accuracy, macro-F1, top-k, macro P / R, micro-F1, macro AP, head / tail
+    summary.csv, per_class.csv   per head: accuracy, macro-F1, top-k, macro P / R, micro-F1, macro AP, frequent / rare
                                  macro-F1; per class: precision, recall, F1, support, average precision, training
-                                 clips and head or tail (metrics.json: also micro P / R, head / tail macro AP)
+                                 clips and frequent or rare (metrics.json: also micro P / R, frequent / rare macro AP)
     predictions.csv              per clip: true and predicted class and probability per head
     confusion_<head>.csv / .png  counts, rows true, columns predicted
     modality_contributions.csv / .png   score drop per head and class with each modality removed
@@ -23,108 +23,15 @@ the MLflow run that trained the model. Exit status 2 for a missing checkpoint, u
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 from omegaconf import DictConfig
 
 from mmbehave.core.cli import command
 
-log = logging.getLogger("mmbehave.evaluate")
-
-
-def run_evaluation(cfg: DictConfig) -> dict:
-    """Everything in the module docstring; returns the metrics.json contents."""
-    from mmbehave.analysis.attention_figure import attention_figures
-    from mmbehave.analysis.confusion import confusion_frame, plot_confusion
-    from mmbehave.analysis.metrics_tables import (
-        class_names,
-        format_report,
-        per_class_tables,
-        predictions_table,
-        subset_metrics,
-        summary_metrics,
-        summary_table,
-        write_csv,
-        write_json,
-    )
-    from mmbehave.analysis.modality_contributions import (
-        contribution_table,
-        flat_drops,
-        plot_contributions,
-    )
-    from mmbehave.analysis.predictions import predict_split
-    from mmbehave.core.progress import show_progress
-    from mmbehave.training.data_setup import make_loader, split_dataset
-    from mmbehave.training.tracking import log_to_finished_run, resolve_tracking_uri
-    from mmbehave.training.trained_model import checkpoint_path, load_trained_model
-
-    tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    path = checkpoint_path(cfg.checkpoint, cfg.run_id, tracking_uri, cfg.get("model_uri"), Path(cfg.output_dir) / "model")
-    trained = load_trained_model(path, cfg.device)
-    log.info("Evaluating %s (%s, %s) on the %s split", path, trained.modalities, "int8" if trained.quantization else "fp32", cfg.split)
-    dataset = split_dataset(trained, cfg.split, cfg.data_root)
-    predictions = predict_split(trained.model, make_loader(dataset, int(cfg.batch_size)), cfg.device,
-                                with_variants=bool(cfg.modality_contributions), progress=show_progress(),
-                                heads=trained.heads)
-    out_dir = Path(cfg.output_dir)
-    top_k, split = int(cfg.top_k), cfg.split
-
-    train_counts = trained.train_counts
-    if train_counts is None:
-        log.info("%s records no training class counts (trained before they were saved): no head/tail scores.", path)
-    thresholds = trained.thresholds  # the multi-label heads', chosen on the validation split
-    summary = summary_metrics(predictions, top_k, train_counts=train_counts, thresholds=thresholds)
-    per_class = per_class_tables(predictions, trained.classes, train_counts=train_counts, thresholds=thresholds)
-    summary_rows = summary_table(summary, len(predictions.clip_ids), top_k, [head.name for head in trained.heads])
-    write_csv(summary_rows, out_dir / "summary.csv")
-    write_csv(per_class, out_dir / "per_class.csv")
-    write_csv(predictions_table(predictions, trained.classes, thresholds), out_dir / "predictions.csv")
-    for head in trained.heads:
-        if head.multi:  # labels are not exclusive: per_class.csv has each one's precision, recall and AP
-            continue
-        frame = confusion_frame(predictions.targets[head.name], predictions.predicted(head.name),
-                                class_names(trained.classes, head.name))
-        write_csv(frame.reset_index(), out_dir / f"confusion_{head.name}.csv")
-        plot_confusion(frame, f"{head.name} confusion, {split} split ({len(predictions.clip_ids)} clips)",
-                       out_dir / f"confusion_{head.name}.png")
-    contributions = contribution_table(predictions, trained.classes, thresholds)
-    if not contributions.empty:
-        write_csv(contributions, out_dir / "modality_contributions.csv")
-        plot_contributions(contributions, f"Modality contributions, {split} split: score drop when a modality is removed",
-                           out_dir / "modality_contributions.png")
-    figures = attention_figures(trained, dataset, predictions, out_dir, int(cfg.attention.num_clips),
-                                int(cfg.attention.layer), cfg.device)
-
-    by_presence = subset_metrics(predictions, top_k, train_counts, thresholds)
-    metrics = {**summary, **by_presence, **flat_drops(contributions)}
-    report = {
-        "checkpoint": str(path), "split": split, "num_clips": len(predictions.clip_ids), "top_k": top_k,
-        "modalities": list(trained.modalities), "quantization": trained.quantization,
-        "mlflow_run_id": trained.mlflow_run_id, "metrics": metrics,
-        "per_class": per_class.to_dict(orient="records"),
-        "modality_contributions": contributions.to_dict(orient="records"),
-        "attention_figures": [str(p) for p in figures],
-    }
-    write_json(report, out_dir / "metrics.json")
-
-    print(format_report(summary_rows, per_class))
-    if not contributions.empty:
-        shown = contributions[contributions["metric"].isin(["accuracy", "macro-F1"])]
-        print("Modality contributions (drop = all - without):")
-        print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    for name in sorted({key.split("/")[0] for key in by_presence}):
-        print(f"{split}/{name}/macro_f1 = {by_presence[f'{name}/macro_f1']:.4f} "
-              f"({int(by_presence[f'{name}/num_clips'])} clips)")
-    print(f"\n{split}/macro_f1 = {summary['macro_f1']:.4f}   reports: {out_dir}")
-    if cfg.mlflow.log and trained.mlflow_run_id:
-        log_to_finished_run(tracking_uri, trained.mlflow_run_id, {f"{split}/{k}": v for k, v in metrics.items()},
-                            int(trained.checkpoint.get("epoch", 0)), out_dir, f"evaluation/{split}")
-    return report
-
 
 @command("evaluate")
 def main(cfg: DictConfig) -> None:
+    from mmbehave.analysis.evaluation import run_evaluation
+
     run_evaluation(cfg)
 
 

@@ -13,7 +13,7 @@
 Both files are plain dicts of tensors and strings, like a training checkpoint, so ``torch.load(path,
 weights_only=True)`` reads them and no code runs on load. A quantised module cannot be rebuilt from its state
 dict alone, so loading rebuilds the fp32 model from the stored config, quantises it the same way and then loads
-the int8 state: ``mmbehave.training.trained_model.load_trained_model(path)``, which is what evaluate and predict use:
+the int8 state: ``mmbehave.checkpoints.trained_model.load_trained_model(path)``, which is what evaluate and predict use:
 
     python -m mmbehave.predict checkpoint=<export dir>/model_int8.pth input=clips/ output=predictions.csv
 
@@ -23,133 +23,15 @@ VideoMAE's patch embedding, and nn.MultiheadAttention's fused input projection, 
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
-
 from omegaconf import DictConfig
 
 from mmbehave.core.cli import command
 
-log = logging.getLogger("mmbehave.export")
-
-# Keys of a training checkpoint that inference needs; optimizer, scheduler and RNG states are left behind.
-EXPORTED_KEYS = ("classes", "data_stats", "preprocess", "modalities", "config", "mlflow_run_id", "epoch",
-                 "train_class_counts", "thresholds")
-
-
-def export_state(trained, model) -> dict:
-    from mmbehave.training.trained_model import DYNAMIC_INT8
-
-    quantized = any("_packed_params" in key for key in model.state_dict())
-    return {
-        "model": model.state_dict(),
-        **{key: trained.checkpoint[key] for key in EXPORTED_KEYS if key in trained.checkpoint},
-        "quantization": dict(DYNAMIC_INT8) if quantized else None,
-        "source_checkpoint": str(trained.path),
-    }
-
-
-def latency_ms(model, clips: list[dict], warmup: int) -> dict[str, float]:
-    """Median and mean milliseconds per clip for ``model`` on single clips (batch 1), after ``warmup`` runs."""
-    import numpy as np
-    import torch
-
-    from mmbehave.analysis.predictions import model_inputs
-    from mmbehave.data.dataset import collate
-
-    batches = [model_inputs(collate([clip]), torch.device("cpu")) for clip in clips]
-    timings = []
-    with torch.no_grad():
-        for index in range(warmup + len(batches)):
-            inputs, present = batches[index % len(batches)]
-            started = time.perf_counter()
-            model(**inputs, **{f"{m}_present": flags for m, flags in present.items()})
-            if index >= warmup:
-                timings.append((time.perf_counter() - started) * 1000)
-    return {"latency_ms": float(np.median(timings)), "latency_ms_mean": float(np.mean(timings))}
-
-
-def run_export(cfg: DictConfig) -> dict:
-    import numpy as np
-    import pandas as pd
-    import torch
-
-    from mmbehave.analysis.metrics_tables import summary_metrics, write_csv, write_json
-    from mmbehave.analysis.predictions import predict_split
-    from mmbehave.core.errors import InputError
-    from mmbehave.core.guards import resolved, same_file
-    from mmbehave.training.checkpoint import save_checkpoint
-    from mmbehave.training.data_setup import make_loader, split_dataset
-    from mmbehave.training.tracking import log_to_finished_run, resolve_tracking_uri
-    from mmbehave.training.trained_model import (
-        CheckpointError,
-        checkpoint_path,
-        load_trained_model,
-        quantize_dynamic_int8,
-    )
-
-    if int(cfg.latency.clips) < 1:
-        from mmbehave.core.errors import ConfigError
-
-        raise ConfigError(f"latency.clips={cfg.latency.clips} must be at least 1.")
-    tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    source = checkpoint_path(cfg.checkpoint, cfg.run_id, tracking_uri, cfg.get("model_uri"), Path(cfg.output_dir) / "model")
-    trained = load_trained_model(source, "cpu")
-    if trained.quantization:
-        raise CheckpointError(f"{source} is already an int8 export; pass the training checkpoint it came from.")
-    out_dir = Path(cfg.output_dir)
-    paths = {"fp32": out_dir / "model_fp32.pth", "int8": out_dir / "model_int8.pth"}
-    for path in paths.values():  # exporting an export into its own folder would write over the file being read
-        if resolved(path) == resolved(source) or same_file(path, source):
-            raise InputError(f"output_dir={out_dir} would replace the checkpoint being exported ({source}); choose "
-                             "another output_dir=.")
-    save_checkpoint(export_state(trained, trained.model), paths["fp32"])
-    save_checkpoint(export_state(trained, quantize_dynamic_int8(trained.model)), paths["int8"])
-    log.info("Wrote %s and %s", paths["fp32"], paths["int8"])
-
-    dataset = split_dataset(trained, cfg.split, cfg.data_root)
-    timed = [dataset[i % len(dataset)] for i in range(int(cfg.latency.clips))]
-    threads = torch.get_num_threads()
-    if cfg.latency.threads:
-        torch.set_num_threads(int(cfg.latency.threads))
-    rows, predicted = [], {}
-    for precision, path in paths.items():
-        model = load_trained_model(path, "cpu").model  # what a user of the file gets, not the in-memory copy
-        predictions = predict_split(model, make_loader(dataset, int(cfg.batch_size)), "cpu", with_variants=False,
-                                    heads=trained.heads)
-        predicted[precision] = predictions
-        scores = summary_metrics(predictions, top_k=1, thresholds=trained.thresholds)
-        rows.append({"model": precision, "file": str(path), "size_mb": path.stat().st_size / 2**20,
-                     **latency_ms(model, timed, int(cfg.latency.warmup)),
-                     **{f"{head.name}_macro_f1": scores[f"{head.name}_macro_f1"] for head in trained.heads},
-                     f"{cfg.split}_macro_f1": scores["macro_f1"]})
-    torch.set_num_threads(threads)
-    names = [head.name for head in trained.heads]
-    for row in rows:  # how often int8 gives the same answer as fp32 (a multi head: per label)
-        row["agreement_with_fp32"] = float(np.mean([
-            (predicted[row["model"]].predicted(head) == predicted["fp32"].predicted(head)).mean() for head in names]))
-
-    table = pd.DataFrame(rows)
-    report = {"source_checkpoint": str(source), "source_size_mb": source.stat().st_size / 2**20, "split": cfg.split,
-              "num_clips": len(dataset), "latency_clips": len(timed), "latency_threads": int(cfg.latency.threads or threads),
-              "models": rows}
-    write_json(report, out_dir / "export_report.json")
-    write_csv(table, out_dir / "export_report.csv")
-    print(table.drop(columns=["file", "latency_ms_mean"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"\nsize: int8 is {rows[1]['size_mb'] / rows[0]['size_mb']:.0%} of fp32; latency (batch 1, "
-          f"{report['latency_threads']} thread(s), median of {len(timed)}): int8 {rows[1]['latency_ms']:.1f} ms vs "
-          f"fp32 {rows[0]['latency_ms']:.1f} ms.  Files: {out_dir}")
-    if cfg.mlflow.log and trained.mlflow_run_id:
-        metrics = {f"export/{row['model']}_{key}": row[key] for row in rows
-                   for key in ("size_mb", "latency_ms", f"{cfg.split}_macro_f1")}
-        log_to_finished_run(tracking_uri, trained.mlflow_run_id, metrics, int(trained.checkpoint.get("epoch", 0)),
-                            [out_dir / "export_report.json", out_dir / "export_report.csv"], "export")
-    return report
-
 
 @command("export")
 def main(cfg: DictConfig) -> None:
+    from mmbehave.analysis.export_comparison import run_export
+
     run_export(cfg)
 
 

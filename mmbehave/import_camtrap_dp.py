@@ -18,7 +18,7 @@ from mmbehave.core.cli import command
 
 @command("import_camtrap_dp")
 def main(cfg: DictConfig) -> None:
-    from mmbehave.data.camtrap_dp_import import (
+    from mmbehave.data.camtrap_dp.importer import (
         check_not_empty,
         import_package,
         summary_lines,

@@ -19,7 +19,7 @@ from mmbehave.core.cli import command
 
 @command("split")
 def main(cfg: DictConfig) -> None:
-    from mmbehave.data.split_maker import make_splits, summary_lines, write_outputs
+    from mmbehave.data.splits.maker import make_splits, summary_lines, write_outputs
 
     result = make_splits(cfg)
     written = write_outputs(result)

@@ -3,7 +3,7 @@
     python -m mmbehave.synthetic                           # data/synthetic/seed_0 (the default data.root)
     python -m mmbehave.synthetic data.seed=1 data.root=/tmp/synth1
 
-Takes the same ``data.*`` keys as training. What the clips contain: ``mmbehave/data/synthetic_scenes.py``.
+Takes the same ``data.*`` keys as training. What the clips contain: ``mmbehave/data/synthetic/scenes.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from mmbehave.core.cli import command
 
 @command("synthetic")
 def main(cfg: DictConfig) -> None:
-    from mmbehave.data.synthetic import (
+    from mmbehave.data.synthetic.generator import (
         clip_plan,
         ensure_synthetic_dataset,
         generator_settings,

@@ -20,7 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A tiny synthetic dataset (raw clips, metadata and processed tensors), generated once per session."""
-    from mmbehave.data.synthetic import ensure_synthetic_dataset
+    from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     cfg = compose_config([f"data.root={root}", *TINY_SPLITS.split()])
@@ -53,19 +53,19 @@ def trained_run(synthetic_root, tmp_path_factory) -> TrainedRun:
     evaluate / predict / export tests."""
     from helpers import run_module
 
-    from mmbehave.training.checkpoint import load_checkpoint
+    from mmbehave.checkpoints.files import read_checkpoint
 
     workdir = tmp_path_factory.mktemp("trained")
     run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
                f"hydra.run.dir={workdir / 'run'}", tmp_path=workdir)
     checkpoint = workdir / "run" / "checkpoints" / "best.pth"
-    return TrainedRun(checkpoint, f"sqlite:///{workdir / 'mlflow.db'}", load_checkpoint(checkpoint)["mlflow_run_id"])
+    return TrainedRun(checkpoint, f"sqlite:///{workdir / 'mlflow.db'}", read_checkpoint(checkpoint)["mlflow_run_id"])
 
 
 @pytest.fixture(scope="session")
 def synthetic_missing_audio_root(synthetic_root, tmp_path_factory) -> Path:
     """The session's tiny dataset with a quarter of its clips written without audio (the same videos)."""
-    from mmbehave.data.synthetic import ensure_synthetic_dataset
+    from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
 
     root = tmp_path_factory.mktemp("synthetic_missing_audio")
     cfg = compose_config([f"data.root={root}", "data.missing_audio=0.25", *TINY_SPLITS.split()])

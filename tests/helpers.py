@@ -52,3 +52,10 @@ def run_module(module: str, *overrides: str, tmp_path: Path, env: dict | None = 
 def hydra_dir_override(tmp_path: Path) -> list[str]:
     """Keep the test's Hydra run folders in its temp dir, not the repo's outputs/."""
     return [f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+
+
+def default_heads():
+    """The heads of the default config (model/heads=guide: species and behavior), as the run reads them."""
+    from mmbehave.core.heads import heads_from_config
+
+    return heads_from_config(compose_config())

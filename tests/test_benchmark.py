@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpers import compose_config
 
-from mmbehave.benchmark import run_benchmark
+from mmbehave.perf.benchmark import run_benchmark
 
 
 def test_benchmark_reports_speed_memory_and_sizes_for_the_configured_model():

@@ -17,16 +17,16 @@ from media import MediaFormat, write_media
 from PIL import Image
 
 from mmbehave.core.errors import DataError, InputError
-from mmbehave.data.camtrap_dp import (
+from mmbehave.data.camtrap_dp.exporter import CamtrapExport
+from mmbehave.data.camtrap_dp.importer import import_package
+from mmbehave.data.camtrap_dp.package import (
     DEPLOYMENT_FIELDS,
     MEDIA_FIELDS,
     OBSERVATION_FIELDS,
     PROFILE_URL,
 )
-from mmbehave.data.camtrap_dp_export import CamtrapExport
-from mmbehave.data.camtrap_dp_import import import_package
 from mmbehave.data.layout import SPLITS, DatasetLayout
-from mmbehave.data.site_splits import SplitRule, assign_groups
+from mmbehave.data.splits.group_split import GroupCounts, assign_covering
 
 ROE, BOAR = "Capreolus capreolus", "Sus scrofa"
 VIDEO = MediaFormat("clip", ".mp4", width=48, height=32, fps=8, seconds=0.5)
@@ -231,8 +231,14 @@ def test_splits_keep_whole_sites_and_follow_the_seed(tmp_path, package):
     assert metadata(tmp_path / "c").loc["cam-D/D-v1", "locationID"] == "loc-1"
 
     # The deal: whole groups, the big one to train, every split a group, and the seed picks among equals.
-    assert assign_groups({"big": 10, "b": 1, "c": 1}, SplitRule())["big"] == "train"
-    deals = {tuple(sorted(assign_groups({f"g{i}": 3 for i in range(10)}, SplitRule(seed=s)).items())) for s in range(5)}
+    def groups_of(sizes: dict[str, int]) -> GroupCounts:
+        rows = [group for group, n in sizes.items() for _ in range(n)]
+        return GroupCounts.build(rows, [[("species", "roe")]] * len(rows), ("species",))
+
+    fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
+    assert assign_covering(groups_of({"big": 10, "b": 1, "c": 1}), fractions, 0)["big"] == "train"
+    deals = {tuple(sorted(assign_covering(groups_of({f"g{i}": 3 for i in range(10)}), fractions, s).items()))
+             for s in range(5)}
     assert len(deals) > 1
     for deal in deals:
         assert [split for _, split in deal].count("train") == 7
@@ -317,7 +323,7 @@ SETTINGS = ["data.num_frames=4", "data.image_size=32", "data.n_mels=32", "data.n
 @pytest.mark.slow
 def test_import_preprocess_train_predict_export_and_import_again(tmp_path, package):
     from mmbehave import __version__
-    from mmbehave.training.checkpoint import load_checkpoint
+    from mmbehave.checkpoints.files import read_checkpoint
 
     out, predicted = tmp_path / "dataset", tmp_path / "predicted"
     run_module("mmbehave.import_camtrap_dp", f"package={package.package_dir}", f"media_dir={package.media_dir}",
@@ -333,7 +339,7 @@ def test_import_preprocess_train_predict_export_and_import_again(tmp_path, packa
     run_module("mmbehave.train", "debug=fast", "data=processed", f"data.root={out}", *SETTINGS,
                f"hydra.run.dir={tmp_path / 'train'}", tmp_path=tmp_path)
     checkpoint = tmp_path / "train" / "checkpoints" / "best.pth"
-    run_id = load_checkpoint(checkpoint)["mlflow_run_id"]
+    run_id = read_checkpoint(checkpoint)["mlflow_run_id"]
 
     wrong = run_module("mmbehave.predict", f"checkpoint={checkpoint}", f"input={out / 'raw' / 'videos'}", "format=xml",
                        f"hydra.run.dir={tmp_path / 'wrong'}", tmp_path=tmp_path, check=False)

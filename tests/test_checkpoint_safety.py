@@ -12,10 +12,10 @@ import torch
 from helpers import run_module
 from omegaconf import OmegaConf
 
+from mmbehave.checkpoints.files import RESUME_KEYS, read_checkpoint
+from mmbehave.checkpoints.trained_model import load_trained_model
 from mmbehave.core.errors import CheckpointError
 from mmbehave.models.components import foreign_targets, register_model_component
-from mmbehave.training.checkpoint import RESUME_KEYS, read_checkpoint
-from mmbehave.training.trained_model import load_trained_model
 
 
 class Payload:

@@ -1,4 +1,4 @@
-"""The long-tail scores (mmbehave.training.class_metrics) equal scikit-learn's on the same arrays, including a
+"""The long-tail scores (mmbehave.metrics.class_scores) equal scikit-learn's on the same arrays, including a
 class the targets never hold and a class the model never predicts, for single-label and multi-label heads."""
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from mmbehave.training.average_precision import binary_average_precision
-from mmbehave.training.class_metrics import (
-    head_classes,
+from mmbehave.metrics.average_precision import binary_average_precision
+from mmbehave.metrics.class_scores import (
+    frequent_classes,
     multi_label_scores,
     single_label_scores,
 )
-from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
+from mmbehave.metrics.confusion import accuracy_and_macro_f1, confusion_matrix
 
 NUM_CLASSES = 7
 NEVER_PREDICTED = 0   # in the targets, never the most probable
@@ -100,23 +100,23 @@ def test_single_label_averages_match_scikit_learn_and_the_training_macro_f1():
                                                          zero_division=0))
 
 
-def test_head_and_tail_are_the_classes_above_and_up_to_the_median_training_count():
-    assert head_classes(np.array([10, 5, 5, 1])).tolist() == [True, False, False, False]
-    assert not head_classes(np.array([8, 8, 8])).any()  # equally frequent: all tail
+def test_frequent_and_rare_are_the_classes_above_and_up_to_the_median_training_count():
+    assert frequent_classes(np.array([10, 5, 5, 1])).tolist() == [True, False, False, False]
+    assert not frequent_classes(np.array([8, 8, 8])).any()  # equally frequent: all rare
     targets, probs = single_label_arrays()
     predicted = probs.argmax(axis=1)
     scores = single_label_scores(targets, probs, TRAIN_COUNTS)
-    is_head = scores.per_class["is_head"]
-    assert np.flatnonzero(is_head).tolist() == [0, 2, 6]  # 50, 20, 40 > median 8
+    is_frequent = scores.per_class["is_frequent"]
+    assert np.flatnonzero(is_frequent).tolist() == [0, 2, 6]  # 50, 20, 40 > median 8
     one_hot = np.eye(NUM_CLASSES)[targets]
-    for group, members in (("head", is_head), ("tail", ~is_head)):
+    for group, members in (("frequent", is_frequent), ("rare", ~is_frequent)):
         occurring = [c for c in np.flatnonzero(members) if c in targets or c in predicted]
         assert scores.summary[f"{group}_macro_f1"] == pytest.approx(
             f1_score(targets, predicted, labels=occurring, average="macro", zero_division=0))
         with_positives = [c for c in np.flatnonzero(members) if c in targets]
         assert scores.summary[f"{group}_macro_ap"] == pytest.approx(
             sklearn_ap(one_hot[:, with_positives], probs[:, with_positives], average="macro"))
-    assert np.isnan(single_label_scores(targets, probs, np.full(NUM_CLASSES, 4)).summary["head_macro_f1"])
+    assert np.isnan(single_label_scores(targets, probs, np.full(NUM_CLASSES, 4)).summary["frequent_macro_f1"])
 
 
 def multi_label_arrays(seed: int = 1, size: int = 200, num_classes: int = 6):

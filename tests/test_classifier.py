@@ -133,7 +133,7 @@ def test_model_config_instantiates_and_trains(options, modalities):
     cfg = compose(*options)
     torch.manual_seed(0)
     model = instantiate(
-        cfg.model, num_species=SPECIES, num_behaviors=BEHAVIORS, _execution_whitelist_=["mmbehave.models.*"]
+        cfg.model, num_classes={"species": SPECIES, "behavior": BEHAVIORS}, _execution_whitelist_=["mmbehave.models.*"]
     )
     assert isinstance(model, MultiModalClassifier) and model.modalities == modalities and model.fallbacks == {}
     out = model(video(), audio())

@@ -21,7 +21,7 @@ def group_options(group: str) -> list[str]:
 
 
 def build_model(cfg, num_species=3, num_behaviors=4):
-    return build(cfg.model, num_species=num_species, num_behaviors=num_behaviors)
+    return build(cfg.model, num_classes={"species": num_species, "behavior": num_behaviors})
 
 
 @pytest.mark.parametrize("option", group_options("video_encoder"))
@@ -97,10 +97,6 @@ def test_guide_preset_is_the_original_guides_config():
     assert (cfg.optimizer.lr, cfg.optimizer.weight_decay) == (1e-4, 1e-5)
     assert (cfg.data.num_frames, cfg.data.image_size) == (16, 224)
     assert cfg.hardware.device == "cuda"
-
-
-def test_the_old_seed_scale_name_is_the_same_preset():
-    assert compose_config(["experiment=seed_scale"]) == compose_config(["experiment=guide"])
 
 
 def test_guide_preset_instantiates_without_downloads():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import TINY_SPLITS, run_module
 
-from mmbehave.training.checkpoint import load_checkpoint
+from mmbehave.checkpoints.files import read_checkpoint
 
 pytestmark = [pytest.mark.cuda, pytest.mark.slow,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")]
@@ -20,6 +20,6 @@ def test_a_few_cuda_steps_train_and_checkpoint(tmp_path, synthetic_root, precisi
     run_module("mmbehave.train", "debug=fast", "hardware=cuda", f"hardware.precision={precision}",
                "hardware.num_workers=0", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
                f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path)
-    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
     assert torch.isfinite(torch.tensor(checkpoint["history"][-1]["train/loss"]))
     assert (checkpoint["scaler"] is not None) == (precision == "fp16")  # the GradScaler ran and was saved

@@ -10,7 +10,7 @@ import pytest
 from helpers import TINY_SPLITS, run_module
 from mlflow.tracking import MlflowClient
 
-from mmbehave.training.checkpoint import load_checkpoint
+from mmbehave.checkpoints.files import read_checkpoint
 from mmbehave.training.monitor import Monitor
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def debug_runs(tmp_path):
 
 def test_overfit_memorises_two_batches_and_logs_to_the_debug_experiment(tmp_path, synthetic_root):
     train(tmp_path, synthetic_root, "debug=overfit", "training.batch_size=4")  # 2 batches of 4: half the time
-    history = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")["history"]
+    history = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")["history"]
     assert len(history) == 30
     assert history[-1]["train/loss"] < 0.1, [round(row["train/loss"], 3) for row in history]
     assert history[-1]["val/macro_f1"] == pytest.approx(1.0)  # validated on the same clips
@@ -53,7 +53,7 @@ def test_early_stopping_ends_the_run_when_the_monitor_stalls(tmp_path, synthetic
     train(tmp_path, synthetic_root, "debug=fast", "training.num_epochs=6", "training.monitor=train/lr",
           "training.monitor_mode=max", "training.early_stopping_patience=2", "training.limit_train_batches=1",
           "training.limit_val_batches=1")
-    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
     assert checkpoint["epoch"] == 2 and checkpoint["monitor"] == {"metric": "train/lr", "mode": "max"}
     _, runs = debug_runs(tmp_path)
     assert runs[0].data.tags["early_stopped_at_epoch"] == "3"
@@ -66,14 +66,6 @@ def test_a_sweep_preset_starts_a_sweep_without_multirun(tmp_path, synthetic_root
     assert (tmp_path / "multirun" / "optimization_results.yaml").is_file()
     _, runs = debug_runs(tmp_path)
     assert len(runs) == 2  # the sweep's parent run and its one trial
-
-
-def test_the_deprecated_preset_name_warns_and_still_works(tmp_path):
-    # Fails later on purpose (no dataset there), after the warning: the warning comes before any work.
-    result = run_module("mmbehave.train", "experiment=seed_scale", "hardware=cpu", f"data.root={tmp_path / 'none'}",
-                        f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path, check=False)
-    assert "experiment=seed_scale is deprecated" in result.stderr and "use experiment=guide" in result.stderr
-    assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
 def test_the_monitor_counts_epochs_without_improvement():

@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import run_module
+from helpers import default_heads, run_module
 from mlflow.tracking import MlflowClient
 
 from mmbehave.analysis.attention_maps import pick_clips, query_attention
 from mmbehave.analysis.metrics_tables import top_k_accuracy
 from mmbehave.analysis.modality_contributions import contribution_table
 from mmbehave.analysis.predictions import SplitPredictions
+from mmbehave.checkpoints.sources import checkpoint_path
 from mmbehave.core.errors import CheckpointError
 from mmbehave.data.metadata import ClassLists
-from mmbehave.training.trained_model import checkpoint_path
 
 SPECIES = ["badger", "red_deer", "red_fox", "wild_boar"]
 BEHAVIORS = ["alarm", "calling", "resting", "running", "walking"]
@@ -37,7 +37,7 @@ def test_evaluate_by_run_id_writes_reports_and_logs_them_to_the_training_run(tmp
                         f"hydra.run.dir={tmp_path / 'run'}", "attention.num_clips=2", tmp_path=tmp_path,
                         env=trained_run.env)
     assert "test/macro_f1 = " in result.stdout and "red_deer" in result.stdout  # the printed tables
-    assert "average_precision" in result.stdout and "tail_macro_f1" in result.stdout
+    assert "average_precision" in result.stdout and "rare_macro_f1" in result.stdout
 
     report = json.loads((out / "metrics.json").read_text())
     assert report["checkpoint"] == str(trained_run.checkpoint)  # the run's best.pth
@@ -50,18 +50,18 @@ def test_evaluate_by_run_id_writes_reports_and_logs_them_to_the_training_run(tmp
     assert per_class[per_class["head"] == "species"]["class"].tolist() == SPECIES
     assert per_class.groupby("head")["support"].sum().to_dict() == {"behavior": 20, "species": 20}
     assert list(per_class.columns) == ["head", "class", "precision", "recall", "f1", "support", "average_precision",
-                                       "train_count", "head_or_tail"]
+                                       "train_count", "frequent_or_rare"]
     # The long tail: the checkpoint's training counts (40 clips, every class as frequent: all tail), macro AP
     # over the per-class APs, micro-F1 = accuracy for one label per clip; an undefined score is null, not NaN.
     assert per_class.groupby("head")["train_count"].sum().to_dict() == {"behavior": 40, "species": 40}
-    assert set(per_class["head_or_tail"]) == {"tail"}
+    assert set(per_class["frequent_or_rare"]) == {"rare"}
     for head in ("species", "behavior"):
         rows = per_class[per_class["head"] == head]
         assert metrics[f"{head}_macro_ap"] == pytest.approx(rows["average_precision"].mean(), abs=1e-5)
         assert metrics[f"{head}_micro_f1"] == pytest.approx(metrics[f"{head}_acc"])
-        assert metrics[f"{head}_tail_macro_f1"] == pytest.approx(metrics[f"{head}_macro_f1"])
-        assert metrics[f"{head}_head_macro_f1"] is None
-    assert {"macro_precision", "macro_recall", "micro_f1", "macro_ap", "head_macro_f1", "tail_macro_f1"} <= set(
+        assert metrics[f"{head}_rare_macro_f1"] == pytest.approx(metrics[f"{head}_macro_f1"])
+        assert metrics[f"{head}_frequent_macro_f1"] is None
+    assert {"macro_precision", "macro_recall", "micro_f1", "macro_ap", "frequent_macro_f1", "rare_macro_f1"} <= set(
         pd.read_csv(out / "summary.csv").columns)
     confusion = pd.read_csv(out / "confusion_behavior.csv", index_col=0)
     assert confusion.index.tolist() == confusion.columns.tolist() == BEHAVIORS
@@ -83,7 +83,7 @@ def test_evaluate_by_run_id_writes_reports_and_logs_them_to_the_training_run(tmp
     run = client.get_run(trained_run.run_id)
     assert run.data.metrics["test/macro_f1"] == pytest.approx(metrics["macro_f1"])
     assert run.data.metrics["test/behavior_macro_ap"] == pytest.approx(metrics["behavior_macro_ap"])
-    assert run.data.metrics["test/species_tail_macro_f1"] == pytest.approx(metrics["species_tail_macro_f1"])
+    assert run.data.metrics["test/species_rare_macro_f1"] == pytest.approx(metrics["species_rare_macro_f1"])
     assert "test/without_audio/behavior_macro_f1" in run.data.metrics
     assert run.info.status == "FINISHED"  # logging results does not re-open the run
     logged = {a.path for a in client.list_artifacts(trained_run.run_id, "evaluation/test")}
@@ -120,7 +120,7 @@ def test_contribution_table_reports_the_drop_per_head_and_class():
     truth = np.array([0, 1, 0, 1])
     right, wrong = one_hot[truth], one_hot[1 - truth]
     predictions = SplitPredictions(
-        clip_ids=list("abcd"), targets={"species": truth, "behavior": truth},
+        heads=default_heads(), clip_ids=list("abcd"), targets={"species": truth, "behavior": truth},
         probs={"all": {"species": right, "behavior": right},
                "without_video": {"species": wrong, "behavior": right},   # species needs the video
                "without_audio": {"species": right, "behavior": right}},  # nothing needs the audio

@@ -9,9 +9,10 @@ import torch
 from helpers import compose_config, run_module
 from mlflow.tracking import MlflowClient
 
-from mmbehave.export import export_state, run_export
-from mmbehave.training.checkpoint import save_checkpoint
-from mmbehave.training.trained_model import (
+from mmbehave.analysis.export_comparison import run_export
+from mmbehave.checkpoints.export import export_state
+from mmbehave.checkpoints.files import save_checkpoint
+from mmbehave.checkpoints.trained_model import (
     DYNAMIC_INT8,
     CheckpointError,
     load_trained_model,

@@ -14,7 +14,7 @@ import torch
 from helpers import TINY_SPLITS, run_module
 from mlflow.tracking import MlflowClient
 
-from mmbehave.training.checkpoint import load_checkpoint
+from mmbehave.checkpoints.files import read_checkpoint
 from mmbehave.training.feature_cache import cached_split
 
 
@@ -52,8 +52,8 @@ def test_training_from_the_cache_gives_the_same_metrics_and_reuses_it(tmp_path, 
     assert {p.name for p in caches} == {"train.npy", "val.npy"} and np.load(caches[0]).dtype == np.float16
     assert "Cached video features of 40 train clips" in first.stdout + first.stderr
 
-    plain = load_checkpoint(tmp_path / "plain" / "checkpoints" / "latest.pth")["history"]
-    cached = load_checkpoint(tmp_path / "cached" / "checkpoints" / "latest.pth")["history"]
+    plain = read_checkpoint(tmp_path / "plain" / "checkpoints" / "latest.pth")["history"]
+    cached = read_checkpoint(tmp_path / "cached" / "checkpoints" / "latest.pth")["history"]
     for row_plain, row_cached in zip(plain, cached):
         for key in ("train/loss", "val/loss"):
             assert row_cached[key] == pytest.approx(row_plain[key], abs=2e-3), key  # float16 features

@@ -8,18 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import compose_config, run_module
+from helpers import compose_config, default_heads, run_module
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from sklearn.metrics import average_precision_score, f1_score
 
-from mmbehave.core.errors import ConfigError, DataError
+from mmbehave.checkpoints.trained_model import load_trained_model
+from mmbehave.core.errors import CheckpointError, ConfigError, DataError
 from mmbehave.core.heads import HeadSpec, head_specs
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import class_lists, read_metadata
-from mmbehave.data.synthetic import ensure_synthetic_dataset
-from mmbehave.training.class_metrics import best_f1_thresholds
-from mmbehave.training.trained_model import load_trained_model
+from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
+from mmbehave.metrics.class_scores import best_f1_thresholds
 
 SMALL_FIELD = ["data.clips_per_split.train=40", "data.clips_per_split.val=16", "data.clips_per_split.test=16",
                "data.raw_frame_size=32", "data.fps=8", "data.raw_sample_rate=16000"]
@@ -61,7 +61,7 @@ def test_multi_label_cells_count_for_each_label_and_a_single_head_refuses_them(t
                                         r"but head action is single-label.*model.heads.action.type=multi"):
         read_metadata(layout, heads=(HeadSpec("action", "action"),))
     with pytest.raises(DataError, match="missing column.*behavior"):  # the guide's heads on this table
-        read_metadata(layout)
+        read_metadata(layout, heads=default_heads())
 
 
 def test_thresholds_chosen_on_validation_give_each_class_its_best_f1():
@@ -100,7 +100,7 @@ def test_a_multi_label_head_trains_logs_map_and_thresholds_and_evaluate_and_pred
 
     client = MlflowClient(tracking)
     run = client.search_runs([client.get_experiment_by_name("debug").experiment_id])[0]
-    for key in ("val/action_macro_ap", "val/action_samples_f1", "val/action_micro_f1", "val/behavior_tail_macro_f1"):
+    for key in ("val/action_macro_ap", "val/action_samples_f1", "val/action_micro_f1", "val/behavior_rare_macro_f1"):
         assert key in run.data.metrics, key
     heads_f1 = [run.data.metrics[f"val/{h}_macro_f1"] for h in ("species", "behavior", "action")]
     assert run.data.metrics["val/macro_f1"] == pytest.approx(np.mean(heads_f1))  # the last epoch's, all heads
@@ -143,7 +143,7 @@ def test_a_multi_label_head_trains_logs_map_and_thresholds_and_evaluate_and_pred
 def predict_probs(trained, root, clip_ids) -> np.ndarray:
     """The action head's sigmoid probabilities for these test clips, straight from the model."""
     from mmbehave.data.dataset import collate
-    from mmbehave.training.data_setup import split_dataset
+    from mmbehave.data.prepared import split_dataset
     from mmbehave.training.loop import model_inputs
 
     dataset = split_dataset(trained, "test", str(root))
@@ -154,7 +154,7 @@ def predict_probs(trained, root, clip_ids) -> np.ndarray:
     return torch.sigmoid(logits).numpy()
 
 
-def test_a_checkpoint_from_before_configurable_heads_still_loads(tmp_path):
+def test_a_checkpoint_from_before_configurable_heads_is_one_line_saying_to_train_again(tmp_path):
     cfg = compose_config(["data.num_frames=4", "data.image_size=32", "fusion.hidden_dim=32",
                           "video_encoder=cnn3d", "audio_encoder=none", "fusion=concat"])
     from mmbehave.core.instantiate import build
@@ -170,10 +170,10 @@ def test_a_checkpoint_from_before_configurable_heads_still_loads(tmp_path):
                                  "clip_seconds": 1.0, "n_mels": 64, "n_fft": 512, "hop_length": 320},
                   "modalities": ["video"]}
     torch.save(checkpoint, tmp_path / "old.pth")
-    trained = load_trained_model(tmp_path / "old.pth")
-    assert trained.classes.to_dict() == {"species": ["a", "b"], "behavior": ["x", "y", "z"]}
-    assert [h.name for h in trained.heads] == ["species", "behavior"] and trained.thresholds == {}
-    assert torch.equal(trained.model.heads["behavior"][1].weight, model.heads["behavior"][1].weight)
+    with pytest.raises(CheckpointError) as info:
+        load_trained_model(tmp_path / "old.pth")
+    message = str(info.value)
+    assert "before configurable heads" in message and "train the model again" in message and "\n" not in message
 
 
 def test_the_mammalps_preset_has_its_three_heads_with_a_multi_label_action():
@@ -185,6 +185,6 @@ def test_the_mammalps_preset_has_its_three_heads_with_a_multi_label_action():
                                                            ("activity", "activity", "single"),
                                                            ("action", "action", "multi")]
     assert heads[2].separator == "|"
-    from mmbehave.training.epoch_metrics import epoch_metric_names
+    from mmbehave.metrics.metric_names import epoch_metric_names
 
     assert {"val/activity_macro_f1", "val/action_macro_ap", "val/action_samples_f1"} <= set(epoch_metric_names(heads))

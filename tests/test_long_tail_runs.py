@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import TINY_SPLITS, compose_config, run_module
+from helpers import TINY_SPLITS, compose_config, default_heads, run_module
 from mlflow.tracking import MlflowClient
 
 from mmbehave.analysis.metrics_tables import (
@@ -15,10 +15,9 @@ from mmbehave.analysis.metrics_tables import (
     summary_table,
 )
 from mmbehave.analysis.predictions import SplitPredictions
+from mmbehave.checkpoints.files import read_checkpoint
 from mmbehave.core.errors import ConfigError
-from mmbehave.core.heads import GUIDE_HEADS
-from mmbehave.training.checkpoint import load_checkpoint
-from mmbehave.training.epoch_metrics import (
+from mmbehave.metrics.metric_names import (
     check_metrics_are_recorded,
     epoch_metric_names,
 )
@@ -35,7 +34,7 @@ def test_a_monitor_or_objective_no_epoch_records_is_refused_naming_the_choices()
                            (["optimized_metric=[val/macro_f1,val/nope]"], "optimized_metric=val/nope")):
         with pytest.raises(ConfigError) as info:
             check_metrics_are_recorded(compose_config(overrides))
-        assert key in str(info.value) and "val/behavior_tail_macro_f1" in str(info.value)
+        assert key in str(info.value) and "val/behavior_rare_macro_f1" in str(info.value)
         assert "\n" not in str(info.value)
 
 
@@ -53,9 +52,9 @@ def test_macro_ap_picks_best_pth(tmp_path, synthetic_root):
     run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
                "training.num_epochs=3", "training.limit_val_batches=null", f"training.monitor={MONITOR}",
                f"hydra.run.dir={run}", tmp_path=tmp_path)
-    latest, best = (load_checkpoint(run / "checkpoints" / f"{name}.pth") for name in ("latest", "best"))
+    latest, best = (read_checkpoint(run / "checkpoints" / f"{name}.pth") for name in ("latest", "best"))
     history = latest["history"]
-    assert [set(row) - {"epoch"} for row in history] == [set(epoch_metric_names(GUIDE_HEADS))] * 3  # the names are the truth
+    assert [set(row) - {"epoch"} for row in history] == [set(epoch_metric_names(default_heads()))] * 3  # the names are the truth
     scores = [row[MONITOR] for row in history]
     assert best["epoch"] == int(np.argmax(scores)) and best["best_metric"] == max(scores)
     assert best["monitor"] == {"metric": MONITOR, "mode": "max"}
@@ -68,16 +67,16 @@ def test_macro_ap_picks_best_pth(tmp_path, synthetic_root):
     assert [m.value for m in sorted(logged, key=lambda m: m.step)] == pytest.approx(scores)
 
 
-def test_a_checkpoint_without_training_counts_gets_every_column_but_no_head_or_tail():
+def test_a_checkpoint_without_training_counts_gets_every_column_but_no_frequent_or_rare():
     targets = np.array([0, 1, 1, 2])
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
     old = per_class_table(targets, probs, ["a", "b", "c"])
-    assert old["train_count"].isna().all() and old["head_or_tail"].isna().all()
+    assert old["train_count"].isna().all() and old["frequent_or_rare"].isna().all()
     assert old["average_precision"].tolist() == pytest.approx([1.0, 1.0, 1.0])
     new = per_class_table(targets, probs, ["a", "b", "c"], train_counts=[30, 5, 1])
-    assert new["head_or_tail"].tolist() == ["head", "tail", "tail"] and new["train_count"].tolist() == [30, 5, 1]
-    predictions = SplitPredictions(["x", "y", "z", "w"], {"species": targets, "behavior": targets},
+    assert new["frequent_or_rare"].tolist() == ["frequent", "rare", "rare"] and new["train_count"].tolist() == [30, 5, 1]
+    predictions = SplitPredictions(default_heads(), ["x", "y", "z", "w"], {"species": targets, "behavior": targets},
                                    {"all": {"species": probs, "behavior": probs}})
     without = summary_metrics(predictions, top_k=2)
-    assert "species_macro_ap" in without and "species_tail_macro_f1" not in without
-    assert "tail_macro_f1" not in summary_table(without, 4, 2, ["species", "behavior"])
+    assert "species_macro_ap" in without and "species_rare_macro_f1" not in without
+    assert "rare_macro_f1" not in summary_table(without, 4, 2, ["species", "behavior"])

@@ -1,4 +1,4 @@
-"""Trained models in MLflow (``mmbehave/training/model_logging.py``, ``mlflow_model.py``): logged from code with
+"""Trained models in MLflow (``mmbehave/checkpoints/mlflow_models.py``, ``mlflow_model.py``): logged from code with
 no pickles, loaded by ``mlflow.pyfunc`` to predict on processed clips, registered, and used by evaluate and
 predict through ``model=models:/...``; sweeps log only their best trial's. Also the console scripts and the
 config tree a run prints."""
@@ -19,8 +19,8 @@ import yaml
 from helpers import TINY_SPLITS, run_module
 from mlflow.tracking import MlflowClient
 
+from mmbehave.checkpoints.trained_model import load_trained_model
 from mmbehave.data.layout import DatasetLayout
-from mmbehave.training.trained_model import load_trained_model
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def processed_batch(root: Path, clip_ids: list[str]) -> dict[str, np.ndarray]:
 
 
 def test_a_runs_best_model_is_an_mlflow_model_from_code_that_predicts(trained_run, synthetic_root, tmp_path):
-    from mmbehave.training.model_logging import has_logged_model
+    from mmbehave.checkpoints.mlflow_models import has_logged_model
 
     assert has_logged_model(MlflowClient(trained_run.tracking_uri), trained_run.run_id)
     mlflow.set_tracking_uri(trained_run.tracking_uri)
@@ -83,7 +83,7 @@ def test_a_sweep_logs_and_registers_only_its_best_trials_model(tmp_path, synthet
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("debug").experiment_id])
     parent = next(r for r in runs if "sweeper" in r.data.tags)
-    from mmbehave.training.model_logging import has_logged_model
+    from mmbehave.checkpoints.mlflow_models import has_logged_model
 
     with_model = [r.info.run_id for r in runs if has_logged_model(client, r.info.run_id)]
     assert with_model == [parent.data.tags["best_run_id"]]

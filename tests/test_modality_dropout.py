@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import TINY_SPLITS, compose_config
+from helpers import TINY_SPLITS, compose_config, default_heads
 
 from mmbehave.core.config_checks import check_config
 from mmbehave.core.errors import ConfigError
-from mmbehave.core.heads import GUIDE_HEADS
 from mmbehave.core.instantiate import build
-from mmbehave.training.data_setup import make_dataset, make_loader, prepare_data
+from mmbehave.data.prepared import make_dataset, make_loader, prepare_data
 from mmbehave.training.loop import StepSettings, train_one_epoch
 from mmbehave.training.loss import HeadsLoss
 from mmbehave.training.modality_dropout import drop_modalities
@@ -53,15 +52,15 @@ def test_off_or_one_modality_leaves_the_inputs_alone():
 def test_a_training_epoch_runs_with_modality_dropout(synthetic_root):
     cfg = compose_config(["debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split()])
     modalities = ("video", "audio")
-    prepared = prepare_data(cfg.data, modalities, splits=("train", "val"))
+    prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), heads=default_heads())
     loader = make_loader(make_dataset(prepared, "train", modalities, prepared.classes), 4)
     torch.manual_seed(0)
-    model = build(cfg.model, num_species=len(prepared.classes["species"]), num_behaviors=len(prepared.classes["behavior"]))
+    model = build(cfg.model, num_classes=prepared.classes.sizes())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     step = StepSettings(device=torch.device("cpu"), grad_clip_norm=1.0, limit_batches=2, modality_dropout=0.5)
-    loss = train_one_epoch(model, loader, loss_fn=HeadsLoss(GUIDE_HEADS), optimizer=optimizer, scheduler=scheduler,
+    loss = train_one_epoch(model, loader, loss_fn=HeadsLoss(default_heads()), optimizer=optimizer, scheduler=scheduler,
                            step=step, epoch=0)
     assert torch.isfinite(torch.tensor(loss))
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())

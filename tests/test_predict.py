@@ -12,12 +12,12 @@ import torch
 from helpers import compose_config, run_module
 from media import MediaFormat, write_media
 
+from mmbehave.checkpoints.trained_model import load_trained_model
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.dataset import ClipDataset, collate
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import read_split
-from mmbehave.predict import run_prediction
-from mmbehave.training.trained_model import load_trained_model
+from mmbehave.predicting.run import run_prediction
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,9 @@ TEST_CLIPS = ["test_00000", "test_00001", "test_00002"]
 def training_view_probabilities(trained, synthetic_root, clip_ids):
     """What the model says about these test clips from the processed tensors it was evaluated on."""
     layout = DatasetLayout(synthetic_root)
-    table = read_split(layout, "test").set_index("clip_id").loc[clip_ids].reset_index()
-    dataset = ClipDataset(layout, table, trained.classes, trained.modalities, trained.mel_mean, trained.mel_std)
+    table = read_split(layout, "test", trained.heads).set_index("clip_id").loc[clip_ids].reset_index()
+    dataset = ClipDataset(layout, table, heads=trained.heads, classes=trained.classes, modalities=trained.modalities,
+                          mel_mean=trained.mel_mean, mel_std=trained.mel_std)
     batch = collate([dataset[i] for i in range(len(dataset))])
     with torch.no_grad():
         output = trained.model(video=batch["video"], audio=batch["audio"], audio_present=batch["audio_present"])
@@ -94,7 +95,7 @@ def test_predict_a_single_file_and_a_folder_of_only_unreadable_clips(tmp_path, t
 
 
 def test_a_clip_without_any_of_the_models_modalities_is_marked():
-    from mmbehave.predict import ClipInput, missing_input_warning
+    from mmbehave.predicting.run import ClipInput, missing_input_warning
 
     silent = ClipInput(Path("a.mp4"), torch.zeros(1), torch.zeros(1), has_video=True, has_audio=False)
     assert missing_input_warning(silent, ("audio",)) == "no audio: this audio model answers from its biases alone"

@@ -16,8 +16,8 @@ from helpers import compose_config, run_module
 from mmbehave.core.errors import ConfigError
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.preprocessing import PreprocessSettings
-from mmbehave.predict import run_prediction
 from mmbehave.predicting.clip_times import clip_time
+from mmbehave.predicting.run import run_prediction
 from mmbehave.predicting.segments import iter_segments, segment_windows
 from mmbehave.predicting.tables import camtrap_rows
 from mmbehave.predicting.thresholds import resolve_thresholds, thresholds_from_option

@@ -8,7 +8,7 @@ from helpers import TINY_SPLITS, run_module
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from mmbehave.report import ReportError, compare, load_runs
+from mmbehave.analysis.run_report import ReportError, compare, load_runs
 
 
 @pytest.mark.slow

@@ -17,9 +17,9 @@ import torch
 from helpers import TINY_SPLITS, run_module
 from mlflow.tracking import MlflowClient
 
+from mmbehave.checkpoints.files import read_checkpoint, save_checkpoint
 from mmbehave.core.errors import StorageError
-from mmbehave.training.checkpoint import load_checkpoint, save_checkpoint
-from mmbehave.training.tracking import prepare_store
+from mmbehave.tracking.store import prepare_store
 
 pytestmark = pytest.mark.slow
 QUICK = ["training.limit_train_batches=1", "training.limit_val_batches=1"]
@@ -102,7 +102,7 @@ def test_killed_mid_run_then_resumed_every_epoch_is_in_mlflow_once_and_no_temp_f
     command = train_command(tmp_path, synthetic_root, "training.num_epochs=40")
     process = start(command, tmp_path)
     latest = tmp_path / "run" / "checkpoints" / "latest.pth"
-    wait_for(lambda: latest.exists() and load_checkpoint(latest)["epoch"] >= 2, process)
+    wait_for(lambda: latest.exists() and read_checkpoint(latest)["epoch"] >= 2, process)
     os.killpg(process.pid, signal.SIGKILL)  # no handler runs: the MLflow run stays RUNNING, a save may be cut
     process.wait()
     stale = latest.parent / ".latest.pth.cutoff.tmp.pth"
@@ -112,7 +112,7 @@ def test_killed_mid_run_then_resumed_every_epoch_is_in_mlflow_once_and_no_temp_f
     assert "Traceback" not in resumed.stderr
     assert not stale.exists()
     client, run = the_run(tmp_path)
-    history = load_checkpoint(latest)["history"]
+    history = read_checkpoint(latest)["history"]
     assert [row["epoch"] for row in history] == list(range(6))
     for key in ("train/loss", "val/macro_f1"):
         logged = client.get_metric_history(run.info.run_id, key)
@@ -130,7 +130,7 @@ def test_sigterm_ends_the_run_killed_keeps_the_checkpoint_and_says_how_to_resume
     assert f"continue with: python -m mmbehave.train resume={latest}" in stderr and "Traceback" not in stderr
     _, run = the_run(tmp_path)
     assert run.info.status == "KILLED" and run.data.tags["killed_by"] == "SIGTERM"
-    load_checkpoint(latest)  # a whole file
+    read_checkpoint(latest)  # a whole file
 
 
 @pytest.fixture

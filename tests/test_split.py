@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import compose_config, hydra_dir_override, run_module
+from helpers import compose_config, default_heads, hydra_dir_override, run_module
 
 from mmbehave.core.errors import ConfigError, DataError, InputError
-from mmbehave.data.group_split import GroupCounts, assign_covering, missing_classes
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.metadata import check_groups_in_one_split, read_metadata
-from mmbehave.data.split_maker import OUTPUT_NAMES, make_splits, write_outputs
-from mmbehave.training.data_setup import prepare_data
+from mmbehave.data.prepared import prepare_data
+from mmbehave.data.splits.group_split import (
+    GroupCounts,
+    assign_covering,
+    missing_classes,
+)
+from mmbehave.data.splits.maker import OUTPUT_NAMES, make_splits, write_outputs
 
 
 def label_table(path: Path, sites: dict[str, list[tuple[str, str]]], group_column: str = "site") -> Path:
@@ -196,11 +200,11 @@ def test_training_refuses_a_site_in_two_splits_naming_it_and_the_rows(tmp_path):
                                                 "test": [("g", "S6"), ("h", "S2")]})
     data_cfg = compose_config(["data=processed", f"data.root={layout.root}"]).data
     with pytest.raises(DataError) as raised:
-        prepare_data(data_cfg, ("video", "audio"))
+        prepare_data(data_cfg, ("video", "audio"), heads=default_heads())
     assert str(raised.value).startswith(f"site 'S2' is in {layout.metadata_csv('train')}, row 4 and in "
                                         f"{layout.metadata_csv('test')}, row 3: a site in two splits leaks")
 
-    tables = read_metadata(layout)
+    tables = read_metadata(layout, heads=default_heads())
     with pytest.raises(DataError, match=r"species 'deer' is in .*train.csv, rows 2, 4 and in .*val.csv, row 2"):
         check_groups_in_one_split(layout, tables, ["species"])            # any column can be made the group
     with pytest.raises(ConfigError, match="data.group_column=camera: no such column .*behavior, clip_id, site, species"):

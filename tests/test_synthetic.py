@@ -17,13 +17,13 @@ from mmbehave.data.clip_io import read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.mel import log_mel_spectrogram
 from mmbehave.data.preprocessing import preprocess_from_config
-from mmbehave.data.synthetic import (
+from mmbehave.data.synthetic.generator import (
     SETTINGS_FILE,
     ensure_synthetic_dataset,
     generate_raw,
     generator_settings,
 )
-from mmbehave.data.synthetic_scenes import (
+from mmbehave.data.synthetic.scenes import (
     BEHAVIORS,
     SPECIES,
     SceneSize,
@@ -155,6 +155,6 @@ def test_the_share_names_its_own_dataset_folder():
     assert compose_config().data.root.endswith("/data/synthetic/seed_0")
     assert compose_config(["data.seed=1", "data.missing_audio=0.3"]).data.root.endswith("/seed_1_missing_audio_30")
     with pytest.raises(Exception, match="data.missing_audio=1.5 must be a share in"):
-        from mmbehave.data.synthetic import clips_without_audio
+        from mmbehave.data.synthetic.generator import clips_without_audio
 
         clips_without_audio({"seed": 0, "missing_audio": 1.5}, 0, 10)

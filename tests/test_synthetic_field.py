@@ -17,14 +17,14 @@ from mmbehave.core.errors import ConfigError, DataError
 from mmbehave.data.clip_io import read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.metadata import check_groups_in_one_split
-from mmbehave.data.synthetic import (
+from mmbehave.data.synthetic.field import BEHAVIOR_SHARES, COLUMNS, MOTION_ACTION, SITES
+from mmbehave.data.synthetic.generator import (
     clip_plan,
     clips_without_audio,
     ensure_synthetic_dataset,
     generator_settings,
 )
-from mmbehave.data.synthetic_field import BEHAVIOR_SHARES, COLUMNS, MOTION_ACTION, SITES
-from mmbehave.data.synthetic_scenes import (
+from mmbehave.data.synthetic.scenes import (
     BEHAVIORS,
     SPECIES,
     SceneSize,

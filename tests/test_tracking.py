@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 
 from mmbehave.core.paths import project_root
-from mmbehave.training.tracking import (
+from mmbehave.tracking.store import (
     artifact_location,
     ensure_experiment,
     resolve_tracking_uri,

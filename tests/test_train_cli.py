@@ -18,7 +18,7 @@ import torch
 from helpers import TINY_SPLITS, hydra_dir_override, run_module
 from mlflow.tracking import MlflowClient
 
-from mmbehave.training.checkpoint import load_checkpoint
+from mmbehave.checkpoints.files import read_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_debug_fast_run_writes_checkpoints_log_and_a_complete_mlflow_run(tmp_pat
     train(tmp_path, synthetic_root, "fusion.num_layers=4")
     run_dir = tmp_path / "run"
     for name in ("latest.pth", "best.pth"):
-        checkpoint = load_checkpoint(run_dir / "checkpoints" / name)  # weights_only=True inside
+        checkpoint = read_checkpoint(run_dir / "checkpoints" / name)  # weights_only=True inside
         assert checkpoint["classes"]["species"] == ["badger", "red_deer", "red_fox", "wild_boar"]
         assert checkpoint["classes"]["behavior"] == ["alarm", "calling", "resting", "running", "walking"]
         assert checkpoint["epoch"] == 0
@@ -77,7 +77,7 @@ def test_audio_ablation_trains_a_video_only_model_and_a_weights_fallback_is_tagg
     _, run = only_run(tmp_path)
     assert run.data.params["modalities"] == "video"
     assert "no-such-org/no-such-videomae" in run.data.tags["fallback.video_encoder"]
-    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
+    checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pth")
     assert not any(key.startswith("audio_encoder.") for key in checkpoint["model"])
 
 
@@ -88,11 +88,11 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, synthetic
     train(straight, synthetic_root, *common)
     train(interrupted, synthetic_root, *common, "training.stop_after_epoch=1")
     latest = interrupted / "run" / "checkpoints" / "latest.pth"
-    assert load_checkpoint(latest)["epoch"] == 0
+    assert read_checkpoint(latest)["epoch"] == 0
     train(interrupted, synthetic_root, *common, f"resume={latest}", run="resumed")
 
-    expected = load_checkpoint(straight / "run" / "checkpoints" / "latest.pth")
-    resumed = load_checkpoint(latest)  # a resumed run carries on in its own folder
+    expected = read_checkpoint(straight / "run" / "checkpoints" / "latest.pth")
+    resumed = read_checkpoint(latest)  # a resumed run carries on in its own folder
     assert resumed["epoch"] == expected["epoch"] == 2
     for got, want in zip(resumed["history"], expected["history"]):
         results = {k: v for k, v in want.items() if not k.startswith("time/")}  # timings are not results
@@ -142,4 +142,4 @@ def test_ctrl_c_marks_the_run_killed(tmp_path, synthetic_root):
     mlflow.set_tracking_uri(env_uri)
     _, run = only_run(tmp_path)
     assert run.info.status == "KILLED"
-    load_checkpoint(latest)  # still a whole file
+    read_checkpoint(latest)  # still a whole file

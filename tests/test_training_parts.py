@@ -6,20 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import default_heads
 from sklearn.metrics import accuracy_score, f1_score
 
-from mmbehave.core.heads import GUIDE_HEADS, HeadSpec
+from mmbehave.core.heads import HeadSpec
 from mmbehave.data.dataset import Augmentation, ClipDataset
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import ClassLists
+from mmbehave.metrics.confusion import accuracy_and_macro_f1, confusion_matrix
 from mmbehave.training.loss import (
     HeadsLoss,
     heads_loss,
     inverse_frequency_weights,
     positive_weights,
 )
-from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
-from mmbehave.training.monitor import metric_is_better
+from mmbehave.training.monitor import is_better, mode_for
 from mmbehave.training.schedule import warmup_cosine
 
 
@@ -77,8 +78,8 @@ def test_a_multi_heads_rare_labels_weigh_as_their_negatives_over_positives():
 
 
 def test_losses_improve_downwards_and_scores_upwards():
-    assert metric_is_better("val/loss", 0.5, 0.6) and not metric_is_better("val/loss", 0.7, 0.6)
-    assert metric_is_better("val/macro_f1", 0.7, 0.6) and metric_is_better("val/macro_f1", 0.1, None)
+    assert is_better(0.5, 0.6, mode_for("val/loss")) and not is_better(0.7, 0.6, mode_for("val/loss"))
+    assert is_better(0.7, 0.6, mode_for("val/macro_f1")) and is_better(0.1, None, mode_for("val/macro_f1"))
 
 
 def test_augmentation_changes_training_items_only(tmp_path):
@@ -92,8 +93,10 @@ def test_augmentation_changes_training_items_only(tmp_path):
     np.save(layout.mel_spectrogram("c"), np.random.default_rng(0).normal(size=(16, 40)).astype(np.float32))
     table = pd.DataFrame({"clip_id": ["c"], "species": ["fox"], "behavior": ["walk"]})
     classes = ClassLists({"species": ["fox"], "behavior": ["walk"]})
-    plain = ClipDataset(layout, table, classes, ("video", "audio"), 0.0, 1.0)
-    augmented = ClipDataset(layout, table, classes, ("video", "audio"), 0.0, 1.0,
+    common = {"heads": default_heads(), "classes": classes, "modalities": ("video", "audio"), "mel_mean": 0.0,
+              "mel_std": 1.0}
+    plain = ClipDataset(layout, table, **common)
+    augmented = ClipDataset(layout, table, **common,
                             augmentation=Augmentation(temporal_jitter=2, time_masks=2, time_mask_width=8,
                                                       freq_masks=2, freq_mask_width=4))
     first = plain[0]
@@ -125,7 +128,7 @@ def test_weight_decay_reaches_weight_matrices_only():
     from mmbehave.training.parts import parameter_groups
 
     cfg = compose_config(["data.num_frames=4", "data.image_size=32", "fusion.hidden_dim=32"])
-    model = build(cfg.model, num_species=3, num_behaviors=4)
+    model = build(cfg.model, num_classes={"species": 3, "behavior": 4})
     decay, no_decay = parameter_groups(model)
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
@@ -178,7 +181,7 @@ def trained_weights(loader: list[dict], accum: int) -> torch.Tensor:
     model = TinyClassifier()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    train_one_epoch(model, loader, loss_fn=HeadsLoss(GUIDE_HEADS), optimizer=optimizer, scheduler=scheduler,
+    train_one_epoch(model, loader, loss_fn=HeadsLoss(default_heads()), optimizer=optimizer, scheduler=scheduler,
                     step=StepSettings(device=torch.device("cpu"), grad_accum_steps=accum), epoch=0)
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 

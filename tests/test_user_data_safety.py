@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY_SPLITS, compose_config, free_port, run_module
+from helpers import TINY_SPLITS, compose_config, default_heads, free_port, run_module
 from omegaconf import OmegaConf
 
 from mmbehave.core.config_checks import check_config
@@ -27,7 +27,11 @@ from mmbehave.core.locks import exclusive
 from mmbehave.core.redact import RedactingFilter
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import read_split
-from mmbehave.data.synthetic import SETTINGS_FILE, ensure_synthetic_dataset, generator_settings
+from mmbehave.data.synthetic.generator import (
+    SETTINGS_FILE,
+    ensure_synthetic_dataset,
+    generator_settings,
+)
 
 SECRET = "Pl4nted-Secret"
 TINY_DATA = ["data.clips_per_split.train=4", "data.clips_per_split.val=2", "data.clips_per_split.test=2"]
@@ -108,7 +112,7 @@ def test_a_checkpoint_naming_your_folder_as_its_synthetic_data_cannot_touch_it(t
 
     def aim_at_victim(config):
         config.data.root = str(victim)
-        config.data.prepare = {"_target_": "mmbehave.data.synthetic.ensure_synthetic_dataset", "_partial_": True}
+        config.data.prepare = {"_target_": "mmbehave.data.synthetic.generator.ensure_synthetic_dataset", "_partial_": True}
 
     path = crafted(trained_run, tmp_path, "aimed", aim_at_victim)
     result = run_module(f"mmbehave.{command}", f"checkpoint={path}", f"hydra.run.dir={tmp_path / 'out'}",
@@ -119,8 +123,8 @@ def test_a_checkpoint_naming_your_folder_as_its_synthetic_data_cannot_touch_it(t
 
 
 def test_evaluation_data_comes_from_the_stored_preprocessing_values_only(trained_run, synthetic_root):
-    from mmbehave.training.data_setup import evaluation_data_config
-    from mmbehave.training.trained_model import load_trained_model
+    from mmbehave.checkpoints.trained_model import load_trained_model
+    from mmbehave.data.prepared import evaluation_data_config
 
     trained = load_trained_model(trained_run.checkpoint)
     trained.config.data.prepare = {"_target_": "os.system", "_args_": ["touch /tmp/mmbehave-pwned"]}
@@ -162,7 +166,7 @@ class ConnectionRecorder:
 
 
 def test_a_videomae_builder_anywhere_in_a_checkpoint_never_reaches_the_hub(trained_run, tmp_path, monkeypatch):
-    from mmbehave.training.trained_model import load_trained_model
+    from mmbehave.checkpoints.trained_model import load_trained_model
 
     def hub_encoder_inside_the_fusion(config):  # not under video_encoder / audio_encoder
         config.model.fusion.teacher = {"_target_": "mmbehave.models.video_encoders.build_videomae_encoder",
@@ -192,7 +196,7 @@ def test_a_videomae_builder_anywhere_in_a_checkpoint_never_reaches_the_hub(train
     (lambda c: c.model.update({"_args_": [1]}), "model._args_ is not a key a model config uses"),
 ])
 def test_a_malformed_target_in_a_checkpoint_is_one_line(trained_run, tmp_path, change, says):
-    from mmbehave.training.trained_model import load_trained_model
+    from mmbehave.checkpoints.trained_model import load_trained_model
 
     with pytest.raises(CheckpointError) as info:
         load_trained_model(crafted(trained_run, tmp_path, "malformed", change))
@@ -200,7 +204,7 @@ def test_a_malformed_target_in_a_checkpoint_is_one_line(trained_run, tmp_path, c
 
 
 def test_model_components_alone_are_enough_to_rebuild_your_own_class(trained_run, tmp_path, monkeypatch):
-    from mmbehave.training.trained_model import load_trained_model
+    from mmbehave.checkpoints.trained_model import load_trained_model
 
     target = "user_components.LabFusion"  # tests/user_components.py: a user's own MBT subclass
     path = crafted(trained_run, tmp_path, "own", lambda c: c.model.fusion.update({"_target_": target}))
@@ -214,7 +218,7 @@ def test_model_components_alone_are_enough_to_rebuild_your_own_class(trained_run
 
 @pytest.mark.parametrize("where", ["a_clip", "the_checkpoint", "a_folder", "a_users_csv"])
 def test_predict_never_writes_over_an_input_or_a_file_it_did_not_write(trained_run, synthetic_root, tmp_path, where):
-    from mmbehave.predict import run_prediction
+    from mmbehave.predicting.run import run_prediction
 
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -233,7 +237,7 @@ def test_predict_never_writes_over_an_input_or_a_file_it_did_not_write(trained_r
 
 
 def test_a_camtrap_dp_output_never_replaces_a_package_or_the_dataset_it_reads(trained_run, synthetic_root, tmp_path):
-    from mmbehave.predict import run_prediction
+    from mmbehave.predicting.run import run_prediction
 
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -253,7 +257,7 @@ def test_a_camtrap_dp_output_never_replaces_a_package_or_the_dataset_it_reads(tr
 
 
 def test_split_never_overwrites_its_own_input_nor_tables_it_did_not_write(tmp_path):
-    from mmbehave.data.split_maker import make_splits, write_outputs
+    from mmbehave.data.splits.maker import make_splits, write_outputs
 
     rows = [{"clip_id": f"S{s}-{n}", "species": ["fox", "deer"][n % 2], "behavior": ["walking", "resting"][n // 2 % 2],
              "site": f"S{s}"} for s in range(8) for n in range(4)]
@@ -281,7 +285,7 @@ def test_split_never_overwrites_its_own_input_nor_tables_it_did_not_write(tmp_pa
 def test_the_camtrap_dp_importer_never_replaces_a_dataset_it_did_not_write(tmp_path, synthetic_root):
     from test_camtrap_dp import build_package, options
 
-    from mmbehave.data.camtrap_dp_import import import_package
+    from mmbehave.data.camtrap_dp.importer import import_package
 
     package = build_package(tmp_path)
     mine = user_dataset(tmp_path / "my_dataset", synthetic_root)
@@ -300,7 +304,7 @@ def test_the_camtrap_dp_importer_never_replaces_a_dataset_it_did_not_write(tmp_p
 def test_a_symlinked_media_file_is_imported_as_the_file_it_points_to(tmp_path):
     from test_camtrap_dp import build_package, options
 
-    from mmbehave.data.camtrap_dp_import import import_package
+    from mmbehave.data.camtrap_dp.importer import import_package
 
     package = build_package(tmp_path)
     video = next(path for path in package.media_dir.rglob("A-v1*"))
@@ -379,8 +383,8 @@ def test_a_traceback_in_a_log_record_has_its_password_redacted(tmp_path):
 
 
 def test_an_unreachable_tracking_server_is_one_line_not_no_such_run():
+    from mmbehave.checkpoints.sources import checkpoint_path
     from mmbehave.core.errors import TrackingError
-    from mmbehave.training.trained_model import checkpoint_path
 
     started = time.monotonic()
     with pytest.raises(TrackingError) as info:
@@ -436,7 +440,7 @@ def test_invisible_characters_in_labels_are_removed_and_named(tmp_path, caplog):
     pd.DataFrame({"clip_id": ["a", "b", "c"], "species": ["red_fox", "red_fox\u200b", "\ufeffbadger"],
                   "behavior": ["alarm", "alarm\u200d", "alarm"]}).to_csv(layout.metadata_csv("train"), index=False)
     with caplog.at_level(logging.WARNING):
-        table = read_split(layout, "train")
+        table = read_split(layout, "train", default_heads())
     assert list(table["species"]) == ["red_fox", "red_fox", "badger"] and set(table["behavior"]) == {"alarm"}
     assert "2 'species' cell(s) held invisible characters" in caplog.text and "row(s) 3, 4" in caplog.text
 
@@ -444,7 +448,7 @@ def test_invisible_characters_in_labels_are_removed_and_named(tmp_path, caplog):
 @pytest.mark.parametrize("option, says", [("batch_size=-3", "batch_size=-3: a whole number of at least 1"),
                                           ("top_k=0", "top_k=0: a whole number of at least 1")])
 def test_predict_numbers_that_cannot_work_are_refused_before_any_clip(trained_run, synthetic_root, option, says):
-    from mmbehave.predict import run_prediction
+    from mmbehave.predicting.run import run_prediction
 
     cfg = compose_config([f"checkpoint={trained_run.checkpoint}", f"input={synthetic_root / 'raw' / 'videos'}",
                           option], config_name="predict")
@@ -468,15 +472,15 @@ def test_event_table_rows_that_name_no_clip_are_named_in_a_warning(tmp_path, cap
 
 
 def test_split_fractions_must_be_finite():
-    from mmbehave.data.split_options import parse_fractions
+    from mmbehave.data.splits.options import parse_fractions
 
     with pytest.raises(ConfigError, match="every share must be a finite number"):
         parse_fractions([float("nan"), 0.5, 0.5])
 
 
 def test_evaluation_of_a_missing_dataset_is_one_line(trained_run, tmp_path):
-    from mmbehave.training.data_setup import split_dataset
-    from mmbehave.training.trained_model import load_trained_model
+    from mmbehave.checkpoints.trained_model import load_trained_model
+    from mmbehave.data.prepared import split_dataset
 
     with pytest.raises(DataError, match="no dataset here"):
         split_dataset(load_trained_model(trained_run.checkpoint), "test", str(tmp_path / "nothing"))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mmbehave.analysis.plotting import plt, save_figure, short_label
-from mmbehave.training.metrics import confusion_matrix
+from mmbehave.metrics.confusion import confusion_matrix
 
 
 def confusion_frame(targets: np.ndarray, predicted: np.ndarray, names: list[str]) -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """Test-set metrics per head: the summary (accuracy, macro-F1, top-k, long-tail scores) and the per-class table.
 
-    single head: targets (N,), probs (N, C) ──► confusion matrix ──► accuracy, macro-F1   (mmbehave.training.metrics,
+    single head: targets (N,), probs (N, C) ──► confusion matrix ──► accuracy, macro-F1   (mmbehave.metrics.confusion,
                                │                                          the same code validation uses)
                                ├─► class_metrics ──► per class: precision, recall, F1, support, AP;
-                               │   (+ train counts)  macro / micro P, R, F1; macro AP; head / tail macro-F1, AP
+                               │   (+ train counts)  macro / micro P, R, F1; macro AP; frequent / rare macro-F1, AP
                                └─► top-k accuracy: the true class among the k most probable
     multi head: targets (N, C) 0/1, probs (N, C) sigmoid ──► labels at the checkpoint's per-class thresholds
                                ──► class_metrics: the same table, plus samples-F1; accuracy = exact-match ratio;
@@ -11,8 +11,8 @@
 
 Macro-F1 averages over the classes in the targets or the predictions (as scikit-learn does), as during
 training, so ``test/macro_f1`` and ``val/macro_f1`` mean the same thing. Head classes are those trained on
-more clips than the median class, from the counts the checkpoint records (mmbehave.training.class_metrics
-says why each convention); a checkpoint from before those counts has no head/tail scores.
+more clips than the median class, from the counts the checkpoint records (mmbehave.metrics.class_scores
+says why each convention); a checkpoint from before those counts has no frequent/rare scores.
 """
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ from mmbehave.analysis.predictions import FULL, SplitPredictions
 from mmbehave.core.atomic import atomic_path, write_text_atomic
 from mmbehave.core.heads import HeadSpec
 from mmbehave.data.metadata import ClassLists
-from mmbehave.training.class_metrics import (
+from mmbehave.metrics.class_scores import (
     HeadScores,
     exact_match_ratio,
     multi_label_scores,
     single_label_scores,
 )
-from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
+from mmbehave.metrics.confusion import accuracy_and_macro_f1, confusion_matrix
 
 Thresholds = dict[str, list[float]]  # {multi head: per-class probability thresholds}
 
 # The long-tail scores the summary table shows besides accuracy, macro-F1 and top-k (metrics.json has them all).
-SUMMARY_COLUMNS = ("macro_precision", "macro_recall", "micro_f1", "macro_ap", "head_macro_f1", "tail_macro_f1")
+SUMMARY_COLUMNS = ("macro_precision", "macro_recall", "micro_f1", "macro_ap", "frequent_macro_f1", "rare_macro_f1")
 
 
 def class_names(classes: ClassLists, head: str) -> list[str]:
@@ -87,7 +87,7 @@ def per_class_table(targets: np.ndarray, probs: np.ndarray, names: list[str],
                     train_counts: list[int] | None = None, head: HeadSpec | None = None,
                     thresholds: Thresholds | None = None) -> pd.DataFrame:
     """One row per class: class, precision, recall, f1, support (sklearn's zero_division=0 convention),
-    average_precision (empty where the split has no clip of the class), train_count and head_or_tail (empty
+    average_precision (empty where the split has no clip of the class), train_count and frequent_or_rare (empty
     without ``train_counts``); a multi head's rows add the threshold the class was predicted at."""
     if head is not None and head.multi:
         scores = class_scores(head, targets, probs, train_counts, thresholds).per_class
@@ -98,15 +98,15 @@ def per_class_table(targets: np.ndarray, probs: np.ndarray, names: list[str],
     if head is not None and head.multi:
         table = table.assign(threshold=threshold_of(head, thresholds, len(names)))
     if train_counts is None:
-        return table.assign(train_count=pd.array([pd.NA] * len(names), dtype="Int64"), head_or_tail=None)
-    return table.assign(train_count=scores["train_count"], head_or_tail=np.where(scores["is_head"], "head", "tail"))
+        return table.assign(train_count=pd.array([pd.NA] * len(names), dtype="Int64"), frequent_or_rare=None)
+    return table.assign(train_count=scores["train_count"], frequent_or_rare=np.where(scores["is_frequent"], "frequent", "rare"))
 
 
 def summary_metrics(predictions: SplitPredictions, top_k: int, variant: str = FULL,
                     train_counts: dict[str, list[int]] | None = None,
                     thresholds: Thresholds | None = None) -> dict[str, float]:
     """Flat {"species_acc", "species_macro_f1", "species_top3_acc", "species_macro_ap", ..., "macro_f1"}
-    (macro_f1: mean of the heads'). ``train_counts``: {head: training clips per class}, for head/tail scores;
+    (macro_f1: mean of the heads'). ``train_counts``: {head: training clips per class}, for frequent/rare scores;
     ``thresholds``: the multi heads' per-class thresholds."""
     flat: dict[str, float] = {}
     for head in predictions.heads:
@@ -150,7 +150,7 @@ def per_class_tables(predictions: SplitPredictions, classes: ClassLists, variant
 def summary_table(summary: dict[str, float], num_clips: int, top_k: int, heads: list[str]) -> pd.DataFrame:
     """One row per head; columns: clips, accuracy (a multi head's: exact match), macro_f1, top-k accuracy
     (empty for a multi head), samples_f1 (multi heads) and the long-tail scores of SUMMARY_COLUMNS that were
-    computed (head/tail: NaN where that group has no class)."""
+    computed (frequent/rare: NaN where that group has no class)."""
     rows = [{"head": head, "clips": num_clips, "accuracy": summary[f"{head}_acc"],
              "macro_f1": summary[f"{head}_macro_f1"],
              f"top{top_k}_accuracy": summary.get(f"{head}_top{top_k}_acc", float("nan")),
@@ -196,7 +196,7 @@ def write_json(data: dict, path: str | Path) -> None:
 
 
 def without_nan(value):
-    """``value`` with every NaN (an undefined score: AP of a class without clips, a head/tail group without
+    """``value`` with every NaN (an undefined score: AP of a class without clips, a frequent/rare group without
     classes) and pandas' NA as None: JSON has no NaN, and json.dumps' bare ``NaN`` breaks strict readers."""
     if isinstance(value, dict):
         return {key: without_nan(item) for key, item in value.items()}

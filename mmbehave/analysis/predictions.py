@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mmbehave.core.heads import GUIDE_HEADS, HeadSpec
-from mmbehave.training.head_metrics import probabilities
+from mmbehave.core.heads import HeadSpec
+from mmbehave.metrics.epoch_scores import probabilities
 
 FULL = "all"
 
@@ -39,11 +39,11 @@ class SplitPredictions:
     """clip_ids (N); targets {head: (N,) class index, or (N, C) 0/1 for a multi head}; probs {variant: {head:
     (N, classes) softmax, or sigmoid for a multi head}}; heads: the model's, in order."""
 
+    heads: tuple[HeadSpec, ...]
     clip_ids: list[str]
     targets: dict[str, np.ndarray]
     probs: dict[str, dict[str, np.ndarray]]
     present: dict[str, np.ndarray] = field(default_factory=dict)  # {modality: (N,) bool}: the clip has it
-    heads: tuple[HeadSpec, ...] = GUIDE_HEADS
 
     def subset(self, rows: np.ndarray) -> SplitPredictions:
         """The same predictions for the clips selected by the (N,) bool mask ``rows``."""
@@ -72,9 +72,8 @@ def model_inputs(batch: dict, device: torch.device) -> tuple[dict[str, torch.Ten
 
 
 @torch.no_grad()
-def predict_split(model: nn.Module, loader, device: str | torch.device = "cpu", with_variants: bool = True,
-                  progress: bool = False, desc: str = "evaluate",
-                  heads: Sequence[HeadSpec] = GUIDE_HEADS) -> SplitPredictions:
+def predict_split(model: nn.Module, loader, *, heads: Sequence[HeadSpec], device: str | torch.device = "cpu",
+                  with_variants: bool = True, progress: bool = False, desc: str = "evaluate") -> SplitPredictions:
     """Probabilities for every clip of ``loader`` (batches from ``mmbehave.data.dataset.collate``)."""
     device = torch.device(device)
     model.eval()

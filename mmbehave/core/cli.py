@@ -5,7 +5,6 @@
 
 It adds, for every command alike:
 - Hydra's execution whitelist for what Hydra itself builds from config (callbacks, sweeper hooks);
-- a warning when the command line picks a deprecated config option (``DEPRECATED_OPTIONS``);
 - presets that are sweeps (their YAML says ``hydra.mode: MULTIRUN``: ``hparams_search=mbt``,
   ``experiment=modality_ablation``) start a multirun without ``--multirun``;
 - user mistakes (``UserError``) end with ``error: <message>`` on stderr and exit status 2, not a
@@ -34,23 +33,6 @@ from mmbehave.core.redact import (
 from mmbehave.core.signals import RunInterrupted
 
 log = logging.getLogger("mmbehave")
-
-# (group, old option) -> the option that replaces it. Old names keep working, with a warning, for one release.
-DEPRECATED_OPTIONS = {("experiment", "seed_scale"): "guide"}
-
-
-def warn_deprecated_options() -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return
-    choices = HydraConfig.get().runtime.choices
-    for (group, old), new in DEPRECATED_OPTIONS.items():
-        if choices.get(group) == old:
-            message = f"{group}={old} is deprecated and will be removed in the next release; use {group}={new} (same settings)."
-            log.warning(message)  # the run's log file
-            print(f"warning: {message}", file=sys.stderr)
-
 
 def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
@@ -151,7 +133,6 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
         @functools.wraps(task)
         def guarded(cfg):
             guard_credentials()
-            warn_deprecated_options()
             return exit_on_user_error(lambda: task(cfg))
 
         main = hydra.main(config_path=str(config_dir()), config_name=config_name,

@@ -8,8 +8,8 @@
 
 ``single``: one label per clip (softmax, cross-entropy); ``multi``: any number of labels per clip, written in
 one cell joined by ``separator`` (``walking|vocalizing``; sigmoid, binary cross-entropy). A head's targets are
-class indices (single) or 0/1 rows (multi). The default is the guide's pair, species and behavior.
-Checkpoints written before heads were configurable store no ``model.heads``: they get the default.
+class indices (single) or 0/1 rows (multi). The default preset (``model/heads=guide``) is the original guide's
+pair, species and behavior; every config and checkpoint names its heads.
 """
 
 from __future__ import annotations
@@ -54,13 +54,10 @@ class HeadSpec:
         return asdict(self)
 
 
-GUIDE_HEADS = (HeadSpec("species", "species"), HeadSpec("behavior", "behavior"))
-
-
 def head_specs(heads: Mapping[str, Any] | None) -> tuple[HeadSpec, ...]:
-    """``model.heads`` checked and in order; None (a config from before heads were configurable): the guide's."""
+    """``model.heads`` checked and in order."""
     if heads is None:
-        return GUIDE_HEADS
+        raise ConfigError(f"model.heads is missing: a model needs its heads ({EXAMPLE}, or a preset: model/heads=guide).")
     if not isinstance(heads, Mapping) or not heads:
         raise ConfigError(f"model.heads must map head names to their settings ({EXAMPLE}); got {heads!r}.")
     specs = []
@@ -90,7 +87,7 @@ def head_specs(heads: Mapping[str, Any] | None) -> tuple[HeadSpec, ...]:
 
 
 def heads_from_config(config: Any) -> tuple[HeadSpec, ...]:
-    """The heads of a (training or checkpoint) config: ``config.model.heads``, the guide's when absent."""
+    """The heads of a (training or checkpoint) config: ``config.model.heads``."""
     from omegaconf import OmegaConf
 
     model = config.get("model") if config is not None else None

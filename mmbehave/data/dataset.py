@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from mmbehave.core.heads import GUIDE_HEADS, HeadSpec, encode_targets
+from mmbehave.core.heads import HeadSpec, encode_targets
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import ClassLists
 
@@ -56,15 +56,16 @@ class ClipDataset(Dataset):
         self,
         layout: DatasetLayout,
         table: pd.DataFrame,
+        *,
+        heads: Sequence[HeadSpec],
         classes: ClassLists,
         modalities: tuple[str, ...],
         mel_mean: float,
         mel_std: float,
         has_audio: dict[str, bool] | None = None,
-        augmentation: Augmentation | None = None,
         has_video: dict[str, bool] | None = None,
+        augmentation: Augmentation | None = None,
         cached: dict | None = None,
-        heads: Sequence[HeadSpec] = GUIDE_HEADS,
     ) -> None:
         self.layout = layout
         self.clip_ids = table["clip_id"].tolist()

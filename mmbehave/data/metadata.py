@@ -20,7 +20,7 @@ from typing import Sequence
 import pandas as pd
 
 from mmbehave.core.errors import ConfigError, DataError
-from mmbehave.core.heads import GUIDE_HEADS, HeadSpec, label_columns
+from mmbehave.core.heads import HeadSpec, label_columns
 from mmbehave.data.layout import SPLITS, DatasetLayout
 
 ID_COLUMN = "clip_id"
@@ -52,10 +52,8 @@ class ClassLists:
 
     @classmethod
     def from_checkpoint(cls, stored: dict, heads: Sequence[HeadSpec]) -> ClassLists:
-        """The class lists a checkpoint stores for ``heads``; before heads were configurable the behaviour
-        list was stored as ``behaviors``."""
-        return cls({head.name: list(stored[head.name] if head.name in stored else stored[f"{head.name}s"])
-                    for head in heads})
+        """The class lists a checkpoint stores for ``heads``."""
+        return cls({head.name: list(stored[head.name]) for head in heads})
 
 
 def csv_row(index: int) -> int:
@@ -67,7 +65,7 @@ def required_columns(heads: Sequence[HeadSpec] | None) -> list[str]:
     return [ID_COLUMN, *label_columns(heads or ())]
 
 
-def read_split(layout: DatasetLayout, split: str, heads: Sequence[HeadSpec] | None = GUIDE_HEADS) -> pd.DataFrame:
+def read_split(layout: DatasetLayout, split: str, heads: Sequence[HeadSpec] | None) -> pd.DataFrame:
     """One split's table, checked: file present, required columns, not empty, ids unique, labels set.
     ``heads``: the label columns to require and check (None: clip ids only, as preprocessing needs)."""
     path = layout.metadata_csv(split)
@@ -137,8 +135,8 @@ def _check_cells_fit_head(path, frame: pd.DataFrame, head: HeadSpec) -> None:
                         f"model.heads.{head.name}.type=multi; otherwise write one label per cell.")
 
 
-def read_metadata(layout: DatasetLayout, splits: tuple[str, ...] = SPLITS,
-                  heads: Sequence[HeadSpec] | None = GUIDE_HEADS) -> dict[str, pd.DataFrame]:
+def read_metadata(layout: DatasetLayout, splits: tuple[str, ...] = SPLITS, *,
+                  heads: Sequence[HeadSpec] | None) -> dict[str, pd.DataFrame]:
     """The tables of ``splits``, each checked, and checked together (``check_tables``)."""
     tables = {split: read_split(layout, split, heads) for split in splits}
     check_tables(layout, tables, heads)
@@ -146,7 +144,7 @@ def read_metadata(layout: DatasetLayout, splits: tuple[str, ...] = SPLITS,
 
 
 def check_tables(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
-                 heads: Sequence[HeadSpec] | None = GUIDE_HEADS) -> None:
+                 heads: Sequence[HeadSpec] | None) -> None:
     """What one file alone cannot show: clip ids unusable as file names or shared by two splits, and labels
     written two ways across the tables."""
     seen: dict[str, tuple[str, int]] = {}
@@ -193,7 +191,7 @@ def head_labels(table: pd.DataFrame, head: HeadSpec) -> set[str]:
 
 
 def check_trainable_classes(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
-                            heads: Sequence[HeadSpec] = GUIDE_HEADS) -> None:
+                            heads: Sequence[HeadSpec]) -> None:
     """Each head needs two classes in train: with one, every prediction is right and macro-F1 says 1.0."""
     for head in heads:
         classes = sorted(head_labels(tables["train"], head))
@@ -203,14 +201,14 @@ def check_trainable_classes(layout: DatasetLayout, tables: dict[str, pd.DataFram
                             "other classes.")
 
 
-def class_lists(tables: dict[str, pd.DataFrame], heads: Sequence[HeadSpec] = GUIDE_HEADS) -> ClassLists:
+def class_lists(tables: dict[str, pd.DataFrame], heads: Sequence[HeadSpec]) -> ClassLists:
     """Per head, the sorted union of its labels over all splits given."""
     return ClassLists({head.name: sorted(set().union(*(head_labels(t, head) for t in tables.values())))
                        for head in heads})
 
 
 def check_labels_seen_in_train(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
-                               heads: Sequence[HeadSpec] = GUIDE_HEADS) -> None:
+                               heads: Sequence[HeadSpec]) -> None:
     """A label in val/test that train never shows cannot be learned: say where it is."""
     train = tables["train"]
     for split, frame in tables.items():

@@ -19,7 +19,6 @@ Losses live with the trainer, not here.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -28,28 +27,6 @@ import torch
 from torch import nn
 
 MODALITIES = ("video", "audio")  # fixed order: fusion and configs rely on video coming first
-# Where the two fixed heads' modules lived before heads came from model.heads.
-LEGACY_HEADS = {"species_head": "heads.species", "behavior_head": "heads.behavior"}
-
-
-def upgrade_key(key: str) -> str:
-    """``species_head.1.weight`` -> ``heads.species.1.weight``; other keys as they are."""
-    for old, new in LEGACY_HEADS.items():
-        if key == old or key.startswith(old + "."):
-            return new + key[len(old):]
-    return key
-
-
-def upgrade_state_dict(state: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A state dict with the heads' weights where this classifier keeps them (older checkpoints: renamed).
-    Its ``_metadata`` (each module's version, which quantised layers read) is renamed alike."""
-    if all(upgrade_key(key) == key for key in state):
-        return state
-    upgraded: OrderedDict = OrderedDict((upgrade_key(key), value) for key, value in state.items())
-    metadata = getattr(state, "_metadata", None)
-    if metadata is not None:
-        upgraded._metadata = OrderedDict((upgrade_key(key), value) for key, value in metadata.items())  # type: ignore[attr-defined]
-    return upgraded
 
 
 @dataclass
@@ -71,7 +48,6 @@ class MultiModalClassifier(nn.Module):
         present (a Hydra partial of MBTFusion or ConcatFusion); the result has `hidden_dim`.
     num_classes: {head: classes}, from the data, in head order. heads: ``model.heads`` (the config's
         description of each head; its names must be those of num_classes). head_dropout: before each Linear.
-    num_species / num_behaviors: the two-head form of num_classes, as configs before ``model.heads`` built it.
     """
 
     def __init__(
@@ -79,19 +55,13 @@ class MultiModalClassifier(nn.Module):
         video_encoder: nn.Module | None,
         audio_encoder: nn.Module | None,
         fusion: Callable[..., nn.Module],
-        num_classes: Mapping[str, int] | None = None,
+        num_classes: Mapping[str, int],
         head_dropout: float = 0.1,
         heads: Mapping[str, Any] | None = None,
-        num_species: int | None = None,
-        num_behaviors: int | None = None,
     ):
         super().__init__()
         if video_encoder is None and audio_encoder is None:
             raise ValueError("video_encoder=none and audio_encoder=none: at least one modality is needed")
-        if num_classes is None:
-            if num_species is None or num_behaviors is None:
-                raise ValueError("num_classes={head: classes} is needed (or num_species and num_behaviors)")
-            num_classes = {"species": num_species, "behavior": num_behaviors}
         configured = [name for name, spec in (heads or {}).items() if spec is not None]
         if heads is not None and configured != list(num_classes):
             raise ValueError(f"model.heads names {configured}, the class lists {list(num_classes)}")

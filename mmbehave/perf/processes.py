@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -42,6 +41,3 @@ def run_command(args: list[str], cwd: Path, env: dict[str, str] | None = None, t
         raise RuntimeError(f"python {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result
 
-
-def self_peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -123,11 +123,8 @@ class SweepCallback(Callback):
         from mlflow.tracking import MlflowClient
 
         from mmbehave.sweeps.runs import close_orphaned_sweeps
-        from mmbehave.training.tracking import (
-            ensure_experiment,
-            git_commit,
-            resolve_tracking_uri,
-        )
+        from mmbehave.tracking.runs import git_commit
+        from mmbehave.tracking.store import ensure_experiment, resolve_tracking_uri
 
         _active = self
         self.launcher_pid = os.getpid()
@@ -211,10 +208,10 @@ class SweepCallback(Callback):
             return
         from mlflow.tracking import MlflowClient
 
+        from mmbehave.checkpoints.mlflow_models import should_log
         from mmbehave.sweeps.results import log_best_model, report_grid, report_study
         from mmbehave.sweeps.runs import close_running, run_status
         from mmbehave.sweeps.study import fail_running_trials, load_study
-        from mmbehave.training.model_logging import should_log
 
         error = sys.exc_info()[1]  # set when the sweep itself raised (too many failures, Ctrl-C, SIGTERM)
         client = MlflowClient(self.tracking_uri)

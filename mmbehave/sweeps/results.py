@@ -166,7 +166,7 @@ def log_best_model(client: Any, tracking_uri: str, run_id: str | None, registere
     do not upload their weights (``mlflow.log_model=auto``). Returns the model URI, or None."""
     import mlflow
 
-    from mmbehave.training.model_logging import (
+    from mmbehave.checkpoints.mlflow_models import (
         ARTIFACT_NAME,
         has_logged_model,
         log_model,

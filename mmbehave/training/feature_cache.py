@@ -37,16 +37,8 @@ from mmbehave.core.progress import show_progress
 log = logging.getLogger(__name__)
 
 CACHE_DTYPE = np.float16
-MODES = ("auto", "true", "false")
 # The augmentation keys that change each modality's encoder input (conf/data/*.yaml, data.augment).
 AUGMENTS = {"video": ("temporal_jitter",), "audio": ("time_masks", "freq_masks")}
-
-
-def cache_mode(value: Any) -> str:
-    mode = str(value).lower()
-    if mode not in MODES:
-        raise ConfigError(f"training.feature_cache={value} is not one of auto, true, false.")
-    return mode
 
 
 def why_not_cacheable(modality: str, encoder: nn.Module, augment_cfg: Any) -> str | None:
@@ -125,7 +117,7 @@ def encoder_key(modality: str, encoder_cfg: DictConfig, encoder: nn.Module, prep
 def encode_split(encoder: nn.Module, dataset, modality: str, device: torch.device, batch_size: int) -> np.ndarray:
     """(N, T, D) float16 tokens for every clip of ``dataset`` (zeros for clips without ``modality``, which
     never go through the encoder, as in training)."""
-    from mmbehave.training.data_setup import make_loader
+    from mmbehave.data.prepared import make_loader
 
     was_training = encoder.training
     encoder.eval()
@@ -185,7 +177,7 @@ def prepare_feature_caches(cfg: DictConfig, model: nn.Module, prepared, modaliti
                            splits: tuple[str, ...], device: torch.device, mode: str,
                            batch_size: int) -> tuple[dict[str, dict[str, CachedTokens]], dict[str, str]]:
     """({split: {modality: CachedTokens}}, {modality: key, or "off: <why>"}) for ``training.feature_cache=mode``."""
-    from mmbehave.training.data_setup import make_dataset
+    from mmbehave.data.prepared import make_dataset
 
     cached: dict[str, dict[str, CachedTokens]] = {split: {} for split in splits}
     info: dict[str, str] = {}

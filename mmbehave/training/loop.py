@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from mmbehave.core.heads import HeadSpec
 from mmbehave.core.precision import autocast
 from mmbehave.core.progress import show_progress
+from mmbehave.metrics.epoch_scores import head_metrics, probabilities
 from mmbehave.training.distributed import ProcessGroup, gather
-from mmbehave.training.head_metrics import head_metrics, probabilities
 from mmbehave.training.modality_dropout import drop_modalities
 
 
@@ -106,34 +106,32 @@ def train_one_epoch(model: nn.Module, loader, *, loss_fn: nn.Module, optimizer, 
 
 
 @dataclass
-class Evaluation:
+class Validation:
     """Metrics plus the raw predictions, for per-class reports and the multi-label heads' thresholds."""
 
     metrics: dict[str, float]
     targets: dict[str, np.ndarray] = field(repr=False)  # {head: (N,) class indices or (N, C) 0/1 rows}
     probs: dict[str, np.ndarray] = field(repr=False)    # {head: (N, C) softmax or sigmoid}
-    clip_ids: list[str] = field(repr=False, default_factory=list)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.device, precision: str,
-             heads: Sequence[HeadSpec], limit_batches: int | None = None, prefix: str = "val",
-             desc: str = "validate", train_counts: dict[str, list[int]] | None = None,
-             group: ProcessGroup = ProcessGroup()) -> Evaluation:
-    """Loss, accuracy, macro-F1 and the per-epoch long-tail scores per head (epoch_metrics.py names them all),
-    and ``<prefix>/macro_f1`` = mean of the heads' macro-F1. ``train_counts``: {head: training clips per
-    class}, which split classes into head and tail; without them the tail score is left out. Under torchrun
+def validate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.device, precision: str,
+             heads: Sequence[HeadSpec], limit_batches: int | None = None,
+             train_counts: dict[str, list[int]] | None = None, group: ProcessGroup = ProcessGroup()) -> Validation:
+    """The validation pass: loss, accuracy, macro-F1 and the per-epoch long-tail scores per head (metric_names.py
+    names them all, ``val/<name>``), and ``val/macro_f1`` = mean of the heads' macro-F1. ``train_counts``: {head: training clips per
+    class}, which split classes into frequent and rare; without them the rare-class score is left out. Under torchrun
     each process predicts its share of the clips and every process scores them all (``group``)."""
     model.eval()
-    losses, clip_ids = [], []
+    losses, clips = [], 0
     targets: dict[str, list] = {head.name: [] for head in heads}
     probs: dict[str, list] = {head.name: [] for head in heads}
-    for batch in tqdm(limited(loader, limit_batches), desc=desc, leave=False, disable=not show_progress()):
+    for batch in tqdm(limited(loader, limit_batches), desc="validate", leave=False, disable=not show_progress()):
         with autocast(device, precision):
             output = model(**model_inputs(batch, device))
         loss, _ = loss_fn(output.logits, batch_targets(batch, device))
         losses.append(loss.item() * len(batch["clip_id"]))
-        clip_ids.extend(batch["clip_id"])
+        clips += len(batch["clip_id"])
         for head in heads:
             targets[head.name].append(batch["targets"][head.name].numpy())
             probs[head.name].append(probabilities(head, output.logits[head.name]))
@@ -141,16 +139,16 @@ def evaluate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.devi
     scores = {head: np.concatenate(values) for head, values in probs.items()}
     loss_sum = float(sum(losses))
     if group.active:
-        shares = gather((clip_ids, true, scores, loss_sum), group)
-        clip_ids = [clip for share in shares for clip in share[0]]
+        shares = gather((clips, true, scores, loss_sum), group)
+        clips = sum(share[0] for share in shares)
         true = {head: np.concatenate([share[1][head] for share in shares]) for head in true}
         scores = {head: np.concatenate([share[2][head] for share in shares]) for head in scores}
         loss_sum = sum(share[3] for share in shares)
-    metrics = {f"{prefix}/loss": loss_sum / max(len(clip_ids), 1)}
+    metrics = {"val/loss": loss_sum / max(clips, 1)}
     for head in heads:
         # A few thousand rows at most: one sort per class for AP, milliseconds next to the forward passes.
         values = head_metrics(head, true[head.name], scores[head.name],
                               train_counts[head.name] if train_counts else None)
-        metrics.update({f"{prefix}/{head.name}_{key}": value for key, value in values.items()})
-    metrics[f"{prefix}/macro_f1"] = float(np.mean([metrics[f"{prefix}/{head.name}_macro_f1"] for head in heads]))
-    return Evaluation(metrics=metrics, targets=true, probs=scores, clip_ids=clip_ids)
+        metrics.update({f"val/{head.name}_{key}": value for key, value in values.items()})
+    metrics["val/macro_f1"] = float(np.mean([metrics[f"val/{head.name}_macro_f1"] for head in heads]))
+    return Validation(metrics=metrics, targets=true, probs=scores)

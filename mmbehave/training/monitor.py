@@ -22,10 +22,6 @@ def mode_for(name: str) -> str:
     return "min" if name.endswith("loss") else "max"
 
 
-def metric_is_better(name: str, value: float, best: float | None) -> bool:
-    return is_better(value, best, mode_for(name))
-
-
 @dataclass
 class Monitor:
     """Per-epoch metrics so far, and the best value of ``metric`` with its epoch."""

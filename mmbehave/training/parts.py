@@ -22,7 +22,7 @@ from mmbehave.core.heads import HeadSpec, class_counts
 from mmbehave.core.instantiate import build
 from mmbehave.core.settings import RunSettings
 from mmbehave.data.metadata import ClassLists
-from mmbehave.training.data_setup import PreparedData, make_dataset, make_loader
+from mmbehave.data.prepared import PreparedData, make_dataset, make_loader
 from mmbehave.training.distributed import ProcessGroup, ShardSampler
 from mmbehave.training.feature_cache import prepare_feature_caches
 from mmbehave.training.loop import StepSettings
@@ -45,7 +45,7 @@ class TrainingParts:
     modalities: tuple[str, ...]
     fusion_params: float                    # the fusion module's size, a metric for multi-objective sweeps
     feature_cache: dict[str, str]           # {modality: cache key, or "off: <why>"} (training.feature_cache)
-    train_counts: dict[str, list[int]]      # {head: training clips per class}: head/tail classes, kept in checkpoints
+    train_counts: dict[str, list[int]]      # {head: training clips per class}: frequent / rare classes, kept in checkpoints
     heads: tuple[HeadSpec, ...] = ()        # model.heads, in order
     group: ProcessGroup = ProcessGroup()    # this process under torchrun (rank 0 of 1 otherwise)
     train_model: nn.Module | None = None    # what training steps call: the model, or its DDP wrapper

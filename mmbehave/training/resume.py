@@ -18,8 +18,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.errors import ConfigError
-from mmbehave.training.data_setup import PreparedData
-from mmbehave.training.tracking import TrackedRun, check_server_answers
+from mmbehave.data.prepared import PreparedData
+from mmbehave.tracking.runs import TrackedRun
+from mmbehave.tracking.store import check_server_answers
 
 log = logging.getLogger(__name__)
 SHOWN_DIFFERENCES = 6

@@ -23,6 +23,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from mmbehave.checkpoints.files import (
+    RESUME_KEYS,
+    read_checkpoint,
+    remove_stale_temp_files,
+    save_checkpoint,
+)
+from mmbehave.checkpoints.mlflow_models import log_model, should_log
 from mmbehave.core.config_checks import check_config, configured_modalities
 from mmbehave.core.config_tree import print_config_tree
 from mmbehave.core.errors import ConfigError
@@ -30,17 +37,12 @@ from mmbehave.core.heads import heads_from_config
 from mmbehave.core.redact import redact
 from mmbehave.core.settings import RunSettings
 from mmbehave.core.signals import stop_on_signals
-from mmbehave.training.checkpoint import (
-    RESUME_KEYS,
-    checkpoint_state,
-    model_state,
-    read_checkpoint,
-    remove_stale_temp_files,
-    restore,
-    save_checkpoint,
-)
-from mmbehave.training.class_metrics import best_f1_thresholds
-from mmbehave.training.data_setup import prepare_data
+from mmbehave.data.prepared import prepare_data
+from mmbehave.metrics.class_scores import best_f1_thresholds
+from mmbehave.metrics.metric_names import check_metrics_are_recorded
+from mmbehave.tracking.runs import SilentRun, TrackedRun, hydra_overrides, log_run_setup
+from mmbehave.tracking.store import bound_http_requests, resolve_tracking_uri
+from mmbehave.training.checkpoint import checkpoint_state, model_state, restore
 from mmbehave.training.distributed import (
     ProcessGroup,
     broadcast,
@@ -50,9 +52,7 @@ from mmbehave.training.distributed import (
     process_device,
     start_process_group,
 )
-from mmbehave.training.epoch_metrics import check_metrics_are_recorded
-from mmbehave.training.loop import TrainingDiverged, evaluate, train_one_epoch
-from mmbehave.training.model_logging import log_model, should_log
+from mmbehave.training.loop import TrainingDiverged, train_one_epoch, validate
 from mmbehave.training.monitor import Monitor, is_better, mode_for
 from mmbehave.training.parts import TrainingParts, build_parts
 from mmbehave.training.profiling import step_profiler
@@ -64,14 +64,6 @@ from mmbehave.training.resume import (
 )
 from mmbehave.training.seeding import epoch_seed, seed_everything
 from mmbehave.training.sweep_job import SweepJob, current_sweep_job
-from mmbehave.training.tracking import (
-    SilentRun,
-    TrackedRun,
-    bound_http_requests,
-    hydra_overrides,
-    log_run_setup,
-    resolve_tracking_uri,
-)
 from mmbehave.training.trial_link import TrialLink, TrialPruned
 
 # The tag on a sweep trial's MLflow run holding what the run returned (JSON): sweeps.study reads it to keep a
@@ -221,7 +213,7 @@ def fit(parts: TrainingParts, settings: RunSettings, monitor: Monitor, tracker: 
                                          step=parts.step, epoch=epoch, on_step=lambda: (profiler_step(), first_step()))
             train_loss = float(np.mean(gather(train_loss, group)))  # every process's batches, equal in number
             trained = time.perf_counter()
-            evaluation = evaluate(parts.model, parts.val_loader, loss_fn=parts.loss_fn, device=parts.step.device,
+            evaluation = validate(parts.model, parts.val_loader, loss_fn=parts.loss_fn, device=parts.step.device,
                                   precision=parts.step.precision, heads=heads, limit_batches=training.limit_val_batches,
                                   train_counts=parts.train_counts, group=group)
             validated = time.perf_counter()

@@ -32,7 +32,7 @@ from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.preprocessing import preprocess_from_config
-from mmbehave.data.synthetic_field import (
+from mmbehave.data.synthetic.field import (
     field_jobs,
     field_pool,
     field_settings,
@@ -41,7 +41,7 @@ from mmbehave.data.synthetic_field import (
     pool_size,
     write_field_clip,
 )
-from mmbehave.data.synthetic_scenes import (
+from mmbehave.data.synthetic.scenes import (
     BEHAVIORS,
     SPECIES,
     SceneSize,
@@ -204,9 +204,3 @@ def generate_and_swap_in(root: Path, settings: dict, num_workers: int, progress:
     os.replace(staging, root)
     if retired.exists():
         shutil.rmtree(retired)
-
-
-if __name__ == "__main__":  # the old command name, kept for one release: python -m mmbehave.synthetic
-    from mmbehave.synthetic import main
-
-    main()

@@ -5,14 +5,17 @@ wherever the groups allow it, and the splits come close to their shares of rows.
     assignment = assign_covering(groups, {"train": .7, "val": .15, "test": .15}, seed=0)  # group -> split
     missing_classes(groups, assignment, fractions, noun="site")   # what is still not in every split, and why
 
-Why not ``site_splits.assign_groups`` alone: it balances rows only, so a rare species seen at three sites can
-end up with all three in train, and val/test then never test it. Its seeded deals are the starting points
-here; a local search (moving one group, or swapping two) then improves, in this order:
+A deal by size alone balances rows only, so a rare species seen at three sites can end up with all three in
+train, and val/test then never test it. Seeded deals (each group to the split furthest below its share; while
+no more groups are left than splits still empty, those get them) are only the starting points here; a local
+search (moving one group, or swapping two) then improves, in this order:
   1. no split with a share left empty;
   2. every class in train (a class only val or test has cannot be learned, and training refuses it);
   3. as many (class, split) cells filled as the groups allow;
   4. rows as close to the shares as whole groups allow.
-The best of several seeded starts wins (the first on a tie), so same table and seed: same splits.
+The best of several seeded starts wins (the first on a tie), so same table and seed: same splits. Groups
+``fixed`` to a split (the Camtrap DP importer's ``split.assign``) stay there. This is the one group-to-split
+algorithm: ``python -m mmbehave.split``, the field-like benchmark and the Camtrap DP importer all use it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from mmbehave.data.layout import SPLITS
-from mmbehave.data.site_splits import SplitRule, deal_groups, split_targets
 
 TRIALS = 16                 # seeded starting deals; each is improved, the best kept
 MAX_PASSES = 50             # improvement passes over the groups; each pass must improve, so this only caps
@@ -84,23 +86,50 @@ def active_splits(fractions: Mapping[str, float]) -> list[str]:
     return [split for split in SPLITS if fractions[split] > 0]
 
 
-def assign_covering(groups: GroupCounts, fractions: Mapping[str, float], seed: int,
-                    trials: int = TRIALS) -> dict[str, str]:
-    """Each group -> its split. Needs at least as many groups as active splits (the caller says so if not)."""
+def assign_covering(groups: GroupCounts, fractions: Mapping[str, float], seed: int, trials: int = TRIALS,
+                    fixed: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each group -> its split (``fixed`` ones where they are told). With fewer groups than active splits some
+    split stays empty (``python -m mmbehave.split`` refuses that before calling)."""
+    fixed = {group: split for group, split in (fixed or {}).items() if group in set(groups.groups)}
     rng = np.random.default_rng(seed)
-    rule = SplitRule(by="group", fractions=dict(fractions), seed=seed)
     sizes = {group: int(n) for group, n in zip(groups.groups, groups.rows)}
-    target = split_targets(sizes, rule)
+    target = split_targets(sizes, fractions)
+    free = [g for g in groups.groups if g not in fixed]
+    movable = np.array([g not in fixed for g in groups.groups])
     best: _Search | None = None
-    for _ in range(trials):
-        order = [groups.groups[i] for i in rng.permutation(len(groups.groups))]
-        dealt = deal_groups(order, sizes, rule, {})
-        search = _Search(groups, [SPLITS.index(dealt[g]) for g in groups.groups], fractions, target)
+    for _ in range(trials if free else 1):
+        order = [free[i] for i in rng.permutation(len(free))]
+        dealt = deal_groups(order, sizes, fractions, fixed)
+        search = _Search(groups, [SPLITS.index(dealt[g]) for g in groups.groups], fractions, target, movable)
         search.improve(rng, swaps=len(groups.groups) <= ALL_PAIRS_UP_TO)
         if best is None or _better(search.current, best.current):
             best = search
     best.improve(rng, swaps=True)  # large tables: only the winner gets the (sampled) swaps
     return {group: SPLITS[s] for group, s in zip(groups.groups, best.split_of)}
+
+
+def split_targets(sizes: Mapping[str, int], fractions: Mapping[str, float]) -> dict[str, float]:
+    """Rows each split should get: its share (normalised over the shares given) of all rows."""
+    total, weight = sum(sizes.values()), sum(fractions.values())
+    return {split: fractions[split] / weight * total for split in SPLITS}
+
+
+def deal_groups(order: list[str], sizes: Mapping[str, int], fractions: Mapping[str, float],
+                fixed: Mapping[str, str]) -> dict[str, str]:
+    """Deal ``order`` out: each group to the split furthest below its target; empty splits first near the end."""
+    target = split_targets(sizes, fractions)
+    result = dict(fixed)
+    rows = {split: sum(sizes[g] for g, s in result.items() if s == split) for split in SPLITS}
+    groups = {split: sum(1 for s in result.values() if s == split) for split in SPLITS}
+    wanted = active_splits(fractions)
+    for position, group in enumerate(order):
+        empty = [split for split in wanted if groups[split] == 0]
+        candidates = empty if empty and len(order) - position <= len(empty) else wanted
+        split = max(candidates, key=lambda s: (target[s] - rows[s], -SPLITS.index(s)))
+        result[group] = split
+        rows[split] += sizes[group]
+        groups[split] += 1
+    return result
 
 
 def missing_classes(groups: GroupCounts, assignment: Mapping[str, str], fractions: Mapping[str, float],
@@ -145,9 +174,10 @@ class _Search:
     """One assignment being improved: split totals are kept up to date, so trying a change costs one row."""
 
     def __init__(self, groups: GroupCounts, split_of: list[int], fractions: Mapping[str, float],
-                 target: Mapping[str, float]) -> None:
+                 target: Mapping[str, float], movable: np.ndarray) -> None:
         self.groups = groups
         self.split_of = np.array(split_of, dtype=np.int64)
+        self.movable = movable
         self.active = np.array([fractions[split] > 0 for split in SPLITS])
         self.active_index = [s for s in range(len(SPLITS)) if self.active[s]]
         self.target = np.array([target[split] for split in SPLITS], dtype=float)
@@ -196,6 +226,8 @@ class _Search:
     def _move_pass(self, rng: np.random.Generator) -> bool:
         changed = False
         for g in rng.permutation(len(self.split_of)):
+            if not self.movable[g]:
+                continue
             for s in self.active_index:
                 if s != self.split_of[g] and self._try([(g, s)]):
                     changed = True
@@ -213,6 +245,6 @@ class _Search:
         changed = False
         for g, h in pairs:
             a, b = int(self.split_of[g]), int(self.split_of[h])
-            if a != b and self._try([(g, b), (h, a)]):
+            if a != b and self.movable[g] and self.movable[h] and self._try([(g, b), (h, a)]):
                 changed = True
         return changed

@@ -22,7 +22,9 @@ import pandas as pd
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import DataError, InputError
 from mmbehave.core.guards import resolved, same_file
-from mmbehave.data.group_split import (
+from mmbehave.data.layout import SPLITS
+from mmbehave.data.metadata import csv_row
+from mmbehave.data.splits.group_split import (
     GroupCounts,
     Label,
     MissingClass,
@@ -30,9 +32,7 @@ from mmbehave.data.group_split import (
     assign_covering,
     missing_classes,
 )
-from mmbehave.data.layout import SPLITS
-from mmbehave.data.metadata import csv_row
-from mmbehave.data.split_options import SplitOptions
+from mmbehave.data.splits.options import SplitOptions
 
 SPLITS_NAME, SUMMARY_NAME, MISSING_NAME = "splits.csv", "split_summary.csv", "unsplittable_classes.csv"
 OUTPUT_NAMES = (*(f"{split}.csv" for split in SPLITS), SPLITS_NAME, SUMMARY_NAME, MISSING_NAME)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from mmbehave.core.atomic import atomic_path, write_text_atomic
 from mmbehave.core.errors import InputError
-from mmbehave.data.camtrap_dp import (
+from mmbehave.data.camtrap_dp.package import (
     DEPLOYMENT_FIELDS,
     MEDIA_FIELDS,
     OBSERVATION_FIELDS,

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mmbehave.core.errors import ConfigError
-from mmbehave.data.camtrap_dp import (
+from mmbehave.data.camtrap_dp.package import (
     OBSERVATION_LEVELS,
     OBSERVATION_TYPES,
     CamtrapPackage,

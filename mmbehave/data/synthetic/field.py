@@ -54,16 +54,16 @@ import pandas as pd
 
 from mmbehave.core.errors import ConfigError
 from mmbehave.data.clip_io import write_clip
-from mmbehave.data.group_split import (
+from mmbehave.data.layout import SPLITS
+from mmbehave.data.splits.group_split import (
     GroupCounts,
     active_splits,
     assign_covering,
     missing_classes,
 )
-from mmbehave.data.layout import SPLITS
-from mmbehave.data.split_maker import row_groups, row_labels
-from mmbehave.data.split_options import SplitOptions
-from mmbehave.data.synthetic_scenes import (
+from mmbehave.data.splits.maker import row_groups, row_labels
+from mmbehave.data.splits.options import SplitOptions
+from mmbehave.data.synthetic.scenes import (
     BEHAVIORS,
     NOISE_LEVEL,
     SPECIES,

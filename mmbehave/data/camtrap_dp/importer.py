@@ -7,7 +7,9 @@
                                                         predict format=camtrap_dp reads them back
     <out>/import_report.csv                             what was used and skipped, and why
 
-Which clips and labels: ``camtrap_dp_clips``; which split: ``site_splits`` (whole deployments or locations).
+Which clips and labels: ``clips``; which split: whole deployments (or locations) by the class-covering
+assignment of ``mmbehave.data.splits.group_split``, which puts every species and behaviour in every split where
+the groups allow it.
 Every file is written atomically; a re-import replaces what an earlier one wrote under the same names, and an
 out= holding a dataset made another way (or lying inside the package) is refused before anything is written.
 """
@@ -17,8 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,11 +30,11 @@ from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import ClipReadError, ConfigError, DataError, InputError
 from mmbehave.core.guards import refuse_output_over_inputs
 from mmbehave.core.progress import show_progress
-from mmbehave.data.camtrap_dp import SOURCE_FOLDER, iso_utc, open_package
-from mmbehave.data.camtrap_dp_clips import Clip, ImportReport, ImportRules, plan_clips
-from mmbehave.data.image_bursts import write_burst
+from mmbehave.data.camtrap_dp.clips import Clip, ImportReport, ImportRules, plan_clips
+from mmbehave.data.camtrap_dp.image_bursts import write_burst
+from mmbehave.data.camtrap_dp.package import SOURCE_FOLDER, iso_utc, open_package
 from mmbehave.data.layout import SPLITS, DatasetLayout
-from mmbehave.data.site_splits import SplitRule, assign_groups
+from mmbehave.data.splits.group_split import GroupCounts, assign_covering
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,41 @@ class MediaOptions:
         return cls(transfer, fps, max_side)
 
 
+GROUP_COLUMNS = ("deploymentID", "locationID")
+
+
+@dataclass(frozen=True)
+class ImportSplit:
+    by: str = "deploymentID"                                    # deploymentID | locationID
+    fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
+    seed: int = 0
+    assign: dict[str, str] = field(default_factory=dict)        # group -> split, fixed
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> ImportSplit:
+        """From the ``split`` config keys; a key left out takes the default above."""
+        default = cls()
+        by = str(cfg.get("by", default.by))
+        if by not in GROUP_COLUMNS:
+            raise ConfigError(f"split.by={by}: use deploymentID or locationID.")
+        given = dict(cfg.get("fractions") or default.fractions)
+        unknown = sorted(set(given) - set(SPLITS))
+        if unknown:
+            raise ConfigError(f"split.fractions has {', '.join(unknown)}; the splits are {', '.join(SPLITS)}.")
+        try:
+            fractions = {split: float(given.get(split, 0.0)) for split in SPLITS}
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"split.fractions must be numbers, e.g. {{train: 0.7, val: 0.15, test: 0.15}} ({error}).")
+        if min(fractions.values()) < 0 or sum(fractions.values()) <= 0:
+            raise ConfigError(f"split.fractions={given}: shares must be >= 0 and not all 0.")
+        assign = {str(group): str(split) for group, split in dict(cfg.get("assign") or {}).items()}
+        wrong = {group: split for group, split in assign.items() if split not in SPLITS}
+        if wrong:
+            group, split = next(iter(wrong.items()))
+            raise ConfigError(f"split.assign.{group}={split}: a group goes to one of {', '.join(SPLITS)}.")
+        return cls(by, fractions, int(cfg.get("seed", 0)), assign)
+
+
 @dataclass
 class ImportResult:
     layout: DatasetLayout
@@ -75,7 +111,7 @@ def import_package(cfg: Mapping[str, Any]) -> ImportResult:
     """The command's work; ``cfg`` holds conf/import_camtrap_dp.yaml's keys."""
     if not str(cfg.get("out") or "").strip():
         raise InputError("out= is required: the dataset root to write (raw/ goes under it).")
-    rules, split_rule = ImportRules.from_config(cfg), SplitRule.from_config(cfg.get("split") or {})
+    rules, split_rule = ImportRules.from_config(cfg), ImportSplit.from_config(cfg.get("split") or {})
     options = MediaOptions.from_config(cfg)
     layout = DatasetLayout(Path(str(cfg["out"])).expanduser())
     refuse_foreign_dataset(layout)
@@ -94,7 +130,7 @@ def import_package(cfg: Mapping[str, Any]) -> ImportResult:
                               f"{package.paths['deployments']}; use the ids written there.")
         bar = tqdm(planned, desc="clips", unit="clip", disable=not show_progress(cfg.get("progress", True)))
         written = [clip for clip in bar if _write_clip(layout, clip, options, report)]
-        split_of = assign_groups(Counter(groups[clip.deployment_id] for clip in written), split_rule)
+        split_of = split_groups(written, groups, split_rule)
         for clip in written:
             clip.split = split_of[groups[clip.deployment_id]]
             kind = "image burst" if clip.kind == "images" else clip.kind
@@ -106,6 +142,15 @@ def import_package(cfg: Mapping[str, Any]) -> ImportResult:
     with atomic_path(report_path) as tmp:
         report.table().to_csv(tmp, index=False)
     return ImportResult(layout, report, written, report_path)
+
+
+def split_groups(clips: list[Clip], group_of: dict[str, str], rule: ImportSplit) -> dict[str, str]:
+    """Each group (deployment or location) -> its split, covering every species and behaviour where it can."""
+    if not clips:
+        return {}
+    labels = [[("species", clip.species), *(("behavior", b) for b in clip.behavior.split("|") if b)] for clip in clips]
+    counts = GroupCounts.build([group_of[clip.deployment_id] for clip in clips], labels, ("species", "behavior"))
+    return assign_covering(counts, rule.fractions, rule.seed, fixed=rule.assign)
 
 
 def is_earlier_import(layout: DatasetLayout) -> bool:

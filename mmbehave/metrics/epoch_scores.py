@@ -1,8 +1,8 @@
 """One epoch's scores of one head, single- or multi-label, under the names epoch_metrics.py lists.
 
-    single head: probs = softmax; acc (= micro-F1), macro_f1, macro_ap, micro_f1, tail_macro_f1
+    single head: probs = softmax; acc (= micro-F1), macro_f1, macro_ap, micro_f1, rare_macro_f1
     multi head:  probs = sigmoid, predicted at 0.5; acc = exact-match ratio (every label right), macro_f1,
-                 macro_ap (the mAP MammAlps reports), micro_f1, samples_f1, tail_macro_f1
+                 macro_ap (the mAP MammAlps reports), micro_f1, samples_f1, rare_macro_f1
 
 Validation uses the fixed 0.5 for multi heads, so epochs compare on one footing; the per-class thresholds
 chosen on the best epoch's validation clips (``best_f1_thresholds``) go to the checkpoint for evaluate and
@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from mmbehave.core.heads import HeadSpec
-from mmbehave.training.class_metrics import (
+from mmbehave.metrics.class_scores import (
     exact_match_ratio,
     multi_label_scores,
     single_label_scores,
 )
-from mmbehave.training.epoch_metrics import per_head_keys
-from mmbehave.training.metrics import accuracy_and_macro_f1, confusion_matrix
+from mmbehave.metrics.confusion import accuracy_and_macro_f1, confusion_matrix
+from mmbehave.metrics.metric_names import per_head_keys
 
 MULTI_LABEL_THRESHOLD = 0.5
 
@@ -34,7 +34,7 @@ def probabilities(head: HeadSpec, logits: torch.Tensor) -> np.ndarray:
 
 def head_metrics(head: HeadSpec, targets: np.ndarray, probs: np.ndarray,
                  train_counts: list[int] | None = None) -> dict[str, float]:
-    """{key: value} for the keys ``per_head_keys(head)`` names (tail_macro_f1 only with ``train_counts``)."""
+    """{key: value} for the keys ``per_head_keys(head)`` names (rare_macro_f1 only with ``train_counts``)."""
     if head.multi:
         scores = multi_label_scores(targets, probs, MULTI_LABEL_THRESHOLD, train_counts).summary
         values = {"acc": exact_match_ratio(targets, probs >= MULTI_LABEL_THRESHOLD), **scores}

@@ -3,9 +3,9 @@
     single-label head: targets (N,) class index, probs (N, C) softmax  ─┐
     multi-label head:  targets (N, C) 0/1,         probs (N, C) sigmoid  ─┴─► HeadScores(per_class, summary)
 
-    per_class  precision, recall, f1, support, average_precision; with train counts also train_count, is_head
+    per_class  precision, recall, f1, support, average_precision; with train counts also train_count, is_frequent
     summary    macro_ / micro_ precision, recall, f1; macro_ap; samples_f1 (multi-label);
-               with train counts: head_ / tail_ macro_f1 and macro_ap
+               with train counts: frequent_ / rare_ macro_f1 and macro_ap
 
 Pure numpy, so training validation (every epoch) and ``evaluate`` compute the same numbers, equal to
 scikit-learn's on the same arrays (tests/test_class_metrics.py). The conventions, and why:
@@ -19,8 +19,9 @@ scikit-learn's on the same arrays (tests/test_class_metrics.py). The conventions
   matrices;
 * micro scores pool the counts of all classes (for a single-label head all three equal the accuracy);
 * AP is undefined for a class without positives: NaN in the table, left out of macro AP (average_precision.py);
-* head classes are those whose training-split count is above the median count of the class list, tail classes
-  the rest; a head/tail average over no class is NaN (e.g. every class equally frequent: no head class).
+* frequent classes are those whose training-split count is above the median count of the class list, rare
+  classes the rest; a frequent/rare average over no class is NaN (e.g. every class equally frequent: none is
+  frequent).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmbehave.training.average_precision import (
+from mmbehave.metrics.average_precision import (
     macro_average_precision,
     per_class_average_precision,
 )
-from mmbehave.training.metrics import confusion_matrix, scores_from_counts
+from mmbehave.metrics.confusion import confusion_matrix, scores_from_counts
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class HeadScores:
     summary: dict[str, float]          # {score name: value}
 
 
-def head_classes(train_counts: np.ndarray) -> np.ndarray:
-    """(C,) bool: the classes trained on more clips than the median class (the rest are the tail)."""
+def frequent_classes(train_counts: np.ndarray) -> np.ndarray:
+    """(C,) bool: the classes trained on more clips than the median class (the rest are the rare ones)."""
     counts = np.asarray(train_counts, dtype=float)
     return counts > np.median(counts)
 
@@ -93,9 +94,9 @@ def head_scores(true_positive: np.ndarray, predicted: np.ndarray, support: np.nd
         counts = np.asarray(train_counts, dtype=np.int64)
         if counts.shape != (len(support),):
             raise ValueError(f"train_counts has {counts.size} classes, the head {len(support)}.")
-        is_head = head_classes(counts)
-        per_class.update(train_count=counts, is_head=is_head)
-        for group, members in (("head", is_head), ("tail", ~is_head)):
+        is_frequent = frequent_classes(counts)
+        per_class.update(train_count=counts, is_frequent=is_frequent)
+        for group, members in (("frequent", is_frequent), ("rare", ~is_frequent)):
             summary[f"{group}_macro_f1"] = mean_over(per_class["f1"], members & averaged)
             summary[f"{group}_macro_ap"] = macro_average_precision(per_class["average_precision"], members)
     return HeadScores(per_class=per_class, summary=summary)

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from mmbehave.core.errors import ConfigError, DataError
-from mmbehave.core.heads import GUIDE_HEADS, HeadSpec
+from mmbehave.core.heads import HeadSpec
 from mmbehave.core.instantiate import build
 from mmbehave.core.progress import show_progress
 from mmbehave.data.dataset import Augmentation, ClipDataset, collate, mel_statistics
@@ -43,13 +43,13 @@ PREPROCESS_KEYS = SETTINGS_COLUMNS
 class PreparedData:
     layout: DatasetLayout
     tables: dict
+    heads: tuple[HeadSpec, ...]                     # model.heads: which label columns, read how
     classes: ClassLists
     has_audio: dict[str, bool]
     has_video: dict[str, bool] = field(default_factory=dict)
     preprocess: dict = field(default_factory=dict)  # how the files were made (manifest, else config): for checkpoints
     mel_mean: float = 0.0
     mel_std: float = 1.0
-    heads: tuple[HeadSpec, ...] = GUIDE_HEADS  # model.heads: which label columns, read how
 
     def stats(self) -> dict[str, float]:
         return {"mel_mean": self.mel_mean, "mel_std": self.mel_std}
@@ -92,8 +92,8 @@ def _group_column(data_cfg: DictConfig) -> str | list[str] | None:
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
-def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("train", "val", "test"),
-                 mel_stats: dict | None = None, heads: tuple[HeadSpec, ...] = GUIDE_HEADS) -> PreparedData:
+def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], *, heads: tuple[HeadSpec, ...],
+                 splits=("train", "val", "test"), mel_stats: dict | None = None) -> PreparedData:
     """Build the dataset if its config says how (``data.prepare``), then read and check it.
 
     All label tables are read (class lists are the union over every split, so a model trained here can
@@ -112,9 +112,8 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], splits=("tra
         check_settings_match_files(data_cfg, recorded, layout.manifest)
     check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, int(data_cfg.num_frames),
                           int(data_cfg.image_size), int(data_cfg.n_mels), progress=show_progress(), manifest=manifest)
-    prepared = PreparedData(layout, tables, class_lists(tables, heads), modality_flags(manifest, "audio"),
-                            modality_flags(manifest, "video"), preprocess=recorded or preprocess_settings(data_cfg),
-                            heads=tuple(heads))
+    prepared = PreparedData(layout, tables, tuple(heads), class_lists(tables, heads), modality_flags(manifest, "audio"),
+                            modality_flags(manifest, "video"), preprocess=recorded or preprocess_settings(data_cfg))
     if mel_stats:
         prepared.mel_mean, prepared.mel_std = mel_stats["mel_mean"], mel_stats["mel_std"]
     elif "audio" in modalities:
@@ -126,8 +125,10 @@ def make_dataset(prepared: PreparedData, split: str, modalities: tuple[str, ...]
                  augment_cfg: DictConfig | None = None, cached: dict | None = None) -> ClipDataset:
     """``cached``: {modality: CachedTokens} of this split, read instead of the modality's input files."""
     augmentation = Augmentation.from_config(augment_cfg) if augment_cfg is not None else None
-    return ClipDataset(prepared.layout, prepared.tables[split], classes, modalities, prepared.mel_mean,
-                       prepared.mel_std, prepared.has_audio, augmentation, prepared.has_video, cached, prepared.heads)
+    return ClipDataset(prepared.layout, prepared.tables[split], heads=prepared.heads, classes=classes,
+                       modalities=modalities, mel_mean=prepared.mel_mean, mel_std=prepared.mel_std,
+                       has_audio=prepared.has_audio, has_video=prepared.has_video, augmentation=augmentation,
+                       cached=cached)
 
 
 def make_loader(dataset, batch_size: int, *, num_workers: int = 0, pin_memory: bool = False, shuffle: bool = False,

@@ -1,6 +1,6 @@
 """Trained models in MLflow: logged with their run (models from code, no pickles), registered, and found again.
 
-    log_model(best.pth)  ─► runs:/<run id>/model   (mmbehave/training/mlflow_model.py + the checkpoint, a
+    log_model(best.pth)  ─► runs:/<run id>/model   (mmbehave/checkpoints/mlflow_model.py + the checkpoint, a
                             signature of the processed inputs, the class lists and preprocessing as metadata)
     register ─► models:/<name>/<version>
     local_checkpoint(models:/... | runs:/...) ─► the checkpoint file, for evaluate / predict / export
@@ -55,7 +55,7 @@ def log_model(checkpoint: Path, registered_name: str | None = None) -> str:
     import torch
 
     from mmbehave import __version__
-    from mmbehave.training.trained_model import load_trained_model
+    from mmbehave.checkpoints.trained_model import load_trained_model
 
     trained = load_trained_model(checkpoint)
     run = mlflow.active_run()

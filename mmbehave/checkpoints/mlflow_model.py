@@ -3,7 +3,7 @@
 MLflow's "models from code" keep no pickled object: ``mlflow.pyfunc.log_model(python_model=<this file>,
 artifacts={"checkpoint": best.pth})`` stores this file and the checkpoint; ``mlflow.pyfunc.load_model`` runs the
 file and calls ``load_context``, which reads the checkpoint through mmbehave's own ``weights_only=True`` path
-(``mmbehave.training.trained_model``): loading a model from a registry never runs code from the weights file.
+(``mmbehave.checkpoints.trained_model``): loading a model from a registry never runs code from the weights file.
 
     model = mlflow.pyfunc.load_model("runs:/<run id>/model")     # or "models:/<name>/<version>"
     model.predict({"frames": uint8 (B, T, 3, H, W), "mel": float32 (B, n_mels, time)})   # processed/ files
@@ -24,7 +24,7 @@ from mlflow.pyfunc import PythonModel
 
 class MMBehaveModel(PythonModel):
     def load_context(self, context) -> None:
-        from mmbehave.training.trained_model import load_trained_model
+        from mmbehave.checkpoints.trained_model import load_trained_model
 
         self.trained = load_trained_model(context.artifacts["checkpoint"], "cpu")
 
@@ -48,7 +48,7 @@ class MMBehaveModel(PythonModel):
             inputs["audio_present"] = torch.as_tensor(np.asarray(model_input.get("has_audio", [True] * count)), dtype=torch.bool)
         with torch.no_grad():
             output = trained.model(**inputs)
-        from mmbehave.training.head_metrics import probabilities
+        from mmbehave.metrics.epoch_scores import probabilities
 
         table, per_class = {}, {}
         thresholds = trained.thresholds

@@ -1,7 +1,6 @@
 """A trained model back from its file, ready for evaluation, prediction or export.
 
-    checkpoint=<path>  ─┐
-    run_id=<MLflow id> ─┴─► checkpoint_path() ─► read_checkpoint (weights_only=True; keys and types checked)
+    a checkpoint file (``checkpoints.sources``) ─► read_checkpoint (weights_only=True; keys and types checked)
                                                       │ config YAML ─► only model components? ─► build(model,
                                                       │                pretrained off) ─► load_state_dict
                                                       ▼
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +28,14 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from mmbehave.checkpoints.files import MODEL_KEYS, read_checkpoint
 from mmbehave.core.errors import CheckpointError, ConfigError, UserError
 from mmbehave.core.heads import HeadSpec, heads_from_config
 from mmbehave.core.instantiate import build
-from mmbehave.core.redact import redact
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.preprocessing import PreprocessSettings
-from mmbehave.models.classifier import upgrade_state_dict
 from mmbehave.models.components import ENV_VAR, foreign_targets, malformed_keys
 from mmbehave.models.pretrained import OFFLINE_VARIABLES
-from mmbehave.training.checkpoint import MODEL_KEYS, read_checkpoint
 
 VIDEOMAE_TARGET = "mmbehave.models.video_encoders.build_videomae_encoder"
 CNN3D_TARGET = "mmbehave.models.cnn3d.CNN3DEncoder"
@@ -62,11 +58,11 @@ class TrainedModel:
     path: Path
     quantization: dict | None        # None: fp32; else how the int8 weights were made (DYNAMIC_INT8)
     checkpoint: dict                 # the raw file contents (metadata for exports)
-    heads: tuple[HeadSpec, ...] = ()  # model.heads of the training config (the guide's two for older files)
+    heads: tuple[HeadSpec, ...] = ()  # model.heads of the training config
 
     @property
     def train_counts(self) -> dict[str, list[int]] | None:
-        """{head: training clips per class}, which split classes into head and tail; None for a checkpoint
+        """{head: training clips per class}, which split classes into frequent and rare; None for a checkpoint
         written before training recorded them, or whose counts do not fit its class lists."""
         counts = self.checkpoint.get("train_class_counts")
         sizes = self.classes.sizes()
@@ -87,58 +83,6 @@ class TrainedModel:
                 chosen[head.name] = ([float(v) for v in values] if isinstance(values, list) and len(values) == size
                                      else [0.5] * size)
         return chosen
-
-
-def checkpoint_path(checkpoint: str | None, run_id: str | None, tracking_uri: str, model: str | None = None,
-                    download_to: Path | None = None) -> Path:
-    """The file to load: ``checkpoint`` as given, the best checkpoint of MLflow run ``run_id``, or the one inside
-    the MLflow model ``model`` (``models:/<name>/<version>``, ``runs:/<id>/model``), downloaded to ``download_to``.
-
-    A training run records its folder as the ``run_dir`` tag; its best model is ``checkpoints/best.pth`` there,
-    and, where that folder is not at hand (another machine), in the run's logged MLflow model.
-    """
-    if sum(bool(x) for x in (checkpoint, run_id, model)) != 1:
-        raise CheckpointError("give exactly one of checkpoint=<path to a .pth>, run_id=<MLflow run id> or "
-                              "model=<models:/name/version or runs:/id/model>.")
-    if model:
-        from mmbehave.training.model_logging import local_checkpoint
-
-        return local_checkpoint(model, tracking_uri, download_to or Path(tempfile.mkdtemp(prefix="mmbehave-model-")))
-    if checkpoint:
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint={checkpoint}: no such file. Pass the path of a checkpoints/best.pth "
-                                  "(or latest.pth) from a training run, or run_id=<MLflow run id>.")
-        return path
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    from mmbehave.training.tracking import check_server_answers
-
-    check_server_answers(tracking_uri)  # an unreachable server is not "no such run"
-    try:
-        run = MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
-    except MlflowException as error:
-        raise CheckpointError(f"run_id={run_id}: no such MLflow run in {redact(tracking_uri)}. Check the id in the MLflow UI "
-                              "(or set mlflow.tracking_uri / $MLFLOW_TRACKING_URI to the store it was logged to).") from error
-    run_dir = run.data.tags.get("run_dir")
-    if not run_dir:
-        raise CheckpointError(f"run_id={run_id}: the MLflow run has no run_dir tag, so its checkpoints cannot be "
-                              "found; pass checkpoint=<path> instead.")
-    path = Path(run_dir) / "checkpoints" / "best.pth"
-    if not path.is_file():
-        from mmbehave.training.model_logging import (
-            ARTIFACT_NAME,
-            has_logged_model,
-            local_checkpoint,
-        )
-
-        if has_logged_model(MlflowClient(tracking_uri=tracking_uri), run_id):
-            return local_checkpoint(f"runs:/{run_id}/{ARTIFACT_NAME}", tracking_uri,
-                                    download_to or Path(tempfile.mkdtemp(prefix="mmbehave-model-")))
-        raise CheckpointError(f"run_id={run_id}: its best checkpoint {path} does not exist (moved or deleted?) and the "
-                              "run logged no MLflow model; pass checkpoint=<path> instead.")
-    return path
 
 
 def model_config_for_loading(config: DictConfig, state: dict) -> DictConfig:
@@ -224,12 +168,15 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         raise CheckpointError(f"{path}: its config is not an mmbehave training config with a model section "
                               f"({type(error).__name__}).") from error
     check_buildable(path, model_cfg)
+    if config.model.get("heads") is None:
+        raise CheckpointError(f"{path} was written by an mmbehave from before configurable heads (its config has no "
+                              "model.heads); train the model again with this version (python -m mmbehave.train ...).")
     try:
         heads = heads_from_config(config)
         classes = ClassLists.from_checkpoint(checkpoint["classes"], heads)
     except (ConfigError, KeyError) as error:
         raise CheckpointError(f"{path}: its heads and class lists do not match ({error}).") from error
-    state = upgrade_state_dict(checkpoint["model"])
+    state = checkpoint["model"]
     try:
         with hub_offline():
             model = build(model_cfg, num_classes=classes.sizes())

@@ -4,7 +4,7 @@ an epoch.
 
     train/loss  train/lr  fusion/num_params  time/train_s  time/val_s
     val/loss  val/macro_f1 (mean of the heads' macro-F1)
-    val/<head>_{acc, macro_f1, macro_ap, micro_f1, tail_macro_f1}       every head (model.heads)
+    val/<head>_{acc, macro_f1, macro_ap, micro_f1, rare_macro_f1}       every head (model.heads)
     val/<head>_samples_f1                                               multi-label heads
 """
 
@@ -20,7 +20,7 @@ from mmbehave.core.heads import HeadSpec, heads_from_config
 # Long-tail scores (class_metrics.py) logged each epoch besides accuracy and macro-F1: the ranking quality
 # (macro AP), the pooled score (micro-F1, the accuracy of a single-label head) and the rare classes' macro-F1.
 # evaluate reports the whole set; these few keep the per-epoch MLflow rows readable.
-LONG_TAIL_PER_EPOCH = ("macro_ap", "micro_f1", "tail_macro_f1")
+LONG_TAIL_PER_EPOCH = ("macro_ap", "micro_f1", "rare_macro_f1")
 PER_HEAD = ("acc", "macro_f1", *LONG_TAIL_PER_EPOCH)
 MULTI_LABEL_ONLY = ("samples_f1",)  # each clip's predicted label set against its true one, averaged
 # Recorded by the run itself around validation (run.fit), in this order.

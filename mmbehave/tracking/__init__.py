@@ -1,0 +1,1 @@
+"""MLflow: where the store is and whether it answers (``store``), and what every run logs (``runs``)."""

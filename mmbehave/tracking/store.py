@@ -1,0 +1,150 @@
+"""The MLflow store: where it is, whether it answers, and its tables and experiments made safely.
+
+The store defaults to a SQLite file at the project root given as an absolute URI: Hydra may change the
+working directory, and MLflow 3 refuses the old ./mlruns file store. A server that does not answer is one
+line within seconds (``check_server_answers``, bounded retries), never minutes of MLflow's own retrying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+
+from mmbehave.core.errors import TrackingError
+from mmbehave.core.paths import project_root
+from mmbehave.core.redact import redact
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(configured: str | None) -> str:
+    """config ``mlflow.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else the project's SQLite file."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts beside a SQLite store (``<store dir>/mlartifacts``). MLflow's own default is ``./mlruns``
+    of whatever directory the experiment happened to be created from; servers choose their own."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+
+
+_ready_stores: set[str] = set()
+HTTP_SCHEMES = ("http", "https")
+# MLflow retries an unreachable server 7 times with a growing backoff (minutes of apparent hang); a run that
+# cannot log should say so within about half a minute. MLflow's own variables, set by the user, win.
+HTTP_RETRIES, HTTP_TIMEOUT_S = 2, 10
+
+
+def bound_http_requests(retries: int | None = None, timeout_s: float | None = None) -> None:
+    """Bound MLflow's HTTP retries and timeout for this process: ``mlflow.http_retries`` /
+    ``mlflow.http_timeout_s`` where the config sets them, else $MLFLOW_HTTP_REQUEST_MAX_RETRIES /
+    $MLFLOW_HTTP_REQUEST_TIMEOUT where set, else mmbehave's defaults."""
+    for name, value, default in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", retries, HTTP_RETRIES),
+                                 ("MLFLOW_HTTP_REQUEST_TIMEOUT", timeout_s, HTTP_TIMEOUT_S),
+                                 ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", None, 1)):
+        if value is not None:
+            os.environ[name] = str(int(value))
+        else:
+            os.environ.setdefault(name, str(default))
+
+
+def check_server_answers(tracking_uri: str) -> None:
+    """TrackingError (one line, no password) unless an MLflow server at an http(s) URI answers; other stores
+    (SQLite, a database URL) are opened directly."""
+    if tracking_uri.split("://", 1)[0].lower() not in HTTP_SCHEMES:
+        return
+    import requests
+
+    bound_http_requests()
+    attempts, timeout = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) + 1, float(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    started, reason = time.monotonic(), ""
+    for attempt in range(attempts):
+        try:
+            requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout)
+            return  # any HTTP answer (even 401 / 404) means a server is there; MLflow reports the rest
+        except requests.RequestException as error:
+            reason = _connection_reason(error)
+        if attempt + 1 < attempts:
+            time.sleep(1 + attempt)
+    raise TrackingError(f"mlflow.tracking_uri={redact(tracking_uri)}: no MLflow server answers ({reason}; {attempts} "
+                        f"tries in {time.monotonic() - started:.0f} s). Start it, correct the address "
+                        "(mlflow.tracking_uri or $MLFLOW_TRACKING_URI), or unset both for the local SQLite store.")
+
+
+@contextlib.contextmanager
+def store_errors_in_one_line(tracking_uri: str, doing: str) -> Iterator[None]:
+    """An MLflow store that answers but fails (a server going down, a proxy in the way, an auth wall) becomes
+    one TrackingError line with the password hidden, before any work has started."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        raise TrackingError(f"mlflow.tracking_uri={redact(tracking_uri)}: could not {doing} "
+                            f"({_connection_reason(error)}). Check that the address is an MLflow server (or unset "
+                            "mlflow.tracking_uri and $MLFLOW_TRACKING_URI for the local SQLite store).") from error
+
+
+def _connection_reason(error: Exception) -> str:
+    """The innermost cause of a failed request, in a few words (requests nests the socket error deep)."""
+    text = str(error)
+    for known in ("Connection refused", "Name or service not known", "timed out", "No route to host",
+                  "Temporary failure in name resolution", "Network is unreachable", "Connection reset",
+                  "Remote end closed connection without response", "certificate verify failed"):
+        if known.lower() in text.lower():
+            return known.lower()
+    status = re.search(r"error code (\d{3})", text)
+    if status:
+        return f"the server answered HTTP {status.group(1)}"
+    return redact(" ".join(text.split()))[:160]
+
+
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+
+
+def prepare_store(tracking_uri: str, attempts: int = 6) -> None:
+    """Create a new database store's tables before anything else opens it: MLflow migrates a fresh database on
+    first use, and two processes doing it at once (parallel trials, sweeps started together) collide on the
+    same ALTER TABLE. SQLite: one at a time under a file lock. A database server (workers on several machines
+    share no file system): whoever loses the race retries once the winner's migration is done."""
+    if tracking_uri in _ready_stores:
+        return
+    check_server_answers(tracking_uri)
+    if tracking_uri.startswith("sqlite:///"):
+        from mmbehave.core.locks import exclusive
+
+        with exclusive(Path(tracking_uri.removeprefix("sqlite:///"))):
+            mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
+    elif tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
+        for attempt in range(attempts):
+            try:
+                mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
+                break
+            except Exception:  # noqa: BLE001 - alembic / driver errors of a concurrent migration
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1 + attempt)
+    _ready_stores.add(tracking_uri)
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """The experiment's id, creating it (with a fixed artifact location) if needed; safe under races."""
+    prepare_store(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+    except mlflow.exceptions.MlflowException:  # another process created it first
+        return client.get_experiment_by_name(name).experiment_id
