@@ -10,6 +10,8 @@ and trial with the same encoders, weights, preprocessing and clips reads what th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
 from mmbehave.core.cli import command
@@ -19,22 +21,24 @@ from mmbehave.core.cli import command
 def main(cfg: DictConfig) -> None:
     import torch
 
-    from mmbehave.core.config_checks import check_config, configured_modalities
-    from mmbehave.core.heads import heads_from_config
     from mmbehave.core.instantiate import build
-    from mmbehave.data.prepared import prepare_data
+    from mmbehave.data.prepared import make_dataset_files, prepare_data
     from mmbehave.training.feature_cache import prepare_feature_caches
     from mmbehave.training.seeding import seed_everything
+    from mmbehave.training.settings import read_run_settings
 
-    settings = check_config(cfg)
+    settings = read_run_settings(cfg)
     seed_everything(settings.seed)
-    modalities = configured_modalities(cfg)
     splits = tuple(cfg.splits)
-    prepared = prepare_data(cfg.data, modalities, splits=splits, heads=heads_from_config(cfg))
+    make_dataset_files(cfg.data)
+    prepared = prepare_data(settings.data, settings.modalities, splits=splits, heads=settings.heads)
     device = torch.device(settings.hardware.device)
     model = build(cfg.model, num_classes=prepared.classes.sizes()).to(device)
-    cached, info = prepare_feature_caches(cfg, model, prepared, modalities, splits, device,
-                                          settings.training.feature_cache, settings.training.batch_size)
+    cached, info = prepare_feature_caches(cfg.model, model, prepared, modalities=settings.modalities, splits=splits,
+                                          device=device, mode=settings.training.feature_cache,
+                                          batch_size=settings.training.batch_size,
+                                          augmentation=settings.data.augment,
+                                          cache_dir=Path(settings.training.feature_cache_dir))
     print("| modality | split | clips | tokens x width | size | file |")
     print("|---|---|---|---|---|---|")
     total = 0

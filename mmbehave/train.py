@@ -27,9 +27,12 @@ log = logging.getLogger("mmbehave.train")
 @command("train")
 def main(cfg: DictConfig) -> float | list[float]:
     # Imported here so that `--help` answers before torch and mlflow load.
+    from mmbehave.perf.first_step import FirstStepClock
+    from mmbehave.sweeps.hooks import sweep_hooks
+    from mmbehave.training.hooks import HookChain
     from mmbehave.training.run import run_training
 
-    return run_training(cfg)
+    return run_training(cfg, hooks=HookChain(sweep_hooks(), FirstStepClock()))
 
 
 if __name__ == "__main__":

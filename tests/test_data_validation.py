@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from mmbehave.core.errors import DataError
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.prepared import prepare_data
+from mmbehave.data.settings import DataSettings
 
 HEADS = default_heads()
 
@@ -40,7 +41,12 @@ def make_processed_dataset(root: Path, rows_per_split: int = 4) -> DatasetLayout
 
 
 def data_cfg(root: Path):
-    return OmegaConf.create({"root": str(root), "prepare": None, **SHAPE})
+    return OmegaConf.create({"root": str(root), "prepare": None, **SHAPE, "frame_window": None, "sample_rate": 16000,
+                             "clip_seconds": 1.0, "n_fft": 512, "hop_length": 320})
+
+
+def data_settings(root: Path) -> DataSettings:
+    return DataSettings.from_config(data_cfg(root))
 
 
 @pytest.fixture
@@ -50,7 +56,7 @@ def layout(tmp_path) -> DatasetLayout:
 
 def expect_error(layout: DatasetLayout, *fragments: str, modalities=BOTH) -> str:
     with pytest.raises(DataError) as info:
-        prepare_data(data_cfg(layout.root), modalities, heads=HEADS)
+        prepare_data(data_settings(layout.root), modalities, heads=HEADS)
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in: {message}"
@@ -58,7 +64,7 @@ def expect_error(layout: DatasetLayout, *fragments: str, modalities=BOTH) -> str
 
 
 def test_valid_dataset_prepares_with_sorted_class_lists(layout):
-    prepared = prepare_data(data_cfg(layout.root), BOTH, heads=HEADS)
+    prepared = prepare_data(data_settings(layout.root), BOTH, heads=HEADS)
     assert prepared.classes["species"] == ["deer", "fox"]
     assert prepared.classes["behavior"] == ["rest", "walk"]
 
@@ -93,7 +99,7 @@ def test_missing_video_file(layout):
 
 def test_missing_video_file_is_fine_for_an_audio_only_model(layout):
     layout.video_frames("train1").unlink()
-    prepare_data(data_cfg(layout.root), ("audio",), heads=HEADS)
+    prepare_data(data_settings(layout.root), ("audio",), heads=HEADS)
 
 
 def test_unreadable_tensor(layout):
@@ -138,13 +144,13 @@ def test_clip_that_failed_preprocessing(layout):
 
 def test_training_reads_every_label_table_but_checks_only_its_splits_files(layout):
     layout.video_frames("test0").unlink()  # training does not need the test clips...
-    prepared = prepare_data(data_cfg(layout.root), BOTH, heads=HEADS, splits=("train", "val"))
+    prepared = prepare_data(data_settings(layout.root), BOTH, heads=HEADS, splits=("train", "val"))
     assert set(prepared.tables) == {"train", "val", "test"}
     table = pd.read_csv(layout.metadata_csv("test"))
     table.loc[0, "behavior"] = "dig"
     table.to_csv(layout.metadata_csv("test"), index=False)
     with pytest.raises(DataError, match=r"test.csv, row 2: behavior 'dig'"):  # ...but their labels must be known
-        prepare_data(data_cfg(layout.root), BOTH, heads=HEADS, splits=("train", "val"))
+        prepare_data(data_settings(layout.root), BOTH, heads=HEADS, splits=("train", "val"))
 
 
 # ---- hand-typed tables: training is as strict as preprocessing ---------------------------------------------
@@ -169,7 +175,7 @@ def test_a_clip_id_that_escapes_processed_is_refused(layout, clip_id):
 
 def test_labels_are_stripped_and_spelling_variants_are_an_error(layout):
     edit_table(layout, "train", 0, behavior="walk ")  # surrounding whitespace: the same label
-    assert prepare_data(data_cfg(layout.root), BOTH, heads=HEADS).classes["behavior"] == ["rest", "walk"]
+    assert prepare_data(data_settings(layout.root), BOTH, heads=HEADS).classes["behavior"] == ["rest", "walk"]
     edit_table(layout, "val", 1, species="Deer")
     edit_table(layout, "test", 1, species="DEER")
     message = expect_error(layout, "species is written 3 ways", "'deer' (train.csv row 3", "'Deer' (val.csv row 3)",
@@ -209,14 +215,15 @@ def test_the_files_settings_win_over_a_config_that_disagrees(layout):
     cfg = OmegaConf.merge(data_cfg(layout.root), {"n_fft": 1024, "hop_length": 160, "clip_seconds": 4.0,
                                                   "sample_rate": 16000, "frame_window": None})
     with pytest.raises(ConfigError) as info:
-        prepare_data(cfg, BOTH, heads=HEADS)
+        prepare_data(DataSettings.from_config(cfg), BOTH, heads=HEADS)
     message = str(info.value)
     for part in ("manifest.csv", "data.n_fft=1024 (files: 512)", "data.hop_length=160 (files: 320)",
                  "data.clip_seconds=4.0 (files: 1.0)"):
         assert part in message
     assert "sample_rate" not in message and "\n" not in message
     # Agreeing settings: what checkpoints store is what the files were made with.
-    prepared = prepare_data(OmegaConf.merge(cfg, {"n_fft": 512, "hop_length": 320, "clip_seconds": 1.0}), BOTH, heads=HEADS)
+    agreeing = OmegaConf.merge(cfg, {"n_fft": 512, "hop_length": 320, "clip_seconds": 1.0})
+    prepared = prepare_data(DataSettings.from_config(agreeing), BOTH, heads=HEADS)
     assert prepared.preprocess == {"num_frames": 4, "image_size": 16, "frame_window": None, "sample_rate": 16000,
                                    "clip_seconds": 1.0, "n_mels": 8, "n_fft": 512, "hop_length": 320}
 
@@ -241,7 +248,7 @@ def test_clips_missing_a_modality_reach_the_batches_flagged(layout):
     manifest.to_csv(layout.manifest, index=False)
     cfg = OmegaConf.merge(data_cfg(layout.root), {"n_fft": 512, "hop_length": 320, "clip_seconds": 1.0,
                                                   "sample_rate": 16000, "frame_window": None})
-    prepared = prepare_data(cfg, BOTH, heads=HEADS)
+    prepared = prepare_data(DataSettings.from_config(cfg), BOTH, heads=HEADS)
     dataset = make_dataset(prepared, "train", BOTH, prepared.classes)
     batch = collate([dataset[i] for i in range(4)])
     assert batch["video_present"].tolist() == [True, False, True, True]
@@ -249,7 +256,7 @@ def test_clips_missing_a_modality_reach_the_batches_flagged(layout):
 
 
 def test_files_that_passed_are_not_reread_until_they_change(layout):
-    prepare_data(data_cfg(layout.root), BOTH, heads=HEADS)
+    prepare_data(data_settings(layout.root), BOTH, heads=HEADS)
     assert (layout.processed_dir / ".checked.json").is_file()
     bad = np.zeros((8, 11), dtype=np.float32)
     bad[0, 0] = np.nan

@@ -21,8 +21,9 @@ from mmbehave.metrics.metric_names import (
     check_metrics_are_recorded,
     epoch_metric_names,
 )
+from mmbehave.training.fit import objective
 from mmbehave.training.monitor import Monitor
-from mmbehave.training.run import objective, run_training
+from mmbehave.training.run import run_training
 
 MONITOR = "val/behavior_macro_ap"
 
@@ -59,7 +60,7 @@ def test_macro_ap_picks_best_pth(tmp_path, synthetic_root):
     assert best["epoch"] == int(np.argmax(scores)) and best["best_metric"] == max(scores)
     assert best["monitor"] == {"metric": MONITOR, "mode": "max"}
     # What a sweep with optimized_metric=val/behavior_macro_ap (its default: ${training.monitor}) gets back.
-    assert objective(MONITOR, Monitor.resumed(MONITOR, "max", None, history)) == max(scores)
+    assert objective((MONITOR,), Monitor.resumed(MONITOR, "max", None, history)) == max(scores)
     # 40 training clips over 4 species and 5 behaviours, every pair twice.
     assert best["train_class_counts"] == {"species": [10] * 4, "behavior": [8] * 5}
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -10,6 +10,7 @@ from mmbehave.core.config_checks import check_config
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.instantiate import build
 from mmbehave.data.prepared import make_dataset, make_loader, prepare_data
+from mmbehave.data.settings import DataSettings
 from mmbehave.training.loop import StepSettings, train_one_epoch
 from mmbehave.training.loss import HeadsLoss
 from mmbehave.training.modality_dropout import drop_modalities
@@ -52,7 +53,7 @@ def test_off_or_one_modality_leaves_the_inputs_alone():
 def test_a_training_epoch_runs_with_modality_dropout(synthetic_root):
     cfg = compose_config(["debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split()])
     modalities = ("video", "audio")
-    prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), heads=default_heads())
+    prepared = prepare_data(DataSettings.from_config(cfg.data), modalities, splits=("train", "val"), heads=default_heads())
     loader = make_loader(make_dataset(prepared, "train", modalities, prepared.classes), 4)
     torch.manual_seed(0)
     model = build(cfg.model, num_classes=prepared.classes.sizes())

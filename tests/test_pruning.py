@@ -1,4 +1,4 @@
-"""Pruning inside Hydra + Optuna sweeps (``mmbehave/training/trial_link.py``, ``hydra_plugins/mmbehave_optuna_sweeper``):
+"""Pruning inside Hydra + Optuna sweeps (``mmbehave/sweeps/trial_link.py``, ``hydra_plugins/mmbehave_optuna_sweeper``):
 hopeless trials end PRUNED in Optuna and KILLED (tagged) in MLflow, the others complete, in the job's own
 process or in joblib workers; multi-objective studies say they cannot prune and run unpruned.
 

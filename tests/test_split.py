@@ -13,6 +13,7 @@ from mmbehave.core.errors import ConfigError, DataError, InputError
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.metadata import check_groups_in_one_split, read_metadata
 from mmbehave.data.prepared import prepare_data
+from mmbehave.data.settings import DataSettings
 from mmbehave.data.splits.group_split import (
     GroupCounts,
     assign_covering,
@@ -200,7 +201,7 @@ def test_training_refuses_a_site_in_two_splits_naming_it_and_the_rows(tmp_path):
                                                 "test": [("g", "S6"), ("h", "S2")]})
     data_cfg = compose_config(["data=processed", f"data.root={layout.root}"]).data
     with pytest.raises(DataError) as raised:
-        prepare_data(data_cfg, ("video", "audio"), heads=default_heads())
+        prepare_data(DataSettings.from_config(data_cfg), ("video", "audio"), heads=default_heads())
     assert str(raised.value).startswith(f"site 'S2' is in {layout.metadata_csv('train')}, row 4 and in "
                                         f"{layout.metadata_csv('test')}, row 3: a site in two splits leaks")
 

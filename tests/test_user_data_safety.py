@@ -124,13 +124,13 @@ def test_a_checkpoint_naming_your_folder_as_its_synthetic_data_cannot_touch_it(t
 
 def test_evaluation_data_comes_from_the_stored_preprocessing_values_only(trained_run, synthetic_root):
     from mmbehave.checkpoints.trained_model import load_trained_model
-    from mmbehave.data.prepared import evaluation_data_config
+    from mmbehave.data.prepared import evaluation_data
 
     trained = load_trained_model(trained_run.checkpoint)
     trained.config.data.prepare = {"_target_": "os.system", "_args_": ["touch /tmp/mmbehave-pwned"]}
-    data_cfg = evaluation_data_config(trained, str(synthetic_root))
-    assert data_cfg.prepare is None and data_cfg.root == str(synthetic_root.resolve())
-    assert data_cfg.num_frames == trained.preprocess.num_frames and data_cfg.n_mels == trained.preprocess.n_mels
+    data = evaluation_data(trained, str(synthetic_root))
+    assert not data.generated and data.root == synthetic_root.resolve()
+    assert data.preprocess == trained.preprocess
 
 
 class ConnectionRecorder:

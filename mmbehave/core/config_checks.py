@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.heads import heads_from_config
 from mmbehave.core.precision import PRECISION_NAMES
-from mmbehave.core.settings import RunSettings, read_settings
+from mmbehave.core.settings import CoreSettings, read_settings
 
 # The `none` option of an encoder group targets this; everything else builds an encoder.
 ABSENT_TARGET = "mmbehave.models.ablation.absent_modality"
@@ -51,7 +51,7 @@ def check_mbt_exchange(num_layers: int, fusion_layer: int, num_bottlenecks: int,
                           "or ask for late fusion with fusion.num_bottlenecks=0.")
 
 
-def check_config(cfg: DictConfig) -> RunSettings:
+def check_config(cfg: DictConfig) -> CoreSettings:
     """Raise ConfigError for the first value that cannot work; else the typed settings."""
     settings = read_settings(cfg)
     check_overrides(command_line_overrides(), cfg)

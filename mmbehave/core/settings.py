@@ -1,9 +1,11 @@
-"""The typed view of a training config: each value gets its type once, here, where the config is read.
+"""Typed views of config nodes: each value gets its type once, where the config is read.
 
-    cfg (DictConfig) ──read_settings──► RunSettings(seed, training: TrainingSettings, hardware: HardwareSettings)
+    typed_view(TrainingSettings, cfg.training, "training")   # any frozen dataclass, from any config node
+    cfg (DictConfig) ──read_settings──► CoreSettings(seed, training, hardware, mlflow)
 
 A value of the wrong type (``training.batch_size=eight``) is a ``ConfigError`` naming the key, before any
-work. The parts that are built from config through ``_target_`` (model, optimizer, loss, LR schedule) are
+work. The run's whole contract (data, heads, objectives, ...) is ``mmbehave.training.settings.RunSettings``,
+built on these; the parts built from config through ``_target_`` (model, optimizer, loss, LR schedule) are
 not here: Hydra instantiates them with their own arguments.
 """
 
@@ -55,10 +57,25 @@ class HardwareSettings:
 
 
 @dataclass(frozen=True)
-class RunSettings:
+class MlflowSettings:
+    """``mlflow.*`` of the training config (``tracking_uri`` as given: null means $MLFLOW_TRACKING_URI, else the
+    project's SQLite store; ``tracking.store.resolve_tracking_uri`` decides)."""
+
+    tracking_uri: str | None
+    experiment_name: str
+    run_name: str | None
+    log_model: str                   # auto | true | false
+    registered_model_name: str | None
+    http_retries: int | None
+    http_timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class CoreSettings:
     seed: int
     training: TrainingSettings
     hardware: HardwareSettings
+    mlflow: MlflowSettings
 
 
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -104,7 +121,18 @@ def typed_view(cls: type, node: Any, prefix: str) -> Any:
     return cls(**values)
 
 
-def read_settings(cfg: Any) -> RunSettings:
-    return RunSettings(seed=_convert(cfg.seed, int, "seed"),
-                       training=typed_view(TrainingSettings, cfg.training, "training"),
-                       hardware=typed_view(HardwareSettings, cfg.hardware, "hardware"))
+def read_settings(cfg: Any) -> CoreSettings:
+    return CoreSettings(seed=_convert(cfg.seed, int, "seed"),
+                        training=typed_view(TrainingSettings, cfg.training, "training"),
+                        hardware=typed_view(HardwareSettings, cfg.hardware, "hardware"),
+                        mlflow=typed_view(MlflowSettings, cfg.mlflow, "mlflow"))
+
+
+def objectives_of(optimized_metric: Any) -> tuple[str, ...]:
+    """``optimized_metric`` as a tuple of metric names: the one place that asks whether it names one metric or
+    several (a multi-objective study)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_list(optimized_metric) or isinstance(optimized_metric, (list, tuple)):
+        return tuple(str(name) for name in optimized_metric)
+    return (str(optimized_metric),)

@@ -5,6 +5,7 @@ Everything that can be wrong with the data is found here, before a model is buil
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,16 +28,14 @@ from mmbehave.data.metadata import (
     csv_row,
     read_metadata,
 )
-from mmbehave.data.preprocessing import SETTINGS_COLUMNS
+from mmbehave.data.preprocessing import PreprocessSettings
+from mmbehave.data.settings import DataSettings, group_column
 from mmbehave.data.validation import (
     check_processed_clips,
     manifest_settings,
     modality_flags,
     read_manifest,
 )
-
-# The data settings a model's inputs depend on; saved in checkpoints so prediction preprocesses alike.
-PREPROCESS_KEYS = SETTINGS_COLUMNS
 
 
 @dataclass
@@ -55,9 +54,11 @@ class PreparedData:
         return {"mel_mean": self.mel_mean, "mel_std": self.mel_std}
 
 
-def preprocess_settings(data_cfg: DictConfig) -> dict:
-    container = OmegaConf.to_container(data_cfg, resolve=True)
-    return {key: container.get(key) for key in PREPROCESS_KEYS}
+def preprocess_values(settings: PreprocessSettings) -> dict:
+    """The preprocessing settings as a checkpoint records them (frame_window a list, or None)."""
+    values = dataclasses.asdict(settings)
+    values["frame_window"] = list(settings.frame_window) if settings.frame_window else None
+    return values
 
 
 def _same_setting(key: str, value, made_with) -> bool:
@@ -68,52 +69,46 @@ def _same_setting(key: str, value, made_with) -> bool:
     return [float(v) for v in value] == [float(v) for v in made_with]
 
 
-def check_settings_match_files(data_cfg: DictConfig, recorded: dict, manifest_path: Path) -> None:
+def check_settings_match_files(settings: PreprocessSettings, recorded: dict, manifest_path: Path) -> None:
     """ConfigError naming every ``data.*`` preprocessing key whose value differs from what the files were
     made with (``recorded``, from the manifest)."""
-    configured = preprocess_settings(data_cfg)
-    differences = []
-    for key, made_with in recorded.items():
-        value = configured.get(key)
-        if value is None and key != "frame_window":
-            continue  # a config without the key (preprocessed elsewhere): nothing to disagree with
-        if not _same_setting(key, value, made_with):
-            differences.append(f"data.{key}={value} (files: {made_with})")
+    configured = preprocess_values(settings)
+    differences = [f"data.{key}={configured.get(key)} (files: {made_with})" for key, made_with in recorded.items()
+                   if not _same_setting(key, configured.get(key), made_with)]
     if differences:
         raise ConfigError(f"{manifest_path} says the processed files were made with other settings than the config: "
                           f"{'; '.join(differences)}. Set those data.* keys to the files' values, or re-run "
                           "`python -m mmbehave.preprocess` with the new ones.")
 
 
-def _group_column(data_cfg: DictConfig) -> str | list[str] | None:
-    """``data.group_column`` as plain Python (a string, a list, or None when the key is null or absent, as in
-    the config of a checkpoint saved before the key existed)."""
-    value = data_cfg.get("group_column")
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+def make_dataset_files(data_cfg: DictConfig) -> None:
+    """Build ``data.prepare`` (a ``_target_`` node of the run's own config: the synthetic generators) and call it
+    with the data config; nothing when the dataset is the user's (``data.prepare: null``)."""
+    if data_cfg.get("prepare"):
+        build(data_cfg.prepare)(data_cfg)
 
 
-def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], *, heads: tuple[HeadSpec, ...],
+def prepare_data(data: DataSettings, modalities: tuple[str, ...], *, heads: tuple[HeadSpec, ...],
                  splits=("train", "val", "test"), mel_stats: dict | None = None) -> PreparedData:
-    """Build the dataset if its config says how (``data.prepare``), then read and check it.
+    """Read and check the dataset at ``data.root`` (made already: ``make_dataset_files``).
 
     All label tables are read (class lists are the union over every split, so a model trained here can
     be tested on the test split); the clip files of ``splits`` are checked. ``mel_stats`` from a
     checkpoint replace the measured ones (resume, evaluation)."""
-    if data_cfg.get("prepare"):
-        build(data_cfg.prepare)(data_cfg)
-    layout = DatasetLayout(data_cfg.root)
+    layout = DatasetLayout(data.root)
     tables = read_metadata(layout, heads=heads)
-    check_groups_in_one_split(layout, tables, _group_column(data_cfg))
+    check_groups_in_one_split(layout, tables, data.group_column)
     check_trainable_classes(layout, tables, heads)
     check_labels_seen_in_train(layout, tables, heads)
     manifest = read_manifest(layout)
     recorded = manifest_settings(layout, manifest)
     if recorded is not None:
-        check_settings_match_files(data_cfg, recorded, layout.manifest)
-    check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, int(data_cfg.num_frames),
-                          int(data_cfg.image_size), int(data_cfg.n_mels), progress=show_progress(), manifest=manifest)
+        check_settings_match_files(data.preprocess, recorded, layout.manifest)
+    settings = data.preprocess
+    check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, settings.num_frames,
+                          settings.image_size, settings.n_mels, progress=show_progress(), manifest=manifest)
     prepared = PreparedData(layout, tables, tuple(heads), class_lists(tables, heads), modality_flags(manifest, "audio"),
-                            modality_flags(manifest, "video"), preprocess=recorded or preprocess_settings(data_cfg))
+                            modality_flags(manifest, "video"), preprocess=recorded or preprocess_values(settings))
     if mel_stats:
         prepared.mel_mean, prepared.mel_std = mel_stats["mel_mean"], mel_stats["mel_std"]
     elif "audio" in modalities:
@@ -122,9 +117,8 @@ def prepare_data(data_cfg: DictConfig, modalities: tuple[str, ...], *, heads: tu
 
 
 def make_dataset(prepared: PreparedData, split: str, modalities: tuple[str, ...], classes: ClassLists,
-                 augment_cfg: DictConfig | None = None, cached: dict | None = None) -> ClipDataset:
+                 augmentation: Augmentation | None = None, cached: dict | None = None) -> ClipDataset:
     """``cached``: {modality: CachedTokens} of this split, read instead of the modality's input files."""
-    augmentation = Augmentation.from_config(augment_cfg) if augment_cfg is not None else None
     return ClipDataset(prepared.layout, prepared.tables[split], heads=prepared.heads, classes=classes,
                        modalities=modalities, mel_mean=prepared.mel_mean, mel_std=prepared.mel_std,
                        has_audio=prepared.has_audio, has_video=prepared.has_video, augmentation=augmentation,
@@ -140,8 +134,8 @@ def make_loader(dataset, batch_size: int, *, num_workers: int = 0, pin_memory: b
                       pin_memory=pin_memory, persistent_workers=False, drop_last=False)
 
 
-def evaluation_data_config(trained, data_root: str | None = None) -> DictConfig:
-    """The ``data`` settings to read a trained model's test clips with, from the checkpoint's stored preprocessing
+def evaluation_data(trained, data_root: str | None = None) -> DataSettings:
+    """The data settings to read a trained model's test clips with, from the checkpoint's stored preprocessing
     values and the command line only. A checkpoint's config is data: its ``data.prepare`` (or anything else
     callable) is never built, so a file from elsewhere can neither generate nor delete a folder. The dataset
     is ``data_root`` (the command line), else the root the model was trained on, read as it is."""
@@ -150,17 +144,12 @@ def evaluation_data_config(trained, data_root: str | None = None) -> DictConfig:
     if not root:
         raise ConfigError(f"{trained.path} does not say which dataset it was trained on; pass data_root=<dataset root, "
                           "preprocessed alike>.")
-    group_column = stored.get("group_column")
-    if OmegaConf.is_config(group_column):
-        group_column = OmegaConf.to_container(group_column)
-    if not (group_column is None or isinstance(group_column, str)
-            or (isinstance(group_column, list) and all(isinstance(c, str) for c in group_column))):
-        group_column = None  # not a column name: check the usual group columns instead
-    settings = {key: getattr(trained.preprocess, key) for key in PREPROCESS_KEYS}
-    if settings["frame_window"] is not None:
-        settings["frame_window"] = list(settings["frame_window"])
-    return OmegaConf.create({"root": str(Path(str(root)).expanduser().resolve()), "prepare": None,
-                             "group_column": group_column, **settings})
+    stored_groups = stored.get("group_column")
+    try:
+        groups = group_column(OmegaConf.to_container(stored_groups) if OmegaConf.is_config(stored_groups) else stored_groups)
+    except ConfigError:
+        groups = None  # not a column name: check the usual group columns instead
+    return DataSettings(Path(str(root)).expanduser().resolve(), trained.preprocess, groups)
 
 
 def split_dataset(trained, split: str, data_root: str | None = None) -> ClipDataset:
@@ -169,12 +158,12 @@ def split_dataset(trained, split: str, data_root: str | None = None) -> ClipData
     Labels are checked over every split, and only this split's files are read."""
     if split not in SPLITS:
         raise ConfigError(f"split={split} is not one of {', '.join(SPLITS)}.")
-    data_cfg = evaluation_data_config(trained, data_root)
-    if not DatasetLayout(data_cfg.root).metadata_dir.is_dir():
-        raise DataError(f"{data_cfg.root}: no dataset here (no raw/metadata/). Pass data_root=<a dataset preprocessed "
+    data = evaluation_data(trained, data_root)
+    if not DatasetLayout(data.root).metadata_dir.is_dir():
+        raise DataError(f"{data.root}: no dataset here (no raw/metadata/). Pass data_root=<a dataset preprocessed "
                         "as the model's was>; for the built-in benchmark, make it first with `python -m "
                         "mmbehave.synthetic` and the training's data.* settings.")
-    prepared = prepare_data(data_cfg, trained.modalities, splits=(split,),
+    prepared = prepare_data(data, trained.modalities, splits=(split,),
                             mel_stats={"mel_mean": trained.mel_mean, "mel_std": trained.mel_std}, heads=trained.heads)
     table = prepared.tables[split]
     for head in trained.heads:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.heads import HeadSpec, heads_from_config
+from mmbehave.core.settings import objectives_of
 
 # Long-tail scores (class_metrics.py) logged each epoch besides accuracy and macro-F1: the ranking quality
 # (macro AP), the pooled score (micro-F1, the accuracy of a single-label head) and the rare classes' macro-F1.
@@ -43,7 +44,7 @@ def epoch_metric_names(heads: Sequence[HeadSpec]) -> list[str]:
 
 def check_metrics_are_recorded(cfg: DictConfig) -> None:
     """ConfigError naming the first of ``training.monitor`` / ``optimized_metric`` that no epoch records."""
-    objectives = cfg.optimized_metric if OmegaConf.is_list(cfg.optimized_metric) else [cfg.optimized_metric]
+    objectives = objectives_of(cfg.optimized_metric)
     known = epoch_metric_names(heads_from_config(cfg))
     for key, name in [("training.monitor", cfg.training.monitor), *(("optimized_metric", n) for n in objectives)]:
         if str(name) not in known:

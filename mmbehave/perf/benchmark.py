@@ -111,18 +111,18 @@ def model_on_random_inputs(cfg: DictConfig) -> dict:
 
 def pipeline(cfg: DictConfig, overrides: list[str], work: Path, wanted: set[str]) -> dict:
     """The real loop, the loader, start-up and the cached sweep, each with its bound (``mmbehave.perf``)."""
-    from mmbehave.data.prepared import prepare_data
+    from mmbehave.data.prepared import make_dataset_files, prepare_data
     from mmbehave.perf import measurements as m
     from mmbehave.training.parts import build_parts
     from mmbehave.training.seeding import seed_everything
+    from mmbehave.training.settings import read_run_settings
 
     results: dict = {}
-    settings = check_config(cfg)
+    settings = read_run_settings(cfg)
     seed_everything(settings.seed)
-    modalities = configured_modalities(cfg)
-    # Generates the benchmark data if needed.
-    prepared = prepare_data(cfg.data, modalities, splits=("train", "val"), heads=heads_from_config(cfg))
-    parts = build_parts(cfg, settings, prepared, modalities)
+    make_dataset_files(cfg.data)  # generates the benchmark data if needed
+    prepared = prepare_data(settings.data, settings.modalities, splits=("train", "val"), heads=settings.heads)
+    parts = build_parts(cfg, settings, prepared)
     count = int(cfg.benchmark.train_batches or len(parts.train_loader))
     batches = m.held_batches(parts, count)
 

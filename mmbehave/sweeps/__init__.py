@@ -12,5 +12,5 @@
 
 Modules: ``callback`` (the Hydra callback and Optuna hook), ``study`` (Optuna storage and trials), ``runs``
 (MLflow runs a sweep closes itself), ``results`` (results file, Pareto front, plots). What a job knows about
-its sweep lives one layer down, in ``mmbehave.training.sweep_job``, because the training run reads it.
+its sweep lives one layer down, in ``mmbehave.sweeps.job``, because the training run reads it.
 """

@@ -29,6 +29,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from mmbehave.core.redact import redact
+from mmbehave.core.settings import objectives_of
+from mmbehave.sweeps.job import (
+    SweepJob,
+    TrialKilled,
+    current_sweep_job,
+    set_current_sweep_job,
+)
 from mmbehave.sweeps.study import (
     HOST_ATTR,
     PARENT_RUN_ATTR,
@@ -38,13 +45,7 @@ from mmbehave.sweeps.study import (
     is_optuna_sweeper,
     this_host,
 )
-from mmbehave.training.sweep_job import (
-    SweepJob,
-    TrialKilled,
-    current_sweep_job,
-    set_current_sweep_job,
-)
-from mmbehave.training.trial_link import PruningSettings
+from mmbehave.sweeps.trial_link import PruningSettings
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class SweepCallback(Callback):
             log.warning("pruning.pruner=%s needs mmbehave's sweeper (hydra/sweeper=mmbehave_optuna, which the "
                         "hparams_search presets select); this sweep runs unpruned.", settings.pruner)
             return {"pruner": "none"}
-        if OmegaConf.is_list(config.optimized_metric) and len(config.optimized_metric) > 1:
+        if len(objectives_of(config.optimized_metric)) > 1:
             log.warning("pruning.pruner=%s is off for this sweep: Optuna cannot prune a multi-objective study "
                         "(%s); every trial runs to its last epoch.", settings.pruner, ", ".join(config.optimized_metric))
             return {"pruner": "none (multi-objective)"}
@@ -222,8 +223,7 @@ class SweepCallback(Callback):
             children = close_running(client, children, error)
             if study:
                 fail_running_trials(study, list(self.trial_numbers.values()))
-        objectives = (list(config.optimized_metric) if OmegaConf.is_list(config.optimized_metric)
-                      else [str(config.optimized_metric)])
+        objectives = list(objectives_of(config.optimized_metric))
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -250,7 +250,9 @@ class SweepCallback(Callback):
         num = int(config.hydra.job.num)
         set_current_sweep_job(SweepJob(self.parent_run_id, self.sweep_id, num, self.trial_numbers.get(num),
                                        self.study_name, parallel_torch_threads(config), storage=self.storage,
-                                       finishes_trial=self.jobs_finish_trials, pruning=self.pruning))
+                                       finishes_trial=self.jobs_finish_trials, pruning=self.pruning,
+                                       num_epochs=int(config.training.num_epochs),
+                                       objectives=objectives_of(config.optimized_metric)))
         if os.getpid() != self.launcher_pid and _main_thread():  # a worker: SIGTERM ends this trial only
             self._previous_sigterm = signal.signal(signal.SIGTERM, _fail_trial)
 

@@ -14,8 +14,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.redact import redact
+from mmbehave.sweeps.job import SweepJob
 from mmbehave.sweeps.study import HOST_ATTR, PID_ATTR, process_alive, this_host
-from mmbehave.training.sweep_job import SweepJob
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def finished_trial_values(client: Any, experiment_id: str, study_name: str) -> d
     ``objective_value`` tag every sweep job sets when its training ends)."""
     import json
 
-    from mmbehave.training.run import OBJECTIVE_TAG
+    from mmbehave.sweeps.hooks import OBJECTIVE_TAG
 
     values = {}
     for run in client.search_runs([experiment_id], f"tags.optuna_study = '{study_name}' and "

@@ -6,7 +6,7 @@ that pruners and samplers in other processes see it before the whole batch is do
 on such a trial; this one leaves it as the job left it. Select it with ``hydra/sweeper: mmbehave_optuna``
 (``conf/hydra/sweeper/mmbehave_optuna.yaml``; the ``hparams_search`` presets do). Hydra finds the class
 through its plugin discovery, as the ``hydra.plugins`` entry point pyproject.toml declares. The job's side:
-``mmbehave/training/trial_link.py``.
+``mmbehave/sweeps/trial_link.py``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ from mmbehave.core.atomic import atomic_path, write_text_atomic
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.locks import exclusive
 from mmbehave.core.progress import show_progress
+from mmbehave.data.dataset import Augmentation
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,16 @@ CACHE_DTYPE = np.float16
 AUGMENTS = {"video": ("temporal_jitter",), "audio": ("time_masks", "freq_masks")}
 
 
-def why_not_cacheable(modality: str, encoder: nn.Module, augment_cfg: Any) -> str | None:
+def why_not_cacheable(modality: str, encoder: nn.Module, augmentation: Augmentation) -> str | None:
     """None if the encoder's output for a clip is the same every time it is asked; else why not."""
     if any(p.requires_grad for p in encoder.parameters()):
         return f"{modality}_encoder is trained (freeze_backbone=false)"
     active = [m for m in encoder.modules() if isinstance(m, nn.Dropout) and m.p > 0]
     if active:
         return f"{modality}_encoder has active dropout (p={active[0].p})"
-    augmented = [k for k in AUGMENTS[modality] if augment_cfg is not None and int(augment_cfg.get(k) or 0) > 0]
+    augmented = [k for k in AUGMENTS[modality] if getattr(augmentation, k) > 0]
     if augmented:
-        return f"its input is augmented (data.augment.{augmented[0]}={augment_cfg.get(augmented[0])})"
+        return f"its input is augmented (data.augment.{augmented[0]}={getattr(augmentation, augmented[0])})"
     return None
 
 
@@ -173,10 +173,12 @@ def input_files(prepared, modality: str, clip_ids: list[str]) -> list[Path]:
     return [layout.video_frames(c) if modality == "video" else layout.mel_spectrogram(c) for c in clip_ids]
 
 
-def prepare_feature_caches(cfg: DictConfig, model: nn.Module, prepared, modalities: tuple[str, ...],
-                           splits: tuple[str, ...], device: torch.device, mode: str,
-                           batch_size: int) -> tuple[dict[str, dict[str, CachedTokens]], dict[str, str]]:
-    """({split: {modality: CachedTokens}}, {modality: key, or "off: <why>"}) for ``training.feature_cache=mode``."""
+def prepare_feature_caches(model_cfg: DictConfig, model: nn.Module, prepared, *, modalities: tuple[str, ...],
+                           splits: tuple[str, ...], device: torch.device, mode: str, batch_size: int,
+                           augmentation: Augmentation, cache_dir: Path
+                           ) -> tuple[dict[str, dict[str, CachedTokens]], dict[str, str]]:
+    """({split: {modality: CachedTokens}}, {modality: key, or "off: <why>"}) for ``training.feature_cache=mode``.
+    ``model_cfg`` (the model's config node) keys the cache with each encoder's settings."""
     from mmbehave.data.prepared import make_dataset
 
     cached: dict[str, dict[str, CachedTokens]] = {split: {} for split in splits}
@@ -185,15 +187,15 @@ def prepare_feature_caches(cfg: DictConfig, model: nn.Module, prepared, modaliti
         return cached, {m: "off: training.feature_cache=false" for m in modalities}
     for modality in modalities:
         encoder = getattr(model, f"{modality}_encoder")
-        reason = why_not_cacheable(modality, encoder, cfg.data.get("augment"))
+        reason = why_not_cacheable(modality, encoder, augmentation)
         if reason:
             if mode == "true":
                 raise ConfigError(f"training.feature_cache=true, but the {modality} features cannot be cached: {reason}; "
                                   "use training.feature_cache=auto to cache only what can be.")
             info[modality] = f"off: {reason}"
             continue
-        key = encoder_key(modality, cfg.model[f"{modality}_encoder"], encoder, prepared.preprocess, prepared.stats())
-        folder = Path(cfg.training.feature_cache_dir) / f"{modality}-{key}"
+        key = encoder_key(modality, model_cfg[f"{modality}_encoder"], encoder, prepared.preprocess, prepared.stats())
+        folder = Path(cache_dir) / f"{modality}-{key}"
         for split in splits:
             dataset = make_dataset(prepared, split, (modality,), prepared.classes)  # never augmented
             inputs = inputs_digest(input_files(prepared, modality, dataset.clip_ids))

@@ -1,9 +1,10 @@
 """Everything a training run is made of, built from config and the prepared data in one place.
 
-    cfg + PreparedData ─► build_parts ─► TrainingParts(model, optimizer, lr schedule, grad scaler, loss,
-                                                       train / val loaders, step settings, ...)
+    RunSettings + the config's _target_ nodes + PreparedData ─► build_parts ─► TrainingParts(model, optimizer,
+        lr schedule, grad scaler, loss, train / val loaders, step settings, ...)
 
-Every part with a ``_target_`` is instantiated through ``mmbehave.core.instantiate.build``; what only the
+Every part with a ``_target_`` (model, optimizer, lr schedule, loss) is instantiated from its config node
+through ``mmbehave.core.instantiate.build``; everything else comes from the typed settings, and what only the
 data knows (class counts, steps per epoch, training labels) is added here.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -20,17 +22,17 @@ from torch.utils.data import DataLoader, Subset
 
 from mmbehave.core.heads import HeadSpec, class_counts
 from mmbehave.core.instantiate import build
-from mmbehave.core.settings import RunSettings
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.prepared import PreparedData, make_dataset, make_loader
 from mmbehave.training.distributed import ProcessGroup, ShardSampler
 from mmbehave.training.feature_cache import prepare_feature_caches
 from mmbehave.training.loop import StepSettings
+from mmbehave.training.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainingParts:
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -73,8 +75,9 @@ def parameter_groups(model: nn.Module) -> list[dict]:
 
 
 def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
-                modalities: tuple[str, ...], group: ProcessGroup = ProcessGroup()) -> TrainingParts:
-    training, hardware = settings.training, settings.hardware
+                group: ProcessGroup = ProcessGroup()) -> TrainingParts:
+    """``cfg``: only its ``_target_`` nodes are read (model, optimizer, training.lr_schedule, training.loss)."""
+    training, hardware, modalities = settings.training, settings.hardware, settings.modalities
     classes = prepared.classes
     device = torch.device(hardware.device)
 
@@ -87,12 +90,14 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     optimizer = build(cfg.optimizer)(params=parameter_groups(model))
 
     # ---- frozen encoders' outputs, computed once (training.feature_cache)
-    cached, cache_info = prepare_feature_caches(cfg, model, prepared, modalities, ("train", "val"), device,
-                                                training.feature_cache, training.batch_size)
+    cached, cache_info = prepare_feature_caches(cfg.model, model, prepared, modalities=modalities, splits=("train", "val"),
+                                                device=device, mode=training.feature_cache,
+                                                batch_size=training.batch_size, augmentation=settings.data.augment,
+                                                cache_dir=Path(training.feature_cache_dir))
 
     # ---- data loaders
     generator = torch.Generator()
-    train_set = make_dataset(prepared, "train", modalities, classes, cfg.data.get("augment"), cached["train"])
+    train_set = make_dataset(prepared, "train", modalities, classes, settings.data.augment, cached["train"])
     val_set = make_dataset(prepared, "val", modalities, classes, cached=cached["val"])
     shuffle = training.shuffle
     fitted_set = train_set
@@ -132,6 +137,7 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                               find_unused_parameters=hardware.find_unused_parameters)
-    return TrainingParts(model, optimizer, scheduler, scaler, loss_fn, train_loader, val_loader, generator, step,
-                         classes, modalities, fusion_params, cache_info, train_counts, tuple(prepared.heads), group,
-                         train_model)
+    return TrainingParts(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, loss_fn=loss_fn,
+                         train_loader=train_loader, val_loader=val_loader, generator=generator, step=step,
+                         classes=classes, modalities=modalities, fusion_params=fusion_params, feature_cache=cache_info,
+                         train_counts=train_counts, heads=tuple(prepared.heads), group=group, train_model=train_model)

@@ -13,6 +13,7 @@ in MLflow, never ahead: ``backfill_history`` logs what is missing, and every epo
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -39,9 +40,11 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{key}: {old.get(key)} -> {new.get(key)}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
-def check_resumable(cfg: DictConfig, checkpoint: dict, prepared: PreparedData, modalities: tuple[str, ...]) -> None:
-    """ConfigError naming what differs between the checkpoint's run and this config: the model (architecture),
-    the modalities, the class lists or the preprocessing of the data."""
+def check_resumable(cfg: DictConfig, resume: Path, checkpoint: dict, prepared: PreparedData,
+                    modalities: tuple[str, ...]) -> None:
+    """ConfigError naming what differs between the checkpoint's run (``resume``) and this config (its record: the
+    model's nodes and training keys): the model (architecture), the modalities, the class lists or the
+    preprocessing of the data."""
     stored = OmegaConf.create(checkpoint["config"])
     found: list[str] = []
     if "model" in stored:
@@ -49,22 +52,19 @@ def check_resumable(cfg: DictConfig, checkpoint: dict, prepared: PreparedData, m
                              flat(OmegaConf.to_container(cfg.model, resolve=True), "model"))
     if list(checkpoint.get("modalities") or modalities) != list(modalities):
         found.append(f"modalities: {'+'.join(checkpoint['modalities'])} -> {'+'.join(modalities)}")
-    stored_classes = dict(checkpoint["classes"])
-    if "behaviors" in stored_classes and "behavior" not in stored_classes:  # written before model.heads
-        stored_classes["behavior"] = stored_classes.pop("behaviors")
-    found += differences(flat(stored_classes, "classes"), flat(prepared.classes.to_dict(), "classes"))
+    found += differences(flat(dict(checkpoint["classes"]), "classes"), flat(prepared.classes.to_dict(), "classes"))
     found += differences(flat(checkpoint["preprocess"], "data"), flat(prepared.preprocess, "data"))
     if found:
         shown = "; ".join(found[:SHOWN_DIFFERENCES]) + (f"; and {len(found) - SHOWN_DIFFERENCES} more"
                                                         if len(found) > SHOWN_DIFFERENCES else "")
-        raise ConfigError(f"resume={cfg.resume}: this config cannot continue that run ({shown}). Resume with the "
+        raise ConfigError(f"resume={resume}: this config cannot continue that run ({shown}). Resume with the "
                           "original run's overrides, or start a new run without resume=.")
     changed = differences(flat(OmegaConf.to_container(stored.get("training", {}), resolve=True), "training"),
                           flat(OmegaConf.to_container(cfg.training, resolve=True), "training"))
     changed = [c for c in changed if not c.startswith(("training.stop_after_epoch", "training.num_epochs"))]
     if changed:
         log.warning("resume=%s: training settings differ from the original run (%s); the resumed run will not "
-                    "match one that never stopped.", cfg.resume, "; ".join(changed[:SHOWN_DIFFERENCES]))
+                    "match one that never stopped.", resume, "; ".join(changed[:SHOWN_DIFFERENCES]))
 
 
 def logged_epochs(tracking_uri: str, run_id: str, metric: str) -> list[int]:
@@ -78,13 +78,13 @@ def logged_epochs(tracking_uri: str, run_id: str, metric: str) -> list[int]:
         return []
 
 
-def check_not_behind_mlflow(cfg: DictConfig, checkpoint: dict, tracking_uri: str) -> None:
+def check_not_behind_mlflow(resume: Path, checkpoint: dict, tracking_uri: str) -> None:
     """Resuming from a checkpoint older than what MLflow already shows (say best.pth) would log those epochs
     twice: refuse, and point at latest.pth."""
     check_server_answers(tracking_uri)
     epochs = logged_epochs(tracking_uri, checkpoint["mlflow_run_id"], "train/loss")
     if epochs and epochs[-1] > checkpoint["epoch"]:
-        raise ConfigError(f"resume={cfg.resume} ends at epoch {checkpoint['epoch'] + 1}, but its MLflow run "
+        raise ConfigError(f"resume={resume} ends at epoch {checkpoint['epoch'] + 1}, but its MLflow run "
                           f"{checkpoint['mlflow_run_id']} already has epochs up to {epochs[-1] + 1}; resume from the "
                           "run's checkpoints/latest.pth.")
 

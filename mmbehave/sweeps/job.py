@@ -2,7 +2,7 @@
 
 The sweep callback sets it in ``on_job_start`` (in the launching process under the default launcher, in a
 worker process under joblib: the callback object travels to the worker with the job) and clears it in
-``on_job_end``. ``run_training`` reads it for the child run's tags and for its torch thread count.
+``on_job_end``. ``sweeps.hooks`` hands it to the training run as hooks (child run tags, threads, its trial).
 Outside a multirun ``current_sweep_job()`` is None.
 """
 
@@ -28,14 +28,16 @@ class SweepJob:
     storage: str | None = None        # the study's storage URL: the job reaches its trial through it
     finishes_trial: bool = False      # mmbehave's sweeper: the job tells Optuna its result (or PRUNED) itself
     pruning: Any = None               # PruningSettings when the sweep prunes; None otherwise
+    num_epochs: int = 0               # the job's training.num_epochs (hyperband's budget)
+    objectives: tuple[str, ...] = ()  # the job's optimized_metric
 
-    def trial_link(self, num_epochs: int) -> Any:
-        """The job's line to its Optuna trial (``mmbehave.training.trial_link``), or None if it has none."""
+    def trial_link(self) -> Any:
+        """The job's line to its Optuna trial (``mmbehave.sweeps.trial_link``), or None if it has none."""
         if not (self.finishes_trial and self.storage and self.study_name and self.trial_number is not None):
             return None
-        from mmbehave.training.trial_link import TrialLink
+        from mmbehave.sweeps.trial_link import TrialLink
 
-        return TrialLink(self.storage, self.study_name, self.trial_number, self.pruning, num_epochs)
+        return TrialLink(self.storage, self.study_name, self.trial_number, self.pruning, self.num_epochs)
 
     @property
     def run_name(self) -> str:

@@ -1,0 +1,61 @@
+"""The ``data`` config as the data layer reads it: typed once, checked once.
+
+    data config ─► DataSettings(root, group_column, preprocess: PreprocessSettings, augment: Augmentation,
+                                generated: whether data.prepare makes the dataset)
+
+``data.prepare`` itself is a ``_target_`` node: the run builds it from the config (``prepared.make_dataset_files``);
+nothing here calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import OmegaConf
+
+from mmbehave.core.errors import ConfigError
+from mmbehave.data.dataset import Augmentation
+from mmbehave.data.preprocessing import PreprocessSettings
+
+GroupColumn = tuple[str, ...] | None   # None: the usual group columns where present; (): none on purpose
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    root: Path
+    preprocess: PreprocessSettings   # how clips become model inputs (must match the files' manifest)
+    group_column: GroupColumn = None
+    augment: Augmentation = Augmentation()  # training-time only
+    generated: bool = False          # data.prepare makes the dataset (the built-in benchmarks)
+
+    @classmethod
+    def from_config(cls, data_cfg: Mapping[str, Any]) -> DataSettings:
+        """ConfigError (one line, naming the key) for a value that cannot work."""
+        container = OmegaConf.to_container(data_cfg, resolve=True) if OmegaConf.is_config(data_cfg) else dict(data_cfg)
+        if not container.get("root"):
+            raise ConfigError("data.root is missing: the dataset folder (raw/ and processed/ under it).")
+        try:
+            preprocess = PreprocessSettings.from_config(container)
+        except ValueError as error:
+            raise ConfigError(f"data: {error}.") from error
+        augment = container.get("augment") or {}
+        try:
+            augmentation = Augmentation(**{f.name: int(augment.get(f.name, 0)) for f in dataclasses.fields(Augmentation)})
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"data.augment: every setting is a whole number ({error}).") from error
+        return cls(Path(str(container["root"])).expanduser(), preprocess, group_column(container.get("group_column")),
+                   augmentation, bool(container.get("prepare")))
+
+
+def group_column(value: Any) -> GroupColumn:
+    """``data.group_column``: null, one column, or a list of them ([] checks none)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(column, str) for column in value):
+        return tuple(value)
+    raise ConfigError(f"data.group_column={value!r}: give a column name, a list of them, or null.")
