@@ -15,7 +15,10 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Union
+
+from omegaconf import OmegaConf
 
 from mmbehave.core.errors import ConfigError
 
@@ -78,11 +81,33 @@ class CoreSettings:
     mlflow: MlflowSettings
 
 
-_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Path: "a path"}
 
 
-def _convert(value: Any, kind: type, key: str) -> Any:
-    """``value`` as ``kind``, accepting only lossless conversions (8.0 -> 8, 1 -> 1.0; never True -> 1)."""
+def _convert(value: Any, kind: Any, key: str) -> Any:
+    """``value`` as ``kind``, accepting only lossless conversions (8.0 -> 8, 1 -> 1.0; never True -> 1).
+    ``kind``: bool, int, float, str, Path, a ``Literal[...]`` of choices, ``tuple[T, ...]`` (a list or one
+    value), ``dict[str, T]``, or a dataclass (a node of its own)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any:  # checked by its owner (e.g. split's fractions: a list or a mapping)
+        return value
+    if origin is typing.Literal:
+        text = _convert(value, str, key) if isinstance(value, (str, bool)) else value
+        if text not in args:
+            choices = [str(choice) for choice in args]
+            raise ConfigError(f"{key}={value}: use {', '.join(choices[:-1])} or {choices[-1]}.")
+        return text
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(_convert(item, args[0], f"{key}[{i}]") for i, item in enumerate(items))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}={value!r} must be a mapping, e.g. {key}={{a: 1}}.")
+        return {str(k): _convert(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(kind):
+        return typed_view(kind, value, key)
+    if kind is Path and isinstance(value, str) and value.strip():
+        return Path(value).expanduser()
     if kind is bool and isinstance(value, bool):
         return value
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
@@ -95,27 +120,40 @@ def _convert(value: Any, kind: type, key: str) -> Any:
         return value
     if kind is str and isinstance(value, bool):  # YAML reads `true` / `false` as booleans: auto | true | false keys
         return str(value).lower()
-    raise ConfigError(f"{key}={value!r} must be {_KINDS[kind]}.")
+    raise ConfigError(f"{key}={value!r} must be {_KINDS.get(kind, getattr(kind, '__name__', str(kind)))}.")
 
 
-def typed_view(cls: type, node: Any, prefix: str) -> Any:
-    """A ``cls`` dataclass filled from config ``node`` (``prefix`` names it in errors)."""
+def typed_view(cls: type, node: Any, prefix: str, defaults: bool = False) -> Any:
+    """A ``cls`` dataclass filled from config ``node`` (``prefix`` names it in errors). A key missing from the
+    node is an error, unless ``defaults`` lets the field's default stand in (options of the smaller commands,
+    and nodes a preset may leave out)."""
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=True)
+    node = node or {}
+    if not isinstance(node, dict):
+        raise ConfigError(f"{prefix}={node!r} must be a mapping of settings.")
+    node = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            for key, value in node.items()}
     hints = typing.get_type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):
         key = f"{prefix}.{field.name}" if prefix else field.name
-        if field.name not in node:
-            raise ConfigError(f"{key} is missing from the config; add it (see conf/train.yaml for its default).")
-        value, hint = node[field.name], hints[field.name]
+        hint = hints[field.name]
         args = typing.get_args(hint)
         optional = typing.get_origin(hint) in (Union, types.UnionType) and type(None) in args
+        has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+        if defaults and has_default and (field.name not in node or (node[field.name] is None and not optional)):
+            continue  # left out (or null where null means nothing): the field's default
+        if field.name not in node:
+            raise ConfigError(f"{key} is missing from the config; add it (see conf/ for its default).")
+        value = node[field.name]
         kind = next(a for a in args if a is not type(None)) if optional else hint
-        if dataclasses.is_dataclass(kind):
-            values[field.name] = typed_view(kind, value, key)
-        elif value is None:
+        if value is None:
             if not optional:
-                raise ConfigError(f"{key}=null must be {_KINDS[kind]}.")
+                raise ConfigError(f"{key}=null must be {_KINDS.get(kind, 'set')}.")
             values[field.name] = None
+        elif dataclasses.is_dataclass(kind):
+            values[field.name] = typed_view(kind, value, key, defaults)
         else:
             values[field.name] = _convert(value, kind, key)
     return cls(**values)
@@ -131,8 +169,6 @@ def read_settings(cfg: Any) -> CoreSettings:
 def objectives_of(optimized_metric: Any) -> tuple[str, ...]:
     """``optimized_metric`` as a tuple of metric names: the one place that asks whether it names one metric or
     several (a multi-objective study)."""
-    from omegaconf import OmegaConf
-
     if OmegaConf.is_list(optimized_metric) or isinstance(optimized_metric, (list, tuple)):
         return tuple(str(name) for name in optimized_metric)
     return (str(optimized_metric),)

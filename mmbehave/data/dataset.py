@@ -34,10 +34,6 @@ class Augmentation:
     freq_masks: int = 0
     freq_mask_width: int = 0
 
-    @classmethod
-    def from_config(cls, cfg) -> "Augmentation":
-        return cls(**{k: int(cfg[k]) for k in cls.__dataclass_fields__ if k in cfg})
-
 
 def mel_statistics(layout: DatasetLayout, clip_ids: list[str], has_audio: dict[str, bool]) -> tuple[float, float]:
     """Mean and std of log-mel values over (up to MEL_STATS_MAX_CLIPS) training clips that have audio."""

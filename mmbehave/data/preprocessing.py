@@ -86,11 +86,11 @@ class PreprocessSettings:
 
     @classmethod
     def from_config(cls, data_cfg: Mapping[str, Any]) -> PreprocessSettings:
-        """Pick the settings out of the ``data`` config (a DictConfig or dict); other keys are ignored."""
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data_cfg]
-        if missing:
-            raise ValueError(f"the data config lacks preprocessing setting(s) {', '.join(missing)}")
-        return cls(**{f.name: data_cfg[f.name] for f in dataclasses.fields(cls)})
+        """Pick the settings out of the ``data`` config (a DictConfig or dict); other keys are ignored. A missing
+        or mistyped one is a ConfigError naming ``data.<key>``."""
+        from mmbehave.core.settings import typed_view
+
+        return typed_view(cls, {f.name: data_cfg[f.name] for f in dataclasses.fields(cls) if f.name in data_cfg}, "data")
 
     def fingerprint(self) -> str:
         """12 hex digits, stable across runs and machines, changing with any setting or PREPROCESS_VERSION."""

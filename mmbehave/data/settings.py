@@ -9,7 +9,6 @@ nothing here calls it.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,6 +16,7 @@ from typing import Any, Mapping
 from omegaconf import OmegaConf
 
 from mmbehave.core.errors import ConfigError
+from mmbehave.core.settings import typed_view
 from mmbehave.data.dataset import Augmentation
 from mmbehave.data.preprocessing import PreprocessSettings
 
@@ -39,13 +39,11 @@ class DataSettings:
             raise ConfigError("data.root is missing: the dataset folder (raw/ and processed/ under it).")
         try:
             preprocess = PreprocessSettings.from_config(container)
-        except ValueError as error:
+        except ConfigError:
+            raise
+        except ValueError as error:  # a value of the right type that cannot work (a negative size)
             raise ConfigError(f"data: {error}.") from error
-        augment = container.get("augment") or {}
-        try:
-            augmentation = Augmentation(**{f.name: int(augment.get(f.name, 0)) for f in dataclasses.fields(Augmentation)})
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"data.augment: every setting is a whole number ({error}).") from error
+        augmentation = typed_view(Augmentation, container.get("augment") or {}, "data.augment", defaults=True)
         return cls(Path(str(container["root"])).expanduser(), preprocess, group_column(container.get("group_column")),
                    augmentation, bool(container.get("prepare")))
 

@@ -7,22 +7,21 @@ a typo in threshold= or event_by= must fail in a second with one line, not after
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any
+from typing import Any, Literal
 
 from omegaconf import DictConfig
 
 from mmbehave.core.errors import ConfigError
-from mmbehave.predicting.answers import AGGREGATES
+from mmbehave.core.settings import typed_view
 from mmbehave.predicting.events import EventGrouping, read_event_grouping
 from mmbehave.predicting.thresholds import (
     Threshold,
     resolve_thresholds,
     thresholds_from_option,
 )
-
-COLUMNS = ("narrow", "wide")
 
 
 @dataclass(frozen=True)
@@ -43,28 +42,38 @@ class AnswerOptions:
         return resolve_thresholds(self.thresholds, trained)
 
 
+@dataclass(frozen=True)
+class AnswerKeys:
+    """predict's answer keys as given (conf/predict.yaml), typed; ``read_answer_options`` checks how they combine."""
+
+    columns: Literal["narrow", "wide"] = "narrow"
+    aggregate: Literal["mean", "max"] = "mean"
+    segment_seconds: float | None = None
+    segment_stride: float | None = None
+    segments: bool = False
+    threshold: Any = None                 # a probability, or {head: probability}
+    event_by: Any = None                  # a gap in seconds, or a column of event_table
+    event_table: str | None = None
+
+
 def read_answer_options(cfg: DictConfig, output_format: str) -> AnswerOptions:
-    columns = str(cfg.get("columns") or "narrow")
-    if columns not in COLUMNS:
-        raise ConfigError(f"columns={columns}: use narrow (label, prob and top-k per head) or wide (also one "
-                          "p(<head>=<class>) column per class).")
-    aggregate = str(cfg.get("aggregate") or "mean")
-    if aggregate not in AGGREGATES:
-        raise ConfigError(f"aggregate={aggregate}: use mean or max (how a clip's segment probabilities combine).")
-    segment_seconds = _positive_seconds("segment_seconds", cfg.get("segment_seconds"))
-    segment_stride = _positive_seconds("segment_stride", cfg.get("segment_stride"))
-    if segment_seconds is not None and segment_stride is None:
-        raise ConfigError(f"segment_seconds={segment_seconds} cuts clips only with segment_stride=<seconds between "
-                          f"segment starts>; add it (segment_stride={segment_seconds} for back-to-back segments).")
-    segments_table = _flag("segments", cfg.get("segments", False))
-    if segments_table and segment_stride is None:
+    keys = typed_view(AnswerKeys, {f.name: cfg[f.name] for f in dataclasses.fields(AnswerKeys) if f.name in cfg}, "",
+                      defaults=True)
+    for key in ("segment_seconds", "segment_stride"):
+        value = getattr(keys, key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{key}={value}: a number of seconds > 0, or null.")
+    if keys.segment_seconds is not None and keys.segment_stride is None:
+        raise ConfigError(f"segment_seconds={keys.segment_seconds} cuts clips only with segment_stride=<seconds between "
+                          f"segment starts>; add it (segment_stride={keys.segment_seconds} for back-to-back segments).")
+    if keys.segments and keys.segment_stride is None:
         raise ConfigError("segments=true lists the segments of segment_stride=<seconds>; add it, or drop segments=true.")
     options = AnswerOptions(
-        wide=columns == "wide", thresholds=thresholds_from_option(cfg.get("threshold")),
-        segment_seconds=segment_seconds, segment_stride=segment_stride, aggregate=aggregate,
-        segments_table=segments_table, events=read_event_grouping(cfg.get("event_by"), cfg.get("event_table")))
+        wide=keys.columns == "wide", thresholds=thresholds_from_option(keys.threshold),
+        segment_seconds=keys.segment_seconds, segment_stride=keys.segment_stride, aggregate=keys.aggregate,
+        segments_table=keys.segments, events=read_event_grouping(keys.event_by, keys.event_table))
     if output_format != "csv":
-        extra = [name for name, used in (("columns=wide", options.wide), ("segments=true", segments_table),
+        extra = [name for name, used in (("columns=wide", options.wide), ("segments=true", keys.segments),
                                          ("event_by", options.events is not None)) if used]
         if extra:
             raise ConfigError(f"{extra[0]} adds to the CSV tables; with format={output_format} use format=csv "
@@ -77,17 +86,3 @@ def positive_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, Real) or value != int(value) or value < 1:
         raise ConfigError(f"{key}={value}: a whole number of at least 1.")
     return int(value)
-
-
-def _positive_seconds(key: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
-        raise ConfigError(f"{key}={value}: a number of seconds > 0, or null.")
-    return float(value)
-
-
-def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}={value}: true or false.")
-    return value

@@ -26,10 +26,10 @@ from typing import Any
 
 from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, read_write
 
 from mmbehave.core.redact import redact
-from mmbehave.core.settings import objectives_of
+from mmbehave.core.settings import objectives_of, typed_view
 from mmbehave.sweeps.job import (
     SweepJob,
     TrialKilled,
@@ -185,7 +185,7 @@ class SweepCallback(Callback):
         """Whether jobs finish their own trials (mmbehave's sweeper) and prune (``pruning.pruner``); a
         multi-objective study cannot be pruned in Optuna, so it runs unpruned, and says so now."""
         self.jobs_finish_trials = is_mmbehave_sweeper(config.hydra.sweeper)
-        settings = PruningSettings(**OmegaConf.to_container(config.pruning, resolve=True)) if "pruning" in config else None
+        settings = typed_view(PruningSettings, config.pruning, "pruning", defaults=True) if "pruning" in config else None
         if settings is None or settings.pruner == "none":
             return {"pruner": "none"}
         if not self.jobs_finish_trials:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class TrialPruned(Exception):
 
 @dataclass(frozen=True)
 class PruningSettings:
-    pruner: str = "none"          # none | median | hyperband
+    pruner: Literal["none", "median", "hyperband"] = "none"
     warmup_epochs: int = 2        # epochs every trial runs before it may be stopped
     startup_trials: int = 2       # median: finished trials to compare against before pruning starts
 

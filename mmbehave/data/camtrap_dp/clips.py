@@ -13,18 +13,19 @@ Every observation and every media row ends in the ``ImportReport`` once: used, o
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import pandas as pd
 
 from mmbehave.core.errors import ConfigError
+from mmbehave.core.settings import typed_view
 from mmbehave.data.camtrap_dp.package import (
-    OBSERVATION_LEVELS,
     OBSERVATION_TYPES,
     CamtrapPackage,
     is_remote,
@@ -36,34 +37,30 @@ EXAMPLES_SHOWN = 3
 
 
 @dataclass(frozen=True)
+class PreferLevel:
+    image: Literal["event", "media"] = "event"     # level whose observations label image bursts
+    video: Literal["event", "media"] = "media"     # level whose observations label video and audio files
+
+
+@dataclass(frozen=True)
 class ImportRules:
-    species_fallback: str = "observation_type"     # observation_type | skip
+    species_fallback: Literal["observation_type", "skip"] = "observation_type"
     missing_behavior: str | None = None            # None: skip animal observations without a behavior
     non_animal_behavior: str | None = "none"       # behavior of blanks / humans / vehicles without one
     skip_observation_types: tuple[str, ...] = ("unclassified",)
-    prefer_image: str = "event"                    # level whose observations label image bursts
-    prefer_video: str = "media"                    # level whose observations label video and audio files
+    prefer_level: PreferLevel = PreferLevel()
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ImportRules:
         """From conf/import_camtrap_dp.yaml's keys; a key left out takes the default above."""
-        default = cls()
-        fallback = str(cfg.get("species_fallback", default.species_fallback))
-        if fallback not in ("observation_type", "skip"):
-            raise ConfigError(f"species_fallback={fallback}: use observation_type or skip.")
-        prefer = cfg.get("prefer_level") or {}
-        levels = {kind: str(prefer.get(kind, default)) for kind, default in (("image", "event"), ("video", "media"))}
-        for kind, level in levels.items():
-            if level not in OBSERVATION_LEVELS:
-                raise ConfigError(f"prefer_level.{kind}={level}: use media or event.")
-        skip_types = tuple(str(t) for t in cfg.get("skip_observation_types", default.skip_observation_types) or ())
-        unknown = [t for t in skip_types if t not in OBSERVATION_TYPES]
+        keys = [f.name for f in dataclasses.fields(cls)]
+        rules = typed_view(cls, {key: cfg[key] for key in keys if key in cfg}, "", defaults=True)
+        unknown = [t for t in rules.skip_observation_types if t not in OBSERVATION_TYPES]
         if unknown:
             raise ConfigError(f"skip_observation_types has {', '.join(unknown)}; Camtrap DP observationType is one of "
                               f"{', '.join(OBSERVATION_TYPES)}.")
-        return cls(fallback, _label_or_none(cfg.get("missing_behavior", default.missing_behavior)),
-                   _label_or_none(cfg.get("non_animal_behavior", default.non_animal_behavior)),
-                   skip_types, levels["image"], levels["video"])
+        return dataclasses.replace(rules, missing_behavior=_label_or_none(rules.missing_behavior),
+                                   non_animal_behavior=_label_or_none(rules.non_animal_behavior))
 
 
 def _label_or_none(value) -> str | None:
@@ -180,7 +177,7 @@ def plan_clips(package: CamtrapPackage, rules: ImportRules, media_dir: Path, rep
         if kind is None:
             reason = f"fileMediatype {row['fileMediatype'] or '(blank)'} is not image/*, video/* or audio/*"
         else:
-            preferred = rules.prefer_image if kind == "image" else rules.prefer_video
+            preferred = rules.prefer_level.image if kind == "image" else rules.prefer_level.video
             level = preferred if by_level.get(preferred) else _other(preferred)
             for other in by_level.get(_other(level), []):
                 _note(outcome, other, "superseded")

@@ -16,12 +16,13 @@ out= holding a dataset made another way (or lying inside the package) is refused
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -30,6 +31,7 @@ from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import ClipReadError, ConfigError, DataError, InputError
 from mmbehave.core.guards import refuse_output_over_inputs
 from mmbehave.core.progress import show_progress
+from mmbehave.core.settings import typed_view
 from mmbehave.data.camtrap_dp.clips import Clip, ImportReport, ImportRules, plan_clips
 from mmbehave.data.camtrap_dp.image_bursts import write_burst
 from mmbehave.data.camtrap_dp.package import SOURCE_FOLDER, iso_utc, open_package
@@ -44,29 +46,28 @@ REPORT_NAME = "import_report.csv"
 
 
 @dataclass(frozen=True)
+class BurstOptions:
+    fps: float = 2.0               # frame rate of the MP4 an event of still images becomes
+    max_side: int = 1280           # images scaled down to this longer side (pixels)
+
+
+@dataclass(frozen=True)
 class MediaOptions:
-    transfer: str = "hardlink"     # hardlink | copy
-    burst_fps: float = 2.0
-    burst_max_side: int = 1280
+    transfer: Literal["hardlink", "copy"] = "hardlink"
+    burst: BurstOptions = BurstOptions()
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> MediaOptions:
-        transfer = str(cfg.get("transfer", "hardlink"))
-        if transfer not in ("hardlink", "copy"):
-            raise ConfigError(f"transfer={transfer}: use hardlink or copy.")
-        burst = cfg.get("burst") or {}
-        fps, max_side = float(burst.get("fps", 2)), int(burst.get("max_side", 1280))
-        if fps <= 0 or max_side < 2:
-            raise ConfigError(f"burst.fps={fps}, burst.max_side={max_side}: both must be positive (max_side >= 2).")
-        return cls(transfer, fps, max_side)
-
-
-GROUP_COLUMNS = ("deploymentID", "locationID")
+        options = typed_view(cls, {key: cfg[key] for key in ("transfer", "burst") if key in cfg}, "", defaults=True)
+        if options.burst.fps <= 0 or options.burst.max_side < 2:
+            raise ConfigError(f"burst.fps={options.burst.fps}, burst.max_side={options.burst.max_side}: both must be "
+                              "positive (max_side >= 2).")
+        return options
 
 
 @dataclass(frozen=True)
 class ImportSplit:
-    by: str = "deploymentID"                                    # deploymentID | locationID
+    by: Literal["deploymentID", "locationID"] = "deploymentID"  # a group is never split
     fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
     seed: int = 0
     assign: dict[str, str] = field(default_factory=dict)        # group -> split, fixed
@@ -74,26 +75,18 @@ class ImportSplit:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> ImportSplit:
         """From the ``split`` config keys; a key left out takes the default above."""
-        default = cls()
-        by = str(cfg.get("by", default.by))
-        if by not in GROUP_COLUMNS:
-            raise ConfigError(f"split.by={by}: use deploymentID or locationID.")
-        given = dict(cfg.get("fractions") or default.fractions)
-        unknown = sorted(set(given) - set(SPLITS))
+        rule = typed_view(cls, cfg, "split", defaults=True)
+        unknown = sorted(set(rule.fractions) - set(SPLITS))
         if unknown:
             raise ConfigError(f"split.fractions has {', '.join(unknown)}; the splits are {', '.join(SPLITS)}.")
-        try:
-            fractions = {split: float(given.get(split, 0.0)) for split in SPLITS}
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"split.fractions must be numbers, e.g. {{train: 0.7, val: 0.15, test: 0.15}} ({error}).")
+        fractions = {split: rule.fractions.get(split, 0.0) for split in SPLITS}
         if min(fractions.values()) < 0 or sum(fractions.values()) <= 0:
-            raise ConfigError(f"split.fractions={given}: shares must be >= 0 and not all 0.")
-        assign = {str(group): str(split) for group, split in dict(cfg.get("assign") or {}).items()}
-        wrong = {group: split for group, split in assign.items() if split not in SPLITS}
+            raise ConfigError(f"split.fractions={rule.fractions}: shares must be >= 0 and not all 0.")
+        wrong = {group: split for group, split in rule.assign.items() if split not in SPLITS}
         if wrong:
             group, split = next(iter(wrong.items()))
             raise ConfigError(f"split.assign.{group}={split}: a group goes to one of {', '.join(SPLITS)}.")
-        return cls(by, fractions, int(cfg.get("seed", 0)), assign)
+        return dataclasses.replace(rule, fractions=fractions)
 
 
 @dataclass
@@ -181,7 +174,7 @@ def _write_clip(layout: DatasetLayout, clip: Clip, options: MediaOptions, report
     if clip.kind == "images":
         target = layout.raw_dir / "videos" / f"{clip.clip_id}.mp4"
         try:
-            write_burst(clip.files, target, options.burst_fps, options.burst_max_side)
+            write_burst(clip.files, target, options.burst.fps, options.burst.max_side)
         except ClipReadError as error:
             report.add("clips", "skipped", "an image of the burst could not be read",
                        f"{clip.clip_id} ({error.path.name})")

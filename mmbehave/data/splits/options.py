@@ -3,59 +3,56 @@ value ends in one line that names the key and the fix, and nothing is written.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from mmbehave.core.errors import ConfigError, InputError
+from mmbehave.core.settings import typed_view
 from mmbehave.data.layout import SPLITS
 
-EMPTY_GROUP_CHOICES = ("error", "own")
 EXAMPLE_FRACTIONS = "fractions=[0.7,0.15,0.15]"
 
 
 @dataclass(frozen=True)
 class SplitOptions:
-    labels: Path
-    out: Path
-    group_by: str
-    fractions: dict[str, float]     # train / val / test -> share of rows; a 0 share gets no rows and no table
-    seed: int
-    heads: tuple[str, ...]
-    label_separator: str            # "" : a cell is one label
-    empty_group: str                # error | own (a row without a group is a group of its own)
-    overwrite: bool
+    labels: Path | None = None
+    out: Path | None = None
+    group_by: str = ""
+    fractions: Any = (0.7, 0.15, 0.15)   # as given: [train, val, test] or {train: .., val: .., test: ..}
+    seed: int = 0
+    heads: tuple[str, ...] = ()
+    label_separator: str = ""            # "" : a cell is one label (conf/split.yaml: "|")
+    empty_group: Literal["error", "own"] = "error"  # a row without a group: refused, or a group of its own
+    overwrite: bool = False
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SplitOptions:
-        labels = _required_path(cfg, "labels", "the label table to split (CSV, or TSV named .tsv)")
-        out = _required_path(cfg, "out", "the folder for train.csv, val.csv, test.csv and the split reports")
-        group_by = str(cfg.get("group_by") or "").strip()
+        keys = [f.name for f in dataclasses.fields(cls)]
+        # An empty or null key is a key not given: the defaults and the "is required" messages below apply.
+        given = {key: cfg[key] for key in keys if key in cfg and cfg[key] is not None
+                 and (key == "label_separator" or str(cfg[key]).strip() != "")}
+        try:
+            options = typed_view(cls, given, "", defaults=True)
+        except ConfigError as error:
+            if str(error).startswith("seed="):
+                raise ConfigError(f"seed={cfg.get('seed')}: give a whole number, e.g. seed=0.") from None
+            raise
+        for key, what in (("labels", "the label table to split (CSV, or TSV named .tsv)"),
+                          ("out", "the folder for train.csv, val.csv, test.csv and the split reports")):
+            if getattr(options, key) is None:
+                raise InputError(f"{key}= is required: {what}.")
+        group_by = options.group_by.strip()
         if not group_by:
             raise ConfigError("group_by= is required: the column whose values stay together (site, camera, event, ...).")
-        heads = cfg.get("heads") or ()
-        heads = (heads,) if isinstance(heads, str) else tuple(str(head).strip() for head in heads)
+        heads = tuple(head.strip() for head in options.heads)
         if not heads or not all(heads):
             raise ConfigError("heads= names the label columns to cover in every split, e.g. heads=[species,behavior].")
         if group_by in heads:
             raise ConfigError(f"group_by={group_by} is also in heads={list(heads)}; a group column cannot be a label.")
-        empty_group = str(cfg.get("empty_group", "error"))
-        if empty_group not in EMPTY_GROUP_CHOICES:
-            raise ConfigError(f"empty_group={empty_group}: use error or own.")
-        try:
-            seed = int(cfg.get("seed", 0))
-        except (TypeError, ValueError):
-            raise ConfigError(f"seed={cfg.get('seed')}: give a whole number, e.g. seed=0.") from None
-        return cls(labels, out, group_by, parse_fractions(cfg.get("fractions")), seed, heads,
-                   str(cfg.get("label_separator") or ""), empty_group, bool(cfg.get("overwrite", False)))
-
-
-def _required_path(cfg: Mapping[str, Any], key: str, what: str) -> Path:
-    value = str(cfg.get(key) or "").strip()
-    if not value:
-        raise InputError(f"{key}= is required: {what}.")
-    return Path(value).expanduser()
+        return dataclasses.replace(options, group_by=group_by, heads=heads, fractions=parse_fractions(options.fractions))
 
 
 def parse_fractions(given: Any) -> dict[str, float]:
