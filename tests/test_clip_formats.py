@@ -11,8 +11,9 @@ import pytest
 import torch
 from media import FIELD_FORMATS, write_media
 
+from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.layout import DatasetLayout
-from mmbehave.data.preprocessing import PreprocessSettings, preprocess_dataset
+from mmbehave.data.preprocessing import preprocess_dataset
 
 COPIES = 4  # byte-identical copies of each file, decoded in different worker processes and orders
 SETTINGS = PreprocessSettings(num_frames=8, image_size=32, frame_window=None, sample_rate=16000, clip_seconds=1.0,

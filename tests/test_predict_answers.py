@@ -14,8 +14,8 @@ import pytest
 from helpers import compose_config, run_module
 
 from mmbehave.core.errors import ConfigError
+from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.clip_io import write_clip
-from mmbehave.data.preprocessing import PreprocessSettings
 from mmbehave.predicting.clip_times import clip_time
 from mmbehave.predicting.run import run_prediction
 from mmbehave.predicting.segments import iter_segments, segment_windows

@@ -13,14 +13,11 @@ from helpers import hydra_dir_override, run_module
 from omegaconf import OmegaConf
 
 from mmbehave.core.errors import DataError
+from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.clip_io import write_clip
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.mel import MEL_FLOOR, log_mel_spectrogram
-from mmbehave.data.preprocessing import (
-    MANIFEST_COLUMNS,
-    PreprocessSettings,
-    preprocess_dataset,
-)
+from mmbehave.data.preprocessing import MANIFEST_COLUMNS, preprocess_dataset
 
 SR = 16000
 SETTINGS = PreprocessSettings(num_frames=4, image_size=16, frame_window=None, sample_rate=SR, clip_seconds=1.0,

@@ -32,8 +32,8 @@ from mmbehave.checkpoints.files import MODEL_KEYS, read_checkpoint
 from mmbehave.core.errors import CheckpointError, ConfigError, UserError
 from mmbehave.core.heads import HeadSpec, heads_from_config
 from mmbehave.core.instantiate import build
+from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.metadata import ClassLists
-from mmbehave.data.preprocessing import PreprocessSettings
 from mmbehave.models.components import ENV_VAR, foreign_targets, malformed_keys
 from mmbehave.models.pretrained import OFFLINE_VARIABLES
 

@@ -17,6 +17,7 @@ from mmbehave.core.errors import ConfigError, DataError
 from mmbehave.core.heads import HeadSpec
 from mmbehave.core.instantiate import build
 from mmbehave.core.progress import show_progress
+from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.dataset import Augmentation, ClipDataset, collate, mel_statistics
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.metadata import (
@@ -28,7 +29,6 @@ from mmbehave.data.metadata import (
     csv_row,
     read_metadata,
 )
-from mmbehave.data.preprocessing import PreprocessSettings
 from mmbehave.data.settings import DataSettings, group_column
 from mmbehave.data.validation import (
     check_processed_clips,

@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.settings import typed_view
+from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.dataset import Augmentation
-from mmbehave.data.preprocessing import PreprocessSettings
 
 GroupColumn = tuple[str, ...] | None   # None: the usual group columns where present; (): none on purpose
 

@@ -16,9 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from mmbehave.core.errors import DataError
+from mmbehave.data.clip_inputs import SETTINGS_COLUMNS
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import csv_row
-from mmbehave.data.preprocessing import SETTINGS_COLUMNS
 
 PREPROCESS_HINT = "Re-create it with `python -m mmbehave.preprocess data.root=<root>` or drop the row."
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from mmbehave.data.preprocessing import ProcessedClip
+    from mmbehave.data.clip_inputs import ProcessedClip
     from mmbehave.predicting.options import AnswerOptions
     from mmbehave.predicting.tables import ClipPrediction
 
@@ -66,7 +66,7 @@ def model_input(path: Path, clip: ProcessedClip, trained, start: float = 0.0, en
 
 def load_clip(path: Path, trained) -> ClipInput:
     """Raw clip → model inputs, exactly as training saw them. Raises ClipReadError for undecodable files."""
-    from mmbehave.data.preprocessing import preprocess_clip
+    from mmbehave.data.clip_inputs import preprocess_clip
 
     return model_input(path, preprocess_clip(path, None, trained.preprocess), trained)
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mmbehave.core.errors import ClipReadError
+from mmbehave.data.clip_inputs import PreprocessSettings, ProcessedClip
 from mmbehave.data.clip_io import (
     has_video_stream,
     iter_video_windows,
@@ -30,7 +31,6 @@ from mmbehave.data.clip_io import (
     read_audio,
 )
 from mmbehave.data.mel import log_mel_spectrogram
-from mmbehave.data.preprocessing import PreprocessSettings, ProcessedClip
 
 # A tail this short past the last regular window (encoder padding, rounding) gets no window of its own.
 TAIL_TOLERANCE_SECONDS = 0.05

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Subset
 
 from mmbehave.core.heads import HeadSpec, class_counts
 from mmbehave.core.instantiate import build
+from mmbehave.data.dataset import ClipDataset
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.prepared import PreparedData, make_dataset, make_loader
 from mmbehave.training.distributed import ProcessGroup, ShardSampler
@@ -74,6 +75,31 @@ def parameter_groups(model: nn.Module) -> list[dict]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def make_loaders(settings: RunSettings, prepared: PreparedData, cached: dict, generator: torch.Generator,
+                 group: ProcessGroup) -> tuple[ClipDataset, DataLoader, DataLoader]:
+    """(the whole training set, the train loader, the val loader): augmented training clips (or, with
+    training.overfit_batches, the same first clips every epoch, validated on), under torchrun each process's
+    share (train padded to equal length: equal steps; val without repeats)."""
+    training, hardware, modalities, classes = settings.training, settings.hardware, settings.modalities, prepared.classes
+    train_set = make_dataset(prepared, "train", modalities, classes, settings.data.augment, cached["train"])
+    val_set = make_dataset(prepared, "val", modalities, classes, cached=cached["val"])
+    shuffle, fitted_set = training.shuffle, train_set
+    if training.overfit_batches:  # can the model memorise anything at all?
+        clips = range(min(len(train_set), training.overfit_batches * training.batch_size))
+        fitted_set, val_set, shuffle = Subset(train_set, clips), Subset(train_set, clips), False
+    loader_options = {"num_workers": hardware.num_workers, "pin_memory": hardware.pin_memory}
+    train_sampler = val_sampler = None
+    if group.active:
+        from torch.utils.data.distributed import DistributedSampler
+
+        train_sampler = DistributedSampler(fitted_set, group.world_size, group.rank, shuffle=shuffle, seed=settings.seed)
+        val_sampler = ShardSampler(len(val_set), group)
+    train_loader = make_loader(fitted_set, training.batch_size, shuffle=shuffle, generator=generator,
+                               sampler=train_sampler, **loader_options)
+    val_loader = make_loader(val_set, training.batch_size, sampler=val_sampler, **loader_options)
+    return train_set, train_loader, val_loader
+
+
 def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
                 group: ProcessGroup = ProcessGroup()) -> TrainingParts:
     """``cfg``: only its ``_target_`` nodes are read (model, optimizer, training.lr_schedule, training.loss)."""
@@ -97,24 +123,7 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
 
     # ---- data loaders
     generator = torch.Generator()
-    train_set = make_dataset(prepared, "train", modalities, classes, settings.data.augment, cached["train"])
-    val_set = make_dataset(prepared, "val", modalities, classes, cached=cached["val"])
-    shuffle = training.shuffle
-    fitted_set = train_set
-    if training.overfit_batches:
-        # The same first clips every epoch, and validation on them: can the model memorise anything at all?
-        clips = range(min(len(train_set), training.overfit_batches * training.batch_size))
-        fitted_set, val_set, shuffle = Subset(train_set, clips), Subset(train_set, clips), False
-    loader_options = {"num_workers": hardware.num_workers, "pin_memory": hardware.pin_memory}
-    train_sampler = val_sampler = None
-    if group.active:  # each process its share: train padded to equal length (equal steps), val without repeats
-        from torch.utils.data.distributed import DistributedSampler
-
-        train_sampler = DistributedSampler(fitted_set, group.world_size, group.rank, shuffle=shuffle, seed=settings.seed)
-        val_sampler = ShardSampler(len(val_set), group)
-    train_loader = make_loader(fitted_set, training.batch_size, shuffle=shuffle, generator=generator,
-                               sampler=train_sampler, **loader_options)
-    val_loader = make_loader(val_set, training.batch_size, sampler=val_sampler, **loader_options)
+    train_set, train_loader, val_loader = make_loaders(settings, prepared, cached, generator, group)
 
     # ---- schedule, precision, loss
     batches = len(train_loader) if training.limit_train_batches is None else min(len(train_loader), training.limit_train_batches)
