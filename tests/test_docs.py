@@ -421,6 +421,15 @@ def test_the_readme_stays_a_front_door():
                            'pip install -e ".[test]" && python -m pytest']
 
 
+def test_the_docs_home_says_what_the_readme_says_about_time():
+    """One sentence to edit when the timings change: the docs' home page repeats the README's "How long" lines."""
+    def how_long(path: Path) -> str:
+        return re.search(r"\*\*How long\.\*\*.*?\n\n", path.read_text(), flags=re.S).group(0)
+
+    assert how_long(ROOT / "docs" / "index.md") == how_long(ROOT / "README.md"), (
+        "docs/index.md's **How long.** paragraph differs from README.md's: copy the README's")
+
+
 def test_every_docs_page_is_in_the_site_navigation():
     import yaml
 
