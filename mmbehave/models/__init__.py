@@ -1,9 +1,10 @@
-"""Models: encoders turn each modality into tokens, a fusion merges them, two heads classify.
+"""Models: encoders turn each modality into tokens, a fusion merges them, one head per ``model.heads`` entry
+classifies (species and behaviour by default; any number, single- or multi-label).
 
     video ─► video_encoders.VideoMAEEncoder | cnn3d.CNN3DEncoder ─┐
                                                                   ├─► mbt.MBTFusion | concat_fusion.ConcatFusion
     audio ─► audio_encoders.ResNetAudioEncoder ───────────────────┘           │
-                                                      classifier.MultiModalClassifier: species_head, behavior_head
+                                         classifier.MultiModalClassifier: heads[<name>] for each model.heads entry
 
 `pretrained` holds the weight-loading policy (local first, network only after a quick probe);
 `ablation.absent_modality` is the `none` option of an encoder group. Config groups
