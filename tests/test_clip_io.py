@@ -10,11 +10,8 @@ import pytest
 import torch
 
 from mmbehave.core.errors import ClipReadError
-from mmbehave.data.clip_io import (
-    read_audio,
-    read_video_frames,
-    write_clip,
-)
+from mmbehave.data.clip_io import write_clip
+from mmbehave.data.clip_reader import read_audio, read_video_frames
 
 SR = 16000
 ONSET_S = 0.25  # the test tone starts here, so a shift in time shows as a moved onset

@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import TINY_SPLITS, compose_config
 
-from mmbehave.data.clip_io import read_audio, read_video_frames
+from mmbehave.data.clip_reader import read_audio, read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.mel import log_mel_spectrogram
 from mmbehave.data.preprocessing import preprocess_from_config

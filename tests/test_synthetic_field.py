@@ -14,7 +14,7 @@ import pytest
 from helpers import compose_config
 
 from mmbehave.core.errors import ConfigError, DataError
-from mmbehave.data.clip_io import read_video_frames
+from mmbehave.data.clip_reader import read_video_frames
 from mmbehave.data.layout import SPLITS, DatasetLayout
 from mmbehave.data.metadata import check_groups_in_one_split
 from mmbehave.data.synthetic.field import BEHAVIOR_SHARES, COLUMNS, MOTION_ACTION, SITES

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mmbehave.core.errors import ClipReadError
-from mmbehave.data.clip_io import has_video_stream, read_audio, read_video_frames
+from mmbehave.data.clip_reader import read_audio, read_clip
 from mmbehave.data.mel import log_mel_spectrogram
 
 # Bump when the same settings would produce different files (a code change), so old outputs are redone.
@@ -91,20 +91,26 @@ class ProcessedClip(NamedTuple):
         return "ok" if self.has_video and self.has_audio else ("no_video" if self.has_audio else "no_audio")
 
 
-def preprocess_clip(video: Path, audio: Path | None, settings: PreprocessSettings) -> ProcessedClip:
+def black_frames(settings: PreprocessSettings) -> torch.Tensor:
+    """What a clip without video shows the model: black frames of the model's shape."""
+    return torch.zeros(settings.num_frames, 3, settings.image_size, settings.image_size, dtype=torch.uint8)
+
+
+def preprocess_clip(video: Path, audio: Path | None, settings: PreprocessSettings, threads: int = 1) -> ProcessedClip:
     """One raw clip -> model inputs, with which modalities it really has.
 
     ``video`` is the clip's media file: a video, or an audio file (a passive acoustic recorder's), which
     gets black frames and has_video False. ``audio`` is a separate audio file, or None for the media file's
     own track; a clip without one gets the spectrogram of silence and has_audio False. Every clip gets the
     same shapes. Raises ``ClipReadError`` for files that cannot be decoded, or that hold neither modality.
+    ``threads``: decoder threads (1 where several clips are read side by side).
     """
-    has_video = has_video_stream(video)
-    if has_video:
-        frames = read_video_frames(video, settings.num_frames, settings.image_size, settings.frame_window)
-    else:
-        frames = torch.zeros(settings.num_frames, 3, settings.image_size, settings.image_size, dtype=torch.uint8)
-    waveform = read_audio(audio or video, settings.sample_rate, settings.clip_seconds)
+    clip = read_clip(video, num_frames=settings.num_frames, image_size=settings.image_size,
+                     windows=[settings.frame_window], sample_rate=None if audio else settings.sample_rate,
+                     clip_seconds=settings.clip_seconds, threads=threads)
+    has_video = clip.has_video
+    frames = clip.frames[0] if has_video else black_frames(settings)
+    waveform = clip.waveform if audio is None else read_audio(audio, settings.sample_rate, settings.clip_seconds)
     if waveform is None and audio is not None:
         raise ClipReadError(audio, "no audio stream (this is the clip's audio_path)")
     has_audio = waveform is not None

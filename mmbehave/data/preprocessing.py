@@ -2,9 +2,9 @@
 
     raw/metadata/{split}.csv --read_split--> one job per clip:
         raw/<video_path> (default videos/<clip_id>.mp4)
-            --read_video_frames-->                 processed/video_frames/<clip_id>.pt
+            --read_clip (frames)-->                 processed/video_frames/<clip_id>.pt
         raw/<audio_path> (default: the video's own track)
-            --read_audio--> --log_mel_spectrogram--> processed/mel_spectrograms/<clip_id>.npy
+            --read_clip (sound)--> --log_mel_spectrogram--> processed/mel_spectrograms/<clip_id>.npy
     --> processed/manifest.csv: one row per clip with its status and the settings that made its files
 
 Statuses: ``ok``; ``no_audio`` (no audio track: a silent spectrogram is written and has_audio is false);

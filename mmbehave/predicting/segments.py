@@ -20,16 +20,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from mmbehave.core.errors import ClipReadError
-from mmbehave.data.clip_inputs import PreprocessSettings, ProcessedClip
-from mmbehave.data.clip_io import (
-    has_video_stream,
-    iter_video_windows,
-    media_seconds,
-    read_audio,
-)
+from mmbehave.data.clip_inputs import PreprocessSettings, ProcessedClip, black_frames
+from mmbehave.data.clip_reader import read_clip
 from mmbehave.data.mel import log_mel_spectrogram
 
 # A tail this short past the last regular window (encoder padding, rounding) gets no window of its own.
@@ -57,20 +51,23 @@ def segment_windows(duration: float, length: float, stride: float) -> list[tuple
     return windows
 
 
-def iter_segments(path: Path, settings: PreprocessSettings, length: float, stride: float) -> Iterator[Segment]:
-    """The model's inputs for each window of ``path``, in time order. Raises ClipReadError as preprocess_clip."""
-    windows = segment_windows(media_seconds(path), length, stride)
-    has_video = has_video_stream(path)
-    sound_seconds = min(length, settings.clip_seconds)  # a window shorter than the model's input is padded
-    waveform = read_audio(path, settings.sample_rate, windows[-1][0] + sound_seconds)
+def iter_segments(path: Path, settings: PreprocessSettings, length: float, stride: float,
+                  threads: int = 1) -> Iterator[Segment]:
+    """The model's inputs for each window of ``path``, in time order, from one pass over the file. Raises
+    ClipReadError as preprocess_clip."""
+    windows: list[tuple[float, float]] = []
+
+    def frame_windows(seconds: float) -> list[tuple[float, float]]:  # known once the file is demuxed
+        windows.extend(segment_windows(seconds, length, stride))
+        return [_frame_window(start, end, settings.frame_window) for start, end in windows]
+
+    clip = read_clip(path, num_frames=settings.num_frames, image_size=settings.image_size, windows=frame_windows,
+                     sample_rate=settings.sample_rate, clip_seconds=None, threads=threads)
+    has_video, waveform = clip.has_video, clip.waveform
     if not has_video and waveform is None:
         raise ClipReadError(path, "neither a video nor an audio stream")
-    if has_video:
-        frames = iter_video_windows(path, settings.num_frames, settings.image_size,
-                                    [_frame_window(start, end, settings.frame_window) for start, end in windows])
-    else:
-        black = torch.zeros(settings.num_frames, 3, settings.image_size, settings.image_size, dtype=torch.uint8)
-        frames = iter([black] * len(windows))
+    sound_seconds = min(length, settings.clip_seconds)  # a window shorter than the model's input is padded
+    frames = clip.frames if has_video else [black_frames(settings)] * len(windows)
     for (start, end), window_frames in zip(windows, frames):
         sound = _window_sound(waveform, start, sound_seconds, settings)
         mel = log_mel_spectrogram(sound, settings.sample_rate, settings.n_mels, settings.n_fft, settings.hop_length)
