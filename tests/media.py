@@ -28,6 +28,9 @@ class MediaFormat:
     audio_rate: int = 16000
     audio_format: str = "fltp"         # the sample format the audio encoder takes
     container: str | None = None       # override the container picked from the suffix
+    dropped: tuple[int, ...] = ()      # frames after which the camera drops one (a gap in the timestamps;
+                                       # AVI stores it as an empty packet its header still counts)
+    video_options: tuple[tuple[str, str], ...] = ()
 
 
 # What the field produces (see FIELD-NOTES and the trust issue): each must decode, every time.
@@ -41,6 +44,23 @@ FIELD_FORMATS = (
     MediaFormat("mp4_portrait", ".mp4", width=64, height=112),
     MediaFormat("mp4_greyscale", ".mp4", pix_fmt="gray", audio_codec=None),
     MediaFormat("mp4_0.3s", ".mp4", seconds=0.3),
+)
+
+# A decade of camera models (the real-archive issue): old AVI / ASF codecs, camcorder and phone containers, and
+# H.264 with B-frames (which the reader's non-reference skipping must leave bit-identical). Upper-case suffixes:
+# cameras write them.
+CAMERA_FORMATS = (
+    MediaFormat("avi_mpeg4_dropped_frames", ".AVI", "mpeg4", audio_codec="pcm_s16le", audio_format="s16",
+                seconds=2.0, dropped=(5, 12)),
+    MediaFormat("asf_msmpeg4v3", ".ASF", "msmpeg4", audio_codec=None, container="asf"),
+    MediaFormat("wmv_wmv2", ".wmv", "wmv2", audio_codec=None, container="asf"),
+    MediaFormat("mts_h264_aac", ".MTS", container="mpegts"),
+    MediaFormat("m2ts_mpeg2", ".m2ts", "mpeg2video", audio_codec=None, container="mpegts"),
+    MediaFormat("3gp_h264_aac", ".3gp", container="3gp"),
+    MediaFormat("mpg_mpeg2", ".mpg", "mpeg2video", audio_codec="mp2", audio_format="s16", container="mpeg"),
+    MediaFormat("mkv_h264", ".mkv", audio_codec=None),
+    MediaFormat("m4v_h264", ".m4v", audio_codec=None, container="mp4"),
+    MediaFormat("mp4_h264_bframes", ".MP4", seconds=3.0, video_options=(("bf", "3"), ("g", "12"))),
 )
 
 
@@ -72,15 +92,21 @@ def write_media(path: Path, fmt: MediaFormat) -> Path:
             video.width, video.height, video.pix_fmt = fmt.width, fmt.height, fmt.pix_fmt
             if fmt.video_codec == "libx265":
                 video.options = {"x265-params": "log-level=error"}
+            if fmt.video_options:
+                video.options = dict(fmt.video_options)
         audio = None
         if fmt.audio_codec:
             audio = container.add_stream(fmt.audio_codec, rate=fmt.audio_rate)
             audio.layout = "mono"
         if video is not None:
             source_format = "gray" if fmt.pix_fmt == "gray" else "rgb24"
-            for image in _frames(fmt):
+            pts = 0
+            for index, image in enumerate(_frames(fmt)):
                 pixels = image[..., 0] if source_format == "gray" else image
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=source_format)
+                if fmt.dropped:
+                    frame.pts = pts
+                    pts += 2 if index in fmt.dropped else 1
                 container.mux(video.encode(frame))
             container.mux(video.encode())
         if audio is not None:

@@ -50,11 +50,12 @@ class ClipRead:
 def read_clip(path: str | os.PathLike, *, num_frames: int = 0, image_size: int = 0,
               windows: Sequence[Window] | Callable[[float], Sequence[Window]] = (None,),
               sample_rate: int | None = None, clip_seconds: float | None = None, with_video: bool = True,
-              threads: int = 1) -> ClipRead:
+              threads: int = 1, skip_unneeded: bool = True) -> ClipRead:
     """Frames for each of ``windows`` (or of ``windows(clip length in seconds)``: segments of a long clip) and,
     with ``sample_rate``, the sound, mono at ``sample_rate``, cropped or zero-padded to ``clip_seconds`` (None:
     the whole track; the waveform is None without an audio stream). ``with_video`` false reads the sound only
-    (a clip's separate audio file). Raises ClipReadError naming the file for anything it cannot read."""
+    (a clip's separate audio file). ``skip_unneeded`` false decodes every frame from the start (what the
+    shortcut is measured and tested against). Raises ClipReadError naming the file for anything it cannot read."""
     path = Path(path)
     with _open(path) as container:
         video = container.streams.video[0] if container.streams.video and with_video else None
@@ -70,7 +71,7 @@ def read_clip(path: str | os.PathLike, *, num_frames: int = 0, image_size: int =
         result.windows = list(windows(result.seconds) if callable(windows) else windows)
         if times:
             picks = [_window_picks(path, times, num_frames, window) for window in result.windows]
-            frames = _decode_sampled(path, video, packets, set().union(*picks), image_size)
+            frames = _decode_sampled(path, video, packets, set().union(*picks), image_size, skip_unneeded)
             result.frames = [torch.stack([frames[pts] for pts in window_picks]) for window_picks in picks]
         if sound is not None:
             result.waveform = sound.waveform()
@@ -171,12 +172,14 @@ def _window_picks(path: Path, times: dict[int, float], num_frames: int, window: 
     return [ordered[i] for i in np.linspace(0, len(ordered) - 1, num_frames).round().astype(int)]
 
 
-def _decode_sampled(path: Path, stream, packets: list, wanted: set[int], image_size: int) -> dict[int, torch.Tensor]:
+def _decode_sampled(path: Path, stream, packets: list, wanted: set[int], image_size: int,
+                    skip: bool) -> dict[int, torch.Tensor]:
     """{pts: (3, size, size) uint8} for the ``wanted`` frames, decoding as little as the codec allows."""
     try:
-        frames = _decode(stream, packets, wanted, image_size, skip=True)
-        if wanted <= frames.keys():
-            return frames
+        if skip:
+            frames = _decode(stream, packets, wanted, image_size, skip=True)
+            if wanted <= frames.keys():
+                return frames
         frames = _decode(stream, packets, wanted, image_size, skip=False)  # the codec did not serve the shortcut
     except av.error.FFmpegError as error:
         raise ClipReadError(path, f"video decoding failed ({error}); the file may be truncated or corrupt") from error
