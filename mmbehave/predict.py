@@ -4,8 +4,13 @@
     python -m mmbehave.predict run_id=<MLflow run id> input=clip.mp4 output=clip.csv top_k=5
     python -m mmbehave.predict checkpoint=<best.pth> input=field_clips/ output=p.csv columns=wide threshold=0.6 \
         segment_stride=1 aggregate=mean segments=true event_by=60
+    python -m mmbehave.predict checkpoint=<best.pth> input=archive/ output=season.csv review=true   # again: resumes
+    python -m mmbehave.predict checkpoint=<best.pth> input=archive/ estimate=true                    # how long?
+    python -m mmbehave.predict checkpoint=<best.pth> input=archive/ output=part_3.csv shard=3/16      # machine 3 of 16
+    python -m mmbehave.predict checkpoint=<best.pth> 'merge=[part_0.csv,part_1.csv]' output=season.csv
 
-    clip file(s) ─► preprocess_clip (the training preprocessing, with the settings stored in the checkpoint)
+    clip file(s) ─► num_workers processes read them (one pass each, only the frames the model needs;
+      │             ``data/clip_reader.py``), preprocessed as in training with the checkpoint's settings,
       │             or, with segment_stride=, each window of the model's length (``predicting/segments.py``)
       ─► frames / 255, log-mel standardised with the training clips' mean and std   (as mmbehave.data.dataset)
       ─► model ─► softmax per head ─► segments combined per clip (aggregate=mean | max)
@@ -23,8 +28,12 @@ With ``format=camtrap_dp`` the output is a Camtrap DP 1.0 package instead (a fol
 row per clip, media.csv, deployments.csv, datapackage.json; see ``mmbehave/data/camtrap_dp/exporter.py``); an
 ``uncertain`` species is written as observationType ``unknown``.
 
-A folder is searched (recursively by default) for files with a video or audio extension. A clip that cannot be
-decoded is reported on stderr and left out; the others are predicted. A clip without an audio track is
+Every batch's results reach <stem>_probabilities.jsonl (and rows the output table) before the next batch: a crash,
+Ctrl-C, SIGTERM or a scheduler's time limit loses at most one batch, and running the same command again
+continues (clips already predicted with this model, and unchanged since, are skipped); the tables are rebuilt
+in input order at the end. A folder is searched (recursively by default) for the containers cameras and
+recorders write, in any case; other files are counted in the log by extension. A clip that cannot be decoded
+is reported on stderr and in <stem>_errors.csv (path, reason) and left out; the others are predicted. A clip without an audio track is
 predicted from its video alone (has_audio=false), an audio file from its sound alone (has_video=false); a clip
 with none of the model's modalities is predicted from the model's biases, with a warning in its row.
 Options are checked before any clip is decoded. Exit status: 0 written; 1 no clip could be read; 2 bad
@@ -45,18 +54,22 @@ def main(cfg: DictConfig) -> None:
     from mmbehave.predicting.run import run_prediction
 
     output, rows, failures = run_prediction(cfg)
+    if cfg.get("estimate"):
+        return  # the estimate is printed; nothing was predicted
     if failures:  # each was logged as it happened; the summary goes to stderr for scripts
         names = ", ".join(str(clip) for clip, _ in failures)
         print(f"{len(failures)} of {len(failures) + len(rows)} clip(s) could not be read and were skipped: {names}",
               file=sys.stderr)
     if output is None:
-        print(f"error: none of the {len(failures)} clip(s) could be read; nothing written.", file=sys.stderr)
+        print(f"error: none of the {len(failures)} clip(s) could be read; no predictions written (the reasons are in "
+              "the _errors.csv beside output=).", file=sys.stderr)
         sys.exit(1)
     print(f"Predicted {len(rows)} clip(s): {output}")
     if str(cfg.get("format") or "csv") == "csv":
         from mmbehave.predicting.tables import companion_path
 
-        for table, wanted in (("segments", cfg.get("segments")), ("events", cfg.get("event_by") is not None)):
+        for table, wanted in (("segments", cfg.get("segments")), ("events", cfg.get("event_by") is not None),
+                              ("review", cfg.get("review"))):
             if wanted:
                 print(f"{table.capitalize()}: {companion_path(output, table)}")
 

@@ -95,10 +95,11 @@ def test_predict_a_single_file_and_a_folder_of_only_unreadable_clips(tmp_path, t
 
 
 def test_a_clip_without_any_of_the_models_modalities_is_marked():
-    from mmbehave.predicting.run import ClipInput, missing_input_warning
+    from mmbehave.predicting.outputs import missing_input_warning
+    from mmbehave.predicting.tables import ClipPrediction
 
-    silent = ClipInput(Path("a.mp4"), torch.zeros(1), torch.zeros(1), has_video=True, has_audio=False)
+    silent = ClipPrediction(Path("a.mp4"), has_video=True, has_audio=False)
     assert missing_input_warning(silent, ("audio",)) == "no audio: this audio model answers from its biases alone"
     assert missing_input_warning(silent, ("video", "audio")) == ""
-    recording = ClipInput(Path("b.wav"), torch.zeros(1), torch.zeros(1), has_video=False, has_audio=True)
+    recording = ClipPrediction(Path("b.wav"), has_video=False, has_audio=True)
     assert "no video: this video model" in missing_input_warning(recording, ("video",))

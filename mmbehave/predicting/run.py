@@ -1,44 +1,54 @@
-"""The work of ``python -m mmbehave.predict`` (the command's docstring says what users get): clips found, decoded
-as in training, batched through the model, answered per clip (and segment, event), written as tables or a
-Camtrap DP package."""
+"""The work of ``python -m mmbehave.predict`` (the command's docstring says what users get).
+
+    options checked ─► clips found (and this shard's share) ─► output checked ─► model loaded
+      ─► estimate=true: a timed sample, then the expected wall time; nothing written
+      ─► the clips not yet in this output's records predicted (archive.py: workers read, the model batches,
+         every batch on disk) ─► every table rebuilt from the records, in input order (outputs.py)
+
+Running the same command again continues where a crash, Ctrl-C or SIGTERM stopped it; ``merge=`` joins the
+records of shards (``shard=i/N``) predicted on several machines into one set of tables.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
 
 from omegaconf import DictConfig
 
 from mmbehave.core.errors import ConfigError, InputError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
-
-    from mmbehave.data.clip_inputs import ProcessedClip
-    from mmbehave.predicting.options import AnswerOptions
-    from mmbehave.predicting.tables import ClipPrediction
+from mmbehave.core.signals import stop_on_signals
+from mmbehave.data.media_files import MEDIA_EXTENSIONS, find_media
+from mmbehave.predicting.options import AnswerOptions, positive_int, read_answer_options
+from mmbehave.predicting.output_checks import check_output
+from mmbehave.predicting.outputs import RowStream
+from mmbehave.predicting.state import (
+    append_errors,
+    append_records,
+    file_key,
+    read_errors,
+    read_records,
+    state_paths,
+)
 
 log = logging.getLogger("mmbehave.predict")
 FORMATS = ("csv", "camtrap_dp")
 
 
 @dataclass
-class ClipInput:
-    path: Path
-    video: torch.Tensor   # (3, T, H, W) float in [0, 1]
-    audio: torch.Tensor   # (1, n_mels, time) standardised log-mel
-    has_video: bool       # False for an audio file (a passive acoustic recorder's)
-    has_audio: bool
-    start: float = 0.0    # segment_stride=: the window on the clip's timeline, in seconds (end None: whole clip)
-    end: float | None = None
+class PredictResult:
+    output: Path | None                         # the table (or package folder) written; None: nothing readable
+    rows: list[dict]                            # one per predicted clip, in input order
+    failures: list[tuple[Path, str]]            # unreadable clips: (path, reason)
+
+    def __iter__(self):  # output, rows, failures = run_prediction(cfg)
+        return iter((self.output, self.rows, self.failures))
 
 
 def find_clips(input_path: str, extensions: list[str], recursive: bool) -> list[Path]:
-    """The clip files named by ``input``: itself if a file, else the folder's files with a clip extension
-    (video, or audio: recorders without a camera)."""
+    """The clips named by ``input=``: itself if a file, else the folder's media files (sorted); what the search
+    leaves out is named in the log by extension."""
     if not input_path:
         raise InputError("input= is required: a clip file or a folder of clips.")
     path = Path(input_path).expanduser()
@@ -46,109 +56,178 @@ def find_clips(input_path: str, extensions: list[str], recursive: bool) -> list[
         return [path]
     if not path.is_dir():
         raise InputError(f"input={input_path}: no such file or folder.")
-    suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    candidates = path.rglob("*") if recursive else path.iterdir()
-    clips = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
-    if not clips:
-        raise InputError(f"input={input_path}: no clips ({', '.join(sorted(suffixes))}) in this folder"
-                         f"{' or below it' if recursive else ''}.")
-    return clips
+    search = find_media(path, extensions, recursive)
+    if search.skipped:
+        log.info("input=%s: %d file(s) are not clips and were left out: %s", input_path,
+                 sum(search.skipped.values()), search.skipped_text())
+    if not search.files:
+        raise InputError(f"input={input_path}: no clips in this folder{' or below it' if recursive else ''} (files "
+                         f"there: {search.skipped_text() or 'none'}); the extensions taken are extensions=.")
+    return search.files
 
 
-def model_input(path: Path, clip: ProcessedClip, trained, start: float = 0.0, end: float | None = None) -> ClipInput:
-    """Preprocessed clip → model inputs, converted as mmbehave.data.dataset converts the training clips."""
-    import torch
-
-    video = clip.frames.permute(1, 0, 2, 3).float().div_(255.0)  # (T, C, H, W) uint8 → (C, T, H, W) in [0, 1]
-    audio = ((torch.from_numpy(clip.mel).float() - trained.mel_mean) / trained.mel_std).unsqueeze(0)
-    return ClipInput(path, video, audio, clip.has_video, clip.has_audio, start, end)
-
-
-def load_clip(path: Path, trained) -> ClipInput:
-    """Raw clip → model inputs, exactly as training saw them. Raises ClipReadError for undecodable files."""
-    from mmbehave.data.clip_inputs import preprocess_clip
-
-    return model_input(path, preprocess_clip(path, None, trained.preprocess), trained)
+def shard_of(clips: list[Path], shard: str | None) -> list[Path]:
+    """``shard=i/N``: every N-th clip from the i-th of the sorted input, so N machines share it evenly."""
+    if not shard:
+        return clips
+    try:
+        index, count = (int(part) for part in str(shard).split("/"))
+    except ValueError:
+        raise ConfigError(f"shard={shard}: give i/N with 0 <= i < N, e.g. shard=0/16 (SLURM: "
+                          "shard=${{oc.env:SLURM_ARRAY_TASK_ID}}/16).") from None
+    if not 0 <= index < count:
+        raise ConfigError(f"shard={shard}: i must be in [0, {count}) for N={count}.")
+    return clips[index::count]
 
 
-def load_inputs(path: Path, trained, options: AnswerOptions) -> Iterator[ClipInput]:
-    """The clip whole, or with segment_stride= each of its windows, decoded in one pass over the file."""
-    if options.segment_stride is None:
-        yield load_clip(path, trained)
-        return
-    from mmbehave.predicting.segments import iter_segments
+def run_prediction(cfg: DictConfig) -> PredictResult:
+    from mmbehave.checkpoints.loading import load_command_model
 
-    for segment in iter_segments(path, trained.preprocess, options.segment_length(trained), options.segment_stride):
-        yield model_input(path, segment.clip, trained, segment.start, segment.end)
+    batch_size, top_k = positive_int("batch_size", cfg.batch_size), positive_int("top_k", cfg.top_k)
+    workers = read_workers(cfg.get("num_workers", "auto"))
+    output_format = str(cfg.get("format") or "csv")
+    if output_format not in FORMATS:
+        raise ConfigError(f"format={output_format}: use {' or '.join(FORMATS)}.")
+    options = read_answer_options(cfg, output_format)  # before the model loads or a clip is decoded
+    merged = [Path(str(p)).expanduser() for p in (cfg.get("merge") or [])]
+    clips = [] if merged else shard_of(find_clips(cfg.input, list(cfg.get("extensions") or MEDIA_EXTENSIONS),
+                                                  bool(cfg.recursive)), cfg.get("shard"))
+    camtrap = prepare_camtrap(cfg) if output_format == "camtrap_dp" else None
+    output = output_path(cfg, output_format)
+
+    def refuse_output_over_inputs(path: Path) -> None:
+        check_output(output, output_format, inputs=[*clips, *merged, path, *event_table(cfg)],
+                     sources=read_sources(Path(cfg.input), camtrap) if cfg.input else [])
+
+    loaded = load_command_model(cfg, cfg.device, model_download_dir(cfg), before_loading=refuse_output_over_inputs)
+    trained = loaded.trained
+    request = table_request(cfg, trained, options, output, top_k, camtrap)
+    if merged:
+        from mmbehave.predicting.merge import merge_shards
+
+        return PredictResult(*merge_shards(merged, trained, request))
+    from mmbehave.predicting.clip_loading import ClipFiles, Segmenting
+
+    segmenting = Segmenting(options.segment_length(trained), options.segment_stride)
+    if cfg.get("estimate"):
+        from mmbehave.predicting.estimate import estimate
+
+        estimate(trained, clips, segmenting, cfg.device, batch_size, workers, decoder_threads(workers))
+        return PredictResult(None, [], [])
+    records_path, errors_path = state_paths(output)
+    records = read_records(records_path)
+    model = request.provenance["model_sha256"]
+    todo = [clip for clip in clips if not is_done(records.get(str(clip)), clip, model)]
+    log.info("Predicting %d clip(s) with %s (%d already in %s), %d worker(s)", len(todo), loaded.path,
+             len(clips) - len(todo), records_path, workers)
+    files = ClipFiles(todo, trained.preprocess, segmenting, decoder_threads=decoder_threads(workers))
+    rows = RowStream(request, trained) if request.camtrap is None else None  # camtrap_dp: a package at the end
+    if rows is not None:
+        rows.start([records[str(clip)] for clip in clips if is_done(records.get(str(clip)), clip, model)])
+    with stop_on_signals(lambda: "run the same command again to continue: the clips done are kept"):
+        archive_pass(trained, files, cfg, batch_size, workers, records_path, errors_path, model, rows)
+    return finish(clips, records_path, errors_path, trained, request)
 
 
-def missing_input_warning(clip, modalities: tuple[str, ...]) -> str:
-    """Empty, or why the model has nothing to go on for this clip (then it answers from its biases alone).
-    ``clip``: anything with has_video / has_audio (a ClipInput, a ClipPrediction)."""
-    has = {"video": clip.has_video, "audio": clip.has_audio}
-    if any(has[m] for m in modalities):
-        return ""
-    missing = " and ".join(f"no {m}" for m in modalities)
-    return f"{missing}: this {'+'.join(modalities)} model answers from its biases alone"
-
-
-def predict_probabilities(trained, clips: list[ClipInput], device: str) -> list[dict[str, np.ndarray]]:
-    """{head: probabilities (softmax, or sigmoid for a multi head)} for each input, in one forward pass."""
-    import torch
-
-    from mmbehave.metrics.epoch_scores import probabilities
-
-    inputs = {}
-    if "video" in trained.modalities:
-        inputs["video"] = torch.stack([c.video for c in clips]).to(device)
-        inputs["video_present"] = torch.tensor([c.has_video for c in clips], device=device)
-    if "audio" in trained.modalities:
-        inputs["audio"] = torch.stack([c.audio for c in clips]).to(device)
-        inputs["audio_present"] = torch.tensor([c.has_audio for c in clips], device=device)
-    with torch.no_grad():
-        output = trained.model(**inputs)
-    probs = {head.name: probabilities(head, output.logits[head.name]) for head in trained.heads}
-    return [{head: values[row] for head, values in probs.items()} for row in range(len(clips))]
-
-
-def predict_clips(trained, clips: list[Path], options: AnswerOptions, cfg: DictConfig, batch_size: int
-                  ) -> tuple[list[ClipPrediction], list[tuple[Path, str]]]:
-    """Every readable clip's per-segment probabilities, in input order; [(unreadable clip, reason)].
-
-    Inputs are batched across clips and segments; a clip that fails part-way loses the segments it had."""
-    from tqdm.auto import tqdm
-
-    from mmbehave.core.errors import ClipReadError
+def archive_pass(trained, files, cfg: DictConfig, batch_size: int, workers: int, records_path: Path,
+                 errors_path: Path, model: str, rows: RowStream | None) -> None:
     from mmbehave.core.progress import show_progress
-    from mmbehave.predicting.tables import ClipPrediction
+    from mmbehave.predicting.archive import predict_archive
 
-    predictions: dict[Path, ClipPrediction] = {}
-    failures: list[tuple[Path, str]] = []
-    pending: list[ClipInput] = []
+    def on_batch(records, failures) -> None:  # on disk before the next batch: a kill loses at most this one
+        for record in records:
+            record.model = model
+        append_records(records_path, records)
+        if rows is not None:
+            rows.append(records)
+        if failures:
+            append_errors(errors_path, [(str(path), reason) for path, reason in failures])
 
-    def flush() -> None:
-        for clip, probs in zip(pending, predict_probabilities(trained, pending, cfg.device)):
-            predictions[clip.path].windows.append((clip.start, clip.end))
-            predictions[clip.path].probs.append(probs)
-        pending.clear()
+    if not files.files:
+        return
+    run = predict_archive(trained, files, device=cfg.device, batch_size=batch_size, num_workers=workers,
+                          on_batch=on_batch, progress=show_progress(cfg.progress) and len(files) > 1)
+    log.info("Predicted %d clip(s) in %.1f s (%.2f clips/s); %d unreadable", run.predicted, run.seconds,
+             (run.predicted + len(run.failures)) / max(run.seconds, 1e-9), len(run.failures))
 
-    progress = show_progress(cfg.progress) and len(clips) > 1
-    for path in tqdm(clips, desc="predicting", unit="clip", disable=not progress):
-        try:
-            for clip in load_inputs(path, trained, options):
-                predictions.setdefault(path, ClipPrediction(path, clip.has_video, clip.has_audio))
-                pending.append(clip)
-                if len(pending) == batch_size:
-                    flush()
-        except Exception as error:  # one odd file must not stop a folder: report it and go on
-            reason = error.reason if isinstance(error, ClipReadError) else f"{type(error).__name__}: {error}"
-            failures.append((path, reason))
-            log.warning("Skipped %s: %s", path, reason)
-            predictions.pop(path, None)
-            pending[:] = [clip for clip in pending if clip.path != path]
-    if pending:
-        flush()
-    return [predictions[path] for path in clips if path in predictions], failures
+
+def finish(clips: list[Path], records_path: Path, errors_path: Path, trained, request) -> PredictResult:
+    """The tables of every clip of this input, in input order, from the records (a file changed since its
+    record is left out: it was predicted again, or failed)."""
+    from mmbehave.predicting.outputs import write_tables
+
+    records, errors = read_records(records_path), read_errors(errors_path)
+    model = request.provenance["model_sha256"]
+    done = [records[str(clip)] for clip in clips if is_done(records.get(str(clip)), clip, model)]
+    failures = [(clip, errors[str(clip)]) for clip in clips if str(clip) in errors
+                and not is_done(records.get(str(clip)), clip, model)]
+    if not done:
+        return PredictResult(None, [], failures)
+    rows = write_tables(done, trained, request)
+    return PredictResult(request.output, rows, failures)
+
+
+def is_done(record, clip: Path, model: str) -> bool:
+    """A record of this very file (same size and mtime), made by this model."""
+    try:
+        return record is not None and record.model == model and record.key == file_key(clip)
+    except OSError:  # the file went away since: its record stands
+        return record is not None and record.model == model
+
+
+def read_workers(value) -> int:
+    """``num_workers``: auto (one per core) or a count (0: read clips in this process, for debugging)."""
+    from mmbehave.predicting.clip_loading import usable_cores
+
+    if str(value).lower() == "auto":
+        return usable_cores()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"num_workers={value}: auto, or a whole number >= 0 (0: read clips in this process).")
+    return int(value)
+
+
+def decoder_threads(workers: int) -> int:
+    """Decoder threads per clip: the cores the workers leave free, shared out (1 when they use them all)."""
+    from mmbehave.predicting.clip_loading import usable_cores
+
+    return max(1, usable_cores() // max(workers, 1))
+
+
+def table_request(cfg: DictConfig, trained, options: AnswerOptions, output: Path, top_k: int, camtrap):
+    from mmbehave.predicting.outputs import TableRequest
+    from mmbehave.predicting.provenance import model_provenance
+    from mmbehave.predicting.review import review_head
+
+    input_root = Path(cfg.input).expanduser() if cfg.input else output.parent
+    return TableRequest(output=output, options=options, thresholds=options.model_thresholds(trained), top_k=top_k,
+                        provenance=model_provenance(trained),
+                        input_root=input_root if input_root.is_dir() else input_root.parent,
+                        review_head=review_head(trained, cfg.get("review_head")) if cfg.get("review") else None,
+                        camtrap=camtrap)
+
+
+def prepare_camtrap(cfg: DictConfig):
+    """Checked before any clip is read: a wrong package= fails at once."""
+    from mmbehave.data.camtrap_dp.exporter import CamtrapExport
+
+    return CamtrapExport.prepare(cfg.input, cfg.get("package"))
+
+
+def output_path(cfg: DictConfig, output_format: str) -> Path:
+    """output=, else predictions.csv (camtrap_dp/) in this run's folder."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    if cfg.output:
+        return Path(str(cfg.output)).expanduser()
+    try:
+        folder = Path(cfg.paths.output_dir)
+    except InterpolationResolutionError:
+        raise ConfigError("output= is required when predict runs without its command line (no run folder).") from None
+    return folder / ("camtrap_dp" if output_format == "camtrap_dp" else "predictions.csv")
+
+
+def event_table(cfg: DictConfig) -> list[Path]:
+    return [Path(str(cfg.event_table))] if cfg.get("event_table") else []
 
 
 def read_sources(input_path: Path, camtrap) -> list[Path]:
@@ -173,80 +252,3 @@ def model_download_dir(cfg: DictConfig) -> Path | None:
         return Path(cfg.paths.output_dir) / "model"
     except InterpolationResolutionError:
         return None
-
-
-def run_prediction(cfg: DictConfig) -> tuple[Path | None, list[dict], list[tuple[Path, str]]]:
-    """Returns (the CSV or Camtrap DP folder written, or None; its rows; [(unreadable clip, reason)])."""
-    import pandas as pd
-
-    from mmbehave.checkpoints.loading import load_command_model
-    from mmbehave.core.atomic import atomic_path
-    from mmbehave.predicting.answers import class_names, combine
-    from mmbehave.predicting.events import event_rows, plan_events
-    from mmbehave.predicting.options import positive_int, read_answer_options
-    from mmbehave.predicting.output_checks import check_output
-    from mmbehave.predicting.provenance import model_provenance
-    from mmbehave.predicting.tables import (
-        camtrap_rows,
-        clip_row,
-        companion_path,
-        segment_rows,
-    )
-
-    batch_size, top_k = positive_int("batch_size", cfg.batch_size), positive_int("top_k", cfg.top_k)
-    clips = find_clips(cfg.input, list(cfg.extensions), bool(cfg.recursive))
-    output_format = str(cfg.get("format") or "csv")
-    if output_format not in FORMATS:
-        raise ConfigError(f"format={output_format}: use {' or '.join(FORMATS)}.")
-    options = read_answer_options(cfg, output_format)  # before the model loads or a clip is decoded
-    camtrap = None
-    if output_format == "camtrap_dp":  # checked before any clip is read: a wrong package= fails at once
-        from mmbehave.data.camtrap_dp.exporter import CamtrapExport
-
-        camtrap = CamtrapExport.prepare(cfg.input, cfg.get("package"))
-
-    def refuse_output_over_inputs(path: Path) -> None:  # the default output is a new file in this run's folder
-        if cfg.output:
-            check_output(Path(cfg.output).expanduser(), output_format,
-                         inputs=[*clips, path, *([Path(str(cfg.event_table))] if cfg.get("event_table") else [])],
-                         sources=read_sources(Path(cfg.input), camtrap))
-
-    loaded = load_command_model(cfg, cfg.device, model_download_dir(cfg), before_loading=refuse_output_over_inputs)
-    path, trained = loaded.path, loaded.trained
-    thresholds = options.model_thresholds(trained)
-    events = None
-    if options.events:  # planned from the file list, before decoding: a bad event table fails at once
-        input_root = Path(cfg.input).expanduser()
-        events = plan_events(clips, options.events, input_root if input_root.is_dir() else input_root.parent)
-    log.info("Predicting %d clip(s) with %s", len(clips), path)
-
-    predictions, failures = predict_clips(trained, clips, options, cfg, batch_size)
-    if not predictions:
-        return None, [], failures
-    provenance = model_provenance(trained)
-    multi = {head.name for head in trained.heads if head.multi}
-    clip_probs = {p.path: combine(p.probs, options.aggregate, multi) for p in predictions}
-    rows = [clip_row(p, clip_probs[p.path], missing_input_warning(p, trained.modalities), trained, options, thresholds,
-                     top_k, provenance) for p in predictions]
-    for row in rows:
-        if row["warning"]:
-            log.warning("%s: %s", row["path"], row["warning"])
-    default = "camtrap_dp" if camtrap else "predictions.csv"
-    output = Path(cfg.output).expanduser() if cfg.output else Path(cfg.paths.output_dir) / default
-    if camtrap:
-        from mmbehave import __version__
-
-        camtrap.write(output, camtrap_rows(rows), classified_by=f"mmbehave {__version__} "
-                                                               f"{trained.mlflow_run_id or 'no-mlflow-run'}")
-        return output, rows, failures
-    tables = {output: rows}
-    if options.segments_table:
-        tables[companion_path(output, "segments")] = [
-            row for p in predictions for row in segment_rows(p, trained, options, thresholds, provenance)]
-    if events:
-        tables[companion_path(output, "events")] = event_rows(events, clip_probs, class_names(trained), thresholds,
-                                                              options.wide, provenance, trained.heads)
-    for table_path, table_rows in tables.items():  # every table computed before the first is written
-        with atomic_path(table_path) as tmp:
-            pd.DataFrame(table_rows).to_csv(tmp, index=False)
-    return output, rows, failures
