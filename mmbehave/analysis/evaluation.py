@@ -9,35 +9,33 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from mmbehave.analysis.attention_figure import attention_figures
+from mmbehave.analysis.metrics_tables import (
+    format_report,
+    per_class_tables,
+    predictions_table,
+    subset_metrics,
+    summary_metrics,
+    summary_table,
+    write_csv,
+    write_json,
+)
+from mmbehave.analysis.modality_contributions import (
+    contribution_table,
+    flat_drops,
+    plot_contributions,
+)
+from mmbehave.analysis.predictions import predict_split
+from mmbehave.checkpoints.loading import load_command_model
+from mmbehave.core.progress import show_progress
+from mmbehave.data.prepared import make_loader, split_dataset
+from mmbehave.tracking.runs import log_to_finished_run
+
 log = logging.getLogger("mmbehave.evaluate")
 
 
 def run_evaluation(cfg: DictConfig) -> dict:
     """Everything in the module docstring; returns the metrics.json contents."""
-    from mmbehave.analysis.attention_figure import attention_figures
-    from mmbehave.analysis.confusion import confusion_frame, plot_confusion
-    from mmbehave.analysis.metrics_tables import (
-        class_names,
-        format_report,
-        per_class_tables,
-        predictions_table,
-        subset_metrics,
-        summary_metrics,
-        summary_table,
-        write_csv,
-        write_json,
-    )
-    from mmbehave.analysis.modality_contributions import (
-        contribution_table,
-        flat_drops,
-        plot_contributions,
-    )
-    from mmbehave.analysis.predictions import predict_split
-    from mmbehave.checkpoints.loading import load_command_model
-    from mmbehave.core.progress import show_progress
-    from mmbehave.data.prepared import make_loader, split_dataset
-    from mmbehave.tracking.runs import log_to_finished_run
-
     loaded = load_command_model(cfg, cfg.device, Path(cfg.output_dir) / "model")
     path, tracking_uri, trained = loaded.path, loaded.tracking_uri, loaded.trained
     log.info("Evaluating %s (%s, %s) on the %s split", path, trained.modalities, "int8" if trained.quantization else "fp32", cfg.split)
@@ -58,14 +56,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     write_csv(summary_rows, out_dir / "summary.csv")
     write_csv(per_class, out_dir / "per_class.csv")
     write_csv(predictions_table(predictions, trained.classes, thresholds), out_dir / "predictions.csv")
-    for head in trained.heads:
-        if head.multi:  # labels are not exclusive: per_class.csv has each one's precision, recall and AP
-            continue
-        frame = confusion_frame(predictions.targets[head.name], predictions.predicted(head.name),
-                                class_names(trained.classes, head.name))
-        write_csv(frame.reset_index(), out_dir / f"confusion_{head.name}.csv")
-        plot_confusion(frame, f"{head.name} confusion, {split} split ({len(predictions.clip_ids)} clips)",
-                       out_dir / f"confusion_{head.name}.png")
+    write_confusions(trained, predictions, split, out_dir)
     contributions = contribution_table(predictions, trained.classes, thresholds)
     if not contributions.empty:
         write_csv(contributions, out_dir / "modality_contributions.csv")
@@ -86,7 +77,31 @@ def run_evaluation(cfg: DictConfig) -> dict:
     }
     write_json(report, out_dir / "metrics.json")
 
-    print(format_report(summary_rows, per_class))
+    print_report(format_report(summary_rows, per_class), contributions, by_presence, split, summary["macro_f1"], out_dir)
+    if cfg.mlflow.log and trained.mlflow_run_id:
+        log_to_finished_run(tracking_uri, trained.mlflow_run_id, {f"{split}/{k}": v for k, v in metrics.items()},
+                            int(trained.checkpoint.get("epoch", 0)), out_dir, f"evaluation/{split}")
+    return report
+
+
+def write_confusions(trained, predictions, split: str, out_dir: Path) -> None:
+    """confusion_<head>.csv / .png of every single-label head (a multi-label head's labels are not exclusive:
+    per_class.csv has each one's precision, recall and AP)."""
+    from mmbehave.analysis.confusion import confusion_frame, plot_confusion
+    from mmbehave.analysis.metrics_tables import class_names, write_csv
+
+    for head in trained.heads:
+        if head.multi:
+            continue
+        frame = confusion_frame(predictions.targets[head.name], predictions.predicted(head.name),
+                                class_names(trained.classes, head.name))
+        write_csv(frame.reset_index(), out_dir / f"confusion_{head.name}.csv")
+        plot_confusion(frame, f"{head.name} confusion, {split} split ({len(predictions.clip_ids)} clips)",
+                       out_dir / f"confusion_{head.name}.png")
+
+
+def print_report(tables: str, contributions, by_presence: dict, split: str, macro_f1: float, out_dir: Path) -> None:
+    print(tables)
     if not contributions.empty:
         shown = contributions[contributions["metric"].isin(["accuracy", "macro-F1"])]
         print("Modality contributions (drop = all - without):")
@@ -94,8 +109,4 @@ def run_evaluation(cfg: DictConfig) -> dict:
     for name in sorted({key.split("/")[0] for key in by_presence}):
         print(f"{split}/{name}/macro_f1 = {by_presence[f'{name}/macro_f1']:.4f} "
               f"({int(by_presence[f'{name}/num_clips'])} clips)")
-    print(f"\n{split}/macro_f1 = {summary['macro_f1']:.4f}   reports: {out_dir}")
-    if cfg.mlflow.log and trained.mlflow_run_id:
-        log_to_finished_run(tracking_uri, trained.mlflow_run_id, {f"{split}/{k}": v for k, v in metrics.items()},
-                            int(trained.checkpoint.get("epoch", 0)), out_dir, f"evaluation/{split}")
-    return report
+    print(f"\n{split}/macro_f1 = {macro_f1:.4f}   reports: {out_dir}")

@@ -34,22 +34,19 @@ def latency_ms(model, clips: list[dict], warmup: int) -> dict[str, float]:
 
 
 def run_export(cfg: DictConfig) -> dict:
-    import numpy as np
     import pandas as pd
     import torch
 
-    from mmbehave.analysis.metrics_tables import summary_metrics, write_csv, write_json
-    from mmbehave.analysis.predictions import predict_split
+    from mmbehave.analysis.metrics_tables import write_csv, write_json
     from mmbehave.checkpoints.export import export_state
     from mmbehave.checkpoints.files import save_checkpoint
     from mmbehave.checkpoints.loading import load_command_model
     from mmbehave.checkpoints.trained_model import (
-        load_trained_model,
         quantize_dynamic_int8,
     )
     from mmbehave.core.errors import CheckpointError, ConfigError, InputError
     from mmbehave.core.guards import resolved, same_file
-    from mmbehave.data.prepared import make_loader, split_dataset
+    from mmbehave.data.prepared import split_dataset
     from mmbehave.tracking.runs import log_to_finished_run
 
     if int(cfg.latency.clips) < 1:
@@ -73,24 +70,7 @@ def run_export(cfg: DictConfig) -> dict:
     dataset = split_dataset(trained, cfg.split, cfg.data_root)
     timed = [dataset[i % len(dataset)] for i in range(int(cfg.latency.clips))]
     threads = torch.get_num_threads()
-    if cfg.latency.threads:
-        torch.set_num_threads(int(cfg.latency.threads))
-    rows, predicted = [], {}
-    for precision, path in paths.items():
-        model = load_trained_model(path, "cpu").model  # what a user of the file gets, not the in-memory copy
-        predictions = predict_split(model, make_loader(dataset, int(cfg.batch_size)), device="cpu",
-                                    with_variants=False, heads=trained.heads)
-        predicted[precision] = predictions
-        scores = summary_metrics(predictions, top_k=1, thresholds=trained.thresholds)
-        rows.append({"model": precision, "file": str(path), "size_mb": path.stat().st_size / 2**20,
-                     **latency_ms(model, timed, int(cfg.latency.warmup)),
-                     **{f"{head.name}_macro_f1": scores[f"{head.name}_macro_f1"] for head in trained.heads},
-                     f"{cfg.split}_macro_f1": scores["macro_f1"]})
-    torch.set_num_threads(threads)
-    names = [head.name for head in trained.heads]
-    for row in rows:  # how often int8 gives the same answer as fp32 (a multi head: per label)
-        row["agreement_with_fp32"] = float(np.mean([
-            (predicted[row["model"]].predicted(head) == predicted["fp32"].predicted(head)).mean() for head in names]))
+    rows = compare_files(paths, trained, dataset, timed, cfg)
 
     table = pd.DataFrame(rows)
     report = {"source_checkpoint": str(source), "source_size_mb": source.stat().st_size / 2**20, "split": cfg.split,
@@ -108,3 +88,38 @@ def run_export(cfg: DictConfig) -> dict:
         log_to_finished_run(tracking_uri, trained.mlflow_run_id, metrics, int(trained.checkpoint.get("epoch", 0)),
                             [out_dir / "export_report.json", out_dir / "export_report.csv"], "export")
     return report
+
+
+def compare_files(paths: dict[str, Path], trained, dataset, timed: list[dict], cfg: DictConfig) -> list[dict]:
+    """Per file (fp32, int8), loaded back as a user would: size, latency (batch 1, latency.threads threads),
+    the split's macro-F1 per head, and how often it gives fp32's answer (a multi head: per label)."""
+    import numpy as np
+    import torch
+
+    from mmbehave.analysis.metrics_tables import summary_metrics
+    from mmbehave.analysis.predictions import predict_split
+    from mmbehave.checkpoints.trained_model import load_trained_model
+    from mmbehave.data.prepared import make_loader
+
+    threads = torch.get_num_threads()
+    if cfg.latency.threads:
+        torch.set_num_threads(int(cfg.latency.threads))
+    rows, predicted = [], {}
+    try:
+        for precision, path in paths.items():
+            model = load_trained_model(path, "cpu").model  # what a user of the file gets, not the in-memory copy
+            predictions = predict_split(model, make_loader(dataset, int(cfg.batch_size)), device="cpu",
+                                        with_variants=False, heads=trained.heads)
+            predicted[precision] = predictions
+            scores = summary_metrics(predictions, top_k=1, thresholds=trained.thresholds)
+            rows.append({"model": precision, "file": str(path), "size_mb": path.stat().st_size / 2**20,
+                         **latency_ms(model, timed, int(cfg.latency.warmup)),
+                         **{f"{head.name}_macro_f1": scores[f"{head.name}_macro_f1"] for head in trained.heads},
+                         f"{cfg.split}_macro_f1": scores["macro_f1"]})
+    finally:
+        torch.set_num_threads(threads)
+    names = [head.name for head in trained.heads]
+    for row in rows:
+        row["agreement_with_fp32"] = float(np.mean([
+            (predicted[row["model"]].predicted(head) == predicted["fp32"].predicted(head)).mean() for head in names]))
+    return rows

@@ -7,4 +7,7 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
     startup   process start to the first training step vs the bare import of what the run needs
     sweep     time per trial of a frozen-backbone fusion sweep, feature cache on vs off, vs the FLOPs bound
     model     the configured model on random inputs: clips/s, latency, parameters; FLOPs utilisation on a GPU
+    predict   predict's archive pass on 720p field clips vs the slower of decoding just the needed frames (times
+              the workers) and the model alone; beside it the reader before (main process, every frame decoded)
+    predict_memory  peak memory of predict over 200 and 2,000 tiny clips (flat: nothing kept per clip)
 """

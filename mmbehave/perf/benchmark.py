@@ -18,10 +18,11 @@ from mmbehave.core.precision import autocast
 from mmbehave.training.loss import HeadsLoss
 
 log = logging.getLogger("mmbehave.benchmark")
-MEASUREMENTS = ("model", "loop", "loader", "startup", "sweep")
+MEASUREMENTS = ("model", "loop", "loader", "startup", "sweep", "predict", "predict_memory")
 # The issue's targets: real loop >= 0.95 of bare steps; cache speed-up >= 0.8 of the FLOPs bound; start-up
 # <= 1.3 x the bare imports; the loader >= 3 x what training consumes.
-TARGETS = {"loop": (">=", 0.95), "sweep": (">=", 0.80), "startup": ("<=", 1.3), "loader": (">=", 3.0)}
+TARGETS = {"loop": (">=", 0.95), "sweep": (">=", 0.80), "startup": ("<=", 1.3), "loader": (">=", 3.0),
+           "predict": (">=", 0.80), "predict_memory": ("<=", 1.2)}
 
 
 def synthetic_batch(cfg: DictConfig, modalities: tuple[str, ...], batch_size: int, device: torch.device) -> dict:
@@ -156,7 +157,10 @@ def markdown(results: dict) -> str:
     rows = [("loop", "training loop clips/s ÷ bare forward+backward+step", "real_clips_per_s", "bare_clips_per_s"),
             ("sweep", "cache speed-up per trial ÷ FLOPs bound", "speedup", "bound"),
             ("startup", "process start → first step ÷ bare imports (s)", "first_step_s", "imports_s"),
-            ("loader", "loader clips/s ÷ training clips/s", "loader_clips_per_s", "training_clips_per_s")]
+            ("loader", "loader clips/s ÷ training clips/s", "loader_clips_per_s", "training_clips_per_s"),
+            ("predict", "predict clips/s on 720p field clips ÷ bound (decode-only x workers, model alone)",
+             "predict_clips_per_s", "bound_clips_per_s"),
+            ("predict_memory", "predict peak MiB, 10x the clips ÷ 1x", "peak_high", "peak_low")]
     lines = ["| measurement | real | bound | ratio | target | |", "|---|---|---|---|---|---|"]
     for key, label, real, bound in rows:
         if key not in results:
@@ -166,6 +170,11 @@ def markdown(results: dict) -> str:
         met = row["ratio"] >= target if sign == ">=" else row["ratio"] <= target
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
+    if "predict" in results:
+        row = results["predict"]
+        lines += ["", f"predict before the archive pipeline (main process, every frame decoded): "
+                      f"{row['serial_full_decode_clips_per_s']:.3g} clips/s; now {row['predict_clips_per_s']:.3g} "
+                      f"({row['speedup_over_serial']:.1f}x) with {row['workers']} worker(s)."]
     if "model" in results:
         model = results["model"]
         lines += ["", "| model on random inputs | value |", "|---|---|"]
@@ -187,10 +196,64 @@ def run_benchmark(cfg: DictConfig) -> dict:
     results: dict = {}
     if "model" in wanted:
         results["model"] = model_on_random_inputs(cfg)
-    if wanted - {"model"}:
+    if wanted & {"predict", "predict_memory"}:
+        with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
+            results.update(predict_rows(cfg, Path(scratch), wanted))
+    if wanted - {"model", "predict", "predict_memory"}:
         overrides = [o for o in benchmark_overrides() if not o.startswith("benchmark.")]
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             results.update(pipeline(cfg, overrides, Path(scratch), wanted))
+    return results
+
+
+def random_checkpoint(cfg: DictConfig, path: Path) -> Path:
+    """The configured model with random weights as a checkpoint file (speed only: no training, no hub)."""
+    from omegaconf import OmegaConf
+
+    from mmbehave.checkpoints.files import save_checkpoint
+    from mmbehave.data.clip_inputs import PreprocessSettings
+    from mmbehave.data.prepared import preprocess_values
+
+    heads = heads_from_config(cfg)
+    sizes = {h.name: int(cfg.benchmark.num_species if h.name == "species" else cfg.benchmark.num_behaviors)
+             for h in heads}
+    model = build(cfg.model, num_classes=sizes)
+    save_checkpoint({"model": model.state_dict(), "config": OmegaConf.to_yaml(cfg, resolve=True),
+                     "classes": {head: [f"{head}_{i}" for i in range(size)] for head, size in sizes.items()},
+                     "preprocess": preprocess_values(PreprocessSettings.from_config(cfg.data)),
+                     "data_stats": {"mel_mean": 0.0, "mel_std": 1.0}, "modalities": list(configured_modalities(cfg))},
+                    path)
+    return path
+
+
+def predict_rows(cfg: DictConfig, work: Path, wanted: set[str]) -> dict:
+    """Predicting field clips against its bound (``perf/predict_speed.py``), and memory over an archive's size."""
+    from mmbehave.checkpoints.trained_model import load_trained_model
+    from mmbehave.core.paths import project_root
+    from mmbehave.perf.predict_speed import (
+        FieldClips,
+        field_clips,
+        predict_memory,
+        predict_speed,
+    )
+    from mmbehave.predicting.clip_loading import usable_cores
+
+    bench = cfg.benchmark
+    checkpoint = random_checkpoint(cfg, work / "model.pth")
+    clips = field_clips(project_root() / "data" / "benchmark_clips", FieldClips(count=int(bench.predict_clips)))
+    results = {}
+    if "predict" in wanted:
+        trained = load_trained_model(checkpoint)
+        results["predict"] = predict_speed(trained, clips, int(bench.predict_batch_size), usable_cores())
+    if "predict_memory" in wanted:
+        tiny = sorted((Path(cfg.data.root) / "raw" / "videos").glob("*.mp4"))
+        if not tiny:
+            from mmbehave.data.prepared import make_dataset_files
+
+            make_dataset_files(cfg.data)
+            tiny = sorted((Path(cfg.data.root) / "raw" / "videos").glob("*.mp4"))
+        memory = predict_memory(checkpoint, tiny, tuple(int(n) for n in bench.memory_clips), work)
+        results["predict_memory"] = {**memory, "ratio": memory["growth"]}
     return results
 
 

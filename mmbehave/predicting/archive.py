@@ -47,6 +47,9 @@ def predict_archive(trained, files: ClipFiles, *, device: str, batch_size: int, 
     """Every clip of ``files``, in order; ``on_batch(records, failures)`` after each batch (where they are
     written to disk). Returns the counts and the failures."""
     run, started = ArchiveRun(), time.perf_counter()
+    threads = torch.get_num_threads()
+    if num_workers and torch.device(device).type == "cpu":  # the model takes the cores the readers leave
+        torch.set_num_threads(max(1, usable_cores() - num_workers))
     batch: list[ClipItem] = []
     failed: list[tuple[Path, str]] = []
     bar = tqdm(total=len(files), desc="predicting", unit="clip", disable=not progress, smoothing=0.05)
@@ -74,6 +77,7 @@ def predict_archive(trained, files: ClipFiles, *, device: str, batch_size: int, 
         if batch or failed:
             flush()
     finally:
+        torch.set_num_threads(threads)
         bar.close()
         shutdown = getattr(items, "_shutdown_workers", None)
         if shutdown is not None:  # at once, also when a signal stops the run: no worker outlives it
