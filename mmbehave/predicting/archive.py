@@ -26,6 +26,7 @@ from mmbehave.predicting.clip_loading import (
     ClipItem,
     clip_loader,
     model_input,
+    usable_cores,
 )
 from mmbehave.predicting.state import ClipRecord, file_key
 

@@ -7,6 +7,10 @@ on such a trial; this one leaves it as the job left it. Select it with ``hydra/s
 (``conf/hydra/sweeper/mmbehave_optuna.yaml``; the ``hparams_search`` presets do). Hydra finds the class
 through its plugin discovery, as the ``hydra.plugins`` entry point pyproject.toml declares. The job's side:
 ``mmbehave/sweeps/trial_link.py``.
+
+``sweep.schedule`` (conf/train.yaml) picks how trials are launched: ``async`` (the default: each worker asks for
+the next trial as soon as its last one ends, ``sweeps/async_trials.py``) or ``batch`` (the stock sweeper's
+batches of ``n_jobs``, each waiting for its slowest trial).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import functools
 from typing import Any, Iterator
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from omegaconf import OmegaConf
 
 
 class _OptunaTellingOnce:
@@ -46,7 +51,22 @@ def jobs_may_finish_trials() -> Iterator[None]:
         _impl.optuna = original
 
 
+SCHEDULES = ("async", "batch")
+
+
 class MMBehaveOptunaSweeper(OptunaSweeper):
     def sweep(self, arguments: list[str]) -> None:
+        impl = self.sweeper
+        schedule = str(OmegaConf.select(impl.config, "sweep.schedule", default="async"))
+        if schedule not in SCHEDULES:
+            from mmbehave.core.errors import ConfigError
+
+            raise ConfigError(f"sweep.schedule={schedule}: use async (a freed worker starts the next trial at once) "
+                              "or batch (hydra-optuna-sweeper's batches of n_jobs).")
+        grid = isinstance(impl.sampler, functools.partial)  # GridSampler: the batch sweeper sizes the grid
+        if schedule == "async" and not grid:
+            from mmbehave.sweeps.async_trials import run_async
+
+            return run_async(impl, arguments)
         with jobs_may_finish_trials():
             return super().sweep(arguments)
