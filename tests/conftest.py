@@ -2,30 +2,53 @@
 
 The hub is unreachable in CI; HF_HUB_OFFLINE makes any accidental hub access fail at once instead of
 after ~20 s of retries.
+
+The session's datasets and trained model are built once per test run, not once per xdist worker: the first
+worker to ask builds them in a folder the workers share, under a file lock; the others wait for it and reuse it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
+from filelock import FileLock
 from helpers import TINY_SPLITS, compose_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """``<shared>/<name>``, an empty folder filled by ``build(folder)`` once per test run whichever worker asks first (the pattern
+    pytest-xdist recommends). Shared: the run's base temp folder, whose ``popen-gw<n>`` folders are the workers'
+    own; without xdist, this process's base temp folder. A build that failed is started again by the next asker."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
-    """A tiny synthetic dataset (raw clips, metadata and processed tensors), generated once per session."""
+    """A tiny synthetic dataset (raw clips, metadata and processed tensors), generated once per test run."""
     from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
 
-    root = tmp_path_factory.mktemp("synthetic")
-    cfg = compose_config([f"data.root={root}", *TINY_SPLITS.split()])
-    ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
-    return root
+    def build(root: Path) -> None:
+        cfg = compose_config([f"data.root={root}", *TINY_SPLITS.split()])
+        ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
+
+    return built_once(tmp_path_factory, "synthetic", build)
 
 
 @pytest.fixture
@@ -35,7 +58,7 @@ def run_dir(tmp_path) -> Path:
 
 @dataclass(frozen=True)
 class TrainedRun:
-    """A model trained by the real CLI: its checkpoint, MLflow store and run id."""
+    """A model trained by ``run_training``: its checkpoint, MLflow store and run id."""
 
     checkpoint: Path        # checkpoints/best.pth
     tracking_uri: str       # the run's own SQLite MLflow store
@@ -49,15 +72,16 @@ class TrainedRun:
 
 @pytest.fixture(scope="session")
 def trained_run(synthetic_root, tmp_path_factory) -> TrainedRun:
-    """One tiny model (`debug=fast`) trained once per session by `python -m mmbehave.train`, for the
-    evaluate / predict / export tests."""
-    from helpers import run_module
+    """One tiny model (`debug=fast`) trained once per test run, in-process, for the evaluate / predict / export
+    tests. Shared by the workers: tests add to its MLflow run (evaluate's and export's metrics, a registered
+    model), never change what is there."""
+    from helpers import train_here
 
     from mmbehave.checkpoints.files import read_checkpoint
 
-    workdir = tmp_path_factory.mktemp("trained")
-    run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-               f"hydra.run.dir={workdir / 'run'}", tmp_path=workdir)
+    workdir = built_once(tmp_path_factory, "trained",
+                         lambda folder: train_here(folder, "debug=fast", f"data.root={synthetic_root}",
+                                                   *TINY_SPLITS.split()))
     checkpoint = workdir / "run" / "checkpoints" / "best.pth"
     return TrainedRun(checkpoint, f"sqlite:///{workdir / 'mlflow.db'}", read_checkpoint(checkpoint)["mlflow_run_id"])
 
@@ -67,7 +91,8 @@ def synthetic_missing_audio_root(synthetic_root, tmp_path_factory) -> Path:
     """The session's tiny dataset with a quarter of its clips written without audio (the same videos)."""
     from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
 
-    root = tmp_path_factory.mktemp("synthetic_missing_audio")
-    cfg = compose_config([f"data.root={root}", "data.missing_audio=0.25", *TINY_SPLITS.split()])
-    ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
-    return root
+    def build(root: Path) -> None:
+        cfg = compose_config([f"data.root={root}", "data.missing_audio=0.25", *TINY_SPLITS.split()])
+        ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
+
+    return built_once(tmp_path_factory, "synthetic_missing_audio", build)

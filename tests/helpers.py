@@ -1,12 +1,22 @@
-"""Helpers shared by the tests: composing the real config and running the real CLIs."""
+"""Helpers shared by the tests: composing the real config, running a command's function in this process on it
+(``run_here``, ``train_here``), and running the real CLIs in a subprocess (``run_module``).
+
+Tests that check what a command computes or writes call its function in-process; a subprocess is for what only the
+process shows: exit codes and one-line errors, signals, console scripts, Hydra multiruns, one smoke run per command.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -47,6 +57,139 @@ def run_module(module: str, *overrides: str, tmp_path: Path, env: dict | None = 
         raise AssertionError(f"python -m {module} {' '.join(overrides)} exited {result.returncode}\n"
                              f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-6000:]}")
     return result
+
+
+@dataclass
+class Ran:
+    """What a command's function returned, and what it printed and logged (INFO and up) while it ran."""
+
+    value: Any
+    output: str
+
+
+@contextlib.contextmanager
+def kept_process_state(env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run a command in this process and leave the process as it was: the environment (``env`` added for the
+    block, $MMBEHAVE_ROOT removed as run_module does), the working directory, torch's thread count, MLflow's
+    tracking URI, active run and experiment, and the root logger's level and handlers."""
+    import mlflow
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    import mlflow.tracking.fluent as fluent
+    import torch
+
+    saved_env, cwd, threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    tracking_uri, experiment_id = tracking_utils._tracking_uri, fluent._active_experiment_id
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    os.environ.pop("MMBEHAVE_ROOT", None)
+    os.environ.update(env or {})
+    try:
+        yield
+    finally:
+        while mlflow.active_run() is not None:  # a run is always ended by the command; never leak one to the next test
+            mlflow.end_run()
+        tracking_utils._tracking_uri, fluent._active_experiment_id = tracking_uri, experiment_id
+        os.environ.clear()
+        os.environ.update(saved_env)  # also MLFLOW_TRACKING_URI, which mlflow.set_tracking_uri sets
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def in_process(call: Callable[[], Any], env: dict[str, str] | None = None) -> Ran:
+    """``call()`` in this process, as a command's ``main`` would call it, with its output captured (stdout, stderr
+    and log records at INFO and up, as Hydra's logging shows them) and the process state kept
+    (``kept_process_state``). An exception propagates with the captured output attached as a note."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("[%(name)s][%(levelname)s] - %(message)s"))
+    with kept_process_state(env):
+        root = logging.getLogger()
+        root.setLevel(logging.INFO)
+        root.addHandler(handler)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                value = call()
+        except BaseException as error:
+            error.add_note(f"--- output ---\n{out.getvalue()[-6000:]}")
+            raise
+    return Ran(value, out.getvalue())
+
+
+def _evaluate(cfg):
+    from mmbehave.analysis.evaluation import run_evaluation
+
+    return run_evaluation(cfg)
+
+
+def _export(cfg):
+    from mmbehave.analysis.export_comparison import run_export
+
+    return run_export(cfg)
+
+
+def _predict(cfg):
+    from mmbehave.predicting.run import run_prediction
+
+    return run_prediction(cfg)
+
+
+def _preprocess(cfg):
+    from mmbehave.data.preprocessing import preprocess_from_config
+
+    return preprocess_from_config(cfg.data, num_workers=cfg.preprocess.num_workers, progress=cfg.preprocess.progress)
+
+
+def _import_camtrap_dp(cfg):
+    from mmbehave.data.camtrap_dp.importer import import_package
+
+    return import_package(cfg)
+
+
+def _train(cfg):
+    from mmbehave.training.run import run_training
+
+    return run_training(cfg)
+
+
+# The function each command's `main` calls on its composed config (mmbehave/<command>.py).
+COMMANDS: dict[str, Callable[[DictConfig], Any]] = {
+    "train": _train, "evaluate": _evaluate, "export": _export, "predict": _predict, "preprocess": _preprocess,
+    "import_camtrap_dp": _import_camtrap_dp,
+}
+
+
+def run_here(command: str, *overrides: str, tmp_path: Path, run: str = "run", env: dict | None = None) -> Ran:
+    """``python -m mmbehave.<command> <overrides>`` as run_module runs it, but in this process: the real Hydra
+    composition of conf/<command>.yaml, the command's function on it, a temp MLflow store
+    (``$MLFLOW_TRACKING_URI=sqlite:///<tmp_path>/mlflow.db``, which ``env`` may replace) and, for the run folder
+    Hydra would make, ``paths.output_dir=<tmp_path>/<run>``. Errors are raised (a ``UserError`` is what the CLI
+    prints as one ``error:`` line, exit 2), not exit codes."""
+    cfg = compose_config([*overrides, f"paths.output_dir={tmp_path / run}"], config_name=command)
+    return in_process(lambda: COMMANDS[command](cfg),
+                      env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", **(env or {})})
+
+
+def train_here(tmp_path: Path, *overrides: str, run: str = "run", env: dict | None = None) -> Ran:
+    """``python -m mmbehave.train <overrides>`` in this process (``run_here``): ``run_training`` on the composed
+    config, its run folder ``<tmp_path>/<run>``, its MLflow store ``sqlite:///<tmp_path>/mlflow.db``."""
+    return run_here("train", *overrides, tmp_path=tmp_path, run=run, env=env)
+
+
+def user_error(call: Callable[[], Any]) -> str:
+    """The message of the ``UserError`` that ``call()`` raises: what the CLI prints as its one ``error:`` line
+    (exit 2, no traceback; the CLI tests check that plumbing), checked to be one line."""
+    from mmbehave.core.errors import UserError
+
+    try:
+        call()
+    except UserError as error:
+        message = str(error)
+        assert "\n" not in message, message
+        return message
+    raise AssertionError(f"{call} raised no UserError")
 
 
 def hydra_dir_override(tmp_path: Path) -> list[str]:
