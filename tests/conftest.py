@@ -10,33 +10,14 @@ worker to ask builds them in a folder the workers share, under a file lock; the 
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from filelock import FileLock
-from helpers import TINY_SPLITS, compose_config
+from helpers import TINY_SPLITS, built_once, compose_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
-    """``<shared>/<name>``, an empty folder filled by ``build(folder)`` once per test run whichever worker asks first (the pattern
-    pytest-xdist recommends). Shared: the run's base temp folder, whose ``popen-gw<n>`` folders are the workers'
-    own; without xdist, this process's base temp folder. A build that failed is started again by the next asker."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    folder, done = shared / name, shared / f"{name}.done"
-    with FileLock(str(shared / f"{name}.lock")):
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir()
-            build(folder)
-            done.touch()
-    return folder
 
 
 @pytest.fixture(scope="session")

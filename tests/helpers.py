@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -37,6 +38,25 @@ def compose_with_hydra(*overrides: str) -> DictConfig:
     """The composed config with its `hydra` node (sweeper, launcher, overrides), as the callback sees it."""
     with initialize_config_dir(config_dir=str(config_dir())):
         return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """``<shared>/<name>``, an empty folder filled by ``build(folder)`` once per test run, by whichever xdist worker
+    asks first while the others wait on a file lock, then reuse it (the pattern pytest-xdist recommends). Shared:
+    the run's base temp folder, whose ``popen-gw<n>`` folders are the workers' own; without xdist, this process's
+    base temp folder. A build that failed is started again by the next worker that asks."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
 
 
 def free_port() -> int:
