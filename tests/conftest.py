@@ -3,8 +3,9 @@
 The hub is unreachable in CI; HF_HUB_OFFLINE makes any accidental hub access fail at once instead of
 after ~20 s of retries.
 
-The session's datasets and trained model are built once per test run, not once per xdist worker: the first
-worker to ask builds them in a folder the workers share, under a file lock; the others wait for it and reuse it.
+The session's datasets, trained model and empty MLflow store are built once per test run, not once per xdist
+worker: the first worker to ask builds them in a folder the workers share, under a file lock; the others wait for
+it and reuse it (``helpers.built_once``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import helpers
 import pytest
 from helpers import TINY_SPLITS, built_once, compose_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_folders(tmp_path_factory):
+    """Lets the helpers build what all workers share (``helpers.fresh_store``'s migrated MLflow store)."""
+    helpers.TMP_PATH_FACTORY = tmp_path_factory
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -59,6 +60,46 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
     return folder
 
 
+# Set by conftest.py for the session; None outside pytest (then every store is made from nothing).
+TMP_PATH_FACTORY = None
+_store_template: list[Path] = []
+
+
+def fresh_store(db: Path, cwd: Path) -> None:
+    """Give a test's new SQLite MLflow store ``db`` its tables by copying an empty store that MLflow migrated once
+    per test run (``built_once``), instead of MLflow's ~3 s of Alembic migrations in every test. The copy is what
+    MLflow makes for a command started in ``cwd``: the same schema, and its Default experiment pointing at
+    ``<cwd>/mlruns/0``. Making a store from nothing stays tested where a test opens its own store
+    (test_tracking.py, test_user_data_safety.py, the template itself through ``prepare_store``). Nothing is done
+    when ``db`` exists or its folder does not."""
+    if TMP_PATH_FACTORY is None or db.exists() or not db.parent.is_dir():
+        return
+    if not _store_template:
+        def migrate(folder: Path) -> None:
+            from mmbehave.tracking.store import prepare_store
+
+            with kept_process_state():
+                os.chdir(folder)  # MLflow's Default experiment points at ./mlruns of where the store is made
+                prepare_store(f"sqlite:///{folder / 'mlflow.db'}")
+
+        _store_template.append(built_once(TMP_PATH_FACTORY, "empty_mlflow_store", migrate) / "mlflow.db")
+    template = _store_template[0]
+    shutil.copyfile(template, db)
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        connection.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?) "
+                           "WHERE experiment_id = 0", (str(template.parent), str(cwd.resolve())))
+
+
+def fresh_store_for(overrides, env: dict | None, default: Path, cwd: Path) -> None:
+    """``fresh_store`` for the SQLite store a command started in ``cwd`` will use: ``mlflow.tracking_uri=`` among
+    its overrides, else ``$MLFLOW_TRACKING_URI`` in ``env``, else ``default``."""
+    uri = next((o.split("=", 1)[1] for o in overrides if o.startswith("mlflow.tracking_uri=")), None)
+    if uri is None:
+        uri = (env or {}).get("MLFLOW_TRACKING_URI", f"sqlite:///{default}")
+    if uri.startswith("sqlite:///"):
+        fresh_store(Path(uri.removeprefix("sqlite:///")), cwd)
+
+
 def free_port() -> int:
     """A port nothing listens on, on loopback (test servers never bind elsewhere)."""
     with socket.socket() as probe:
@@ -69,6 +110,7 @@ def free_port() -> int:
 def run_module(module: str, *overrides: str, tmp_path: Path, env: dict | None = None,
                timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
     """``python -m <module> <overrides>`` as a user runs it, from a cwd outside the repo, with a temp MLflow store."""
+    fresh_store_for(overrides, env, tmp_path / "mlflow.db", cwd=tmp_path)
     full_env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", **(env or {})}
     full_env.pop("MMBEHAVE_ROOT", None)
     result = subprocess.run([sys.executable, "-m", module, *overrides], cwd=tmp_path, env=full_env,
@@ -188,8 +230,9 @@ def run_here(command: str, *overrides: str, tmp_path: Path, run: str = "run", en
     Hydra would make, ``paths.output_dir=<tmp_path>/<run>``. Errors are raised (a ``UserError`` is what the CLI
     prints as one ``error:`` line, exit 2), not exit codes."""
     cfg = compose_config([*overrides, f"paths.output_dir={tmp_path / run}"], config_name=command)
-    return in_process(lambda: COMMANDS[command](cfg),
-                      env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", **(env or {})})
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", **(env or {})}
+    fresh_store_for(overrides, env, tmp_path / "mlflow.db", cwd=Path.cwd())
+    return in_process(lambda: COMMANDS[command](cfg), env=env)
 
 
 def train_here(tmp_path: Path, *overrides: str, run: str = "run", env: dict | None = None) -> Ran:

@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from helpers import TINY_SPLITS, run_module, train_here, user_error
+from helpers import TINY_SPLITS, fresh_store, run_module, train_here, user_error
 from mlflow.tracking import MlflowClient
 
 from mmbehave.checkpoints.files import read_checkpoint, save_checkpoint
@@ -56,6 +56,7 @@ def metric_steps(client, run_id: str, key: str = "val/macro_f1") -> list[int]:
 def start(command: list[str], tmp_path: Path) -> subprocess.Popen:
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # Tables first: the test's own MlflowClient would otherwise migrate the new database while the child does.
+    fresh_store(tmp_path / "mlflow.db", cwd=tmp_path)
     prepare_store(tracking_uri)
     # SIGINT/SIGTERM back to their defaults in the child, however pytest itself was started.
     return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

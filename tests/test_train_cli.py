@@ -17,7 +17,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-from helpers import TINY_SPLITS, run_module, train_here
+from helpers import TINY_SPLITS, fresh_store, run_module, train_here
 from mlflow.tracking import MlflowClient
 
 from mmbehave.checkpoints.files import read_checkpoint
@@ -125,6 +125,7 @@ def test_a_run_that_fails_is_marked_failed_with_the_reason(tmp_path, synthetic_r
 
 def test_ctrl_c_marks_the_run_killed(tmp_path, synthetic_root):
     env_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fresh_store(tmp_path / "mlflow.db", cwd=tmp_path)
     command = [sys.executable, "-m", "mmbehave.train", "debug=fast", f"data.root={synthetic_root}",
                *TINY_SPLITS.split(), f"hydra.run.dir={tmp_path / 'run'}", "training.num_epochs=200",
                "training.limit_train_batches=1", "training.limit_val_batches=1"]
