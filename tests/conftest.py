@@ -2,6 +2,10 @@
 
 The hub is unreachable in CI; HF_HUB_OFFLINE makes any accidental hub access fail at once instead of
 after ~20 s of retries.
+
+The session's datasets, trained model and empty MLflow store are built once per test run, not once per xdist
+worker: the first worker to ask builds them in a folder the workers share, under a file lock; the others wait for
+it and reuse it (``helpers.built_once``).
 """
 
 from __future__ import annotations
@@ -10,22 +14,58 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import helpers
 import pytest
-from helpers import TINY_SPLITS, compose_config
+from helpers import TINY_SPLITS, built_once, compose_config
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def share_the_cores() -> None:
+    """Each xdist worker's torch, and the processes it starts (through $OMP_NUM_THREADS), takes its share of the
+    cores: two workers with a thread per core each fight over them (two trainings side by side measured 2.5x
+    slower than with a thread each on 2 cores). Nothing a test checks depends on it beyond float summation order,
+    and tests that compare runs compare runs made alike. A thread count set in the environment is left alone."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        share = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+        torch.set_num_threads(share)
+
+
+share_the_cores()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Files with ``infra`` tests first, then files with ``slow`` ones, then the rest, each file's tests together
+    and in order: xdist hands each worker a contiguous share and an idle worker steals from the end of the
+    other's, so the long tests start early and the run ends on short ones, not on one worker's minute-long sweep."""
+    rank: dict = {}
+    for item in items:
+        mine = 0 if item.get_closest_marker("infra") else 1 if item.get_closest_marker("slow") else 2
+        rank[item.path] = min(rank.get(item.path, 2), mine)
+    items.sort(key=lambda item: rank[item.path])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_folders(tmp_path_factory):
+    """Lets the helpers build what all workers share (``helpers.fresh_store``'s migrated MLflow store)."""
+    helpers.TMP_PATH_FACTORY = tmp_path_factory
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
-    """A tiny synthetic dataset (raw clips, metadata and processed tensors), generated once per session."""
+    """A tiny synthetic dataset (raw clips, metadata and processed tensors), generated once per test run."""
     from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
 
-    root = tmp_path_factory.mktemp("synthetic")
-    cfg = compose_config([f"data.root={root}", *TINY_SPLITS.split()])
-    ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
-    return root
+    def build(root: Path) -> None:
+        cfg = compose_config([f"data.root={root}", *TINY_SPLITS.split()])
+        ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
+
+    return built_once(tmp_path_factory, "synthetic", build)
 
 
 @pytest.fixture
@@ -35,7 +75,7 @@ def run_dir(tmp_path) -> Path:
 
 @dataclass(frozen=True)
 class TrainedRun:
-    """A model trained by the real CLI: its checkpoint, MLflow store and run id."""
+    """A model trained by ``run_training``: its checkpoint, MLflow store and run id."""
 
     checkpoint: Path        # checkpoints/best.pth
     tracking_uri: str       # the run's own SQLite MLflow store
@@ -49,15 +89,16 @@ class TrainedRun:
 
 @pytest.fixture(scope="session")
 def trained_run(synthetic_root, tmp_path_factory) -> TrainedRun:
-    """One tiny model (`debug=fast`) trained once per session by `python -m mmbehave.train`, for the
-    evaluate / predict / export tests."""
-    from helpers import run_module
+    """One tiny model (`debug=fast`) trained once per test run, in-process, for the evaluate / predict / export
+    tests. Shared by the workers: tests add to its MLflow run (evaluate's and export's metrics, a registered
+    model), never change what is there."""
+    from helpers import train_here
 
     from mmbehave.checkpoints.files import read_checkpoint
 
-    workdir = tmp_path_factory.mktemp("trained")
-    run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-               f"hydra.run.dir={workdir / 'run'}", tmp_path=workdir)
+    workdir = built_once(tmp_path_factory, "trained",
+                         lambda folder: train_here(folder, "debug=fast", f"data.root={synthetic_root}",
+                                                   *TINY_SPLITS.split()))
     checkpoint = workdir / "run" / "checkpoints" / "best.pth"
     return TrainedRun(checkpoint, f"sqlite:///{workdir / 'mlflow.db'}", read_checkpoint(checkpoint)["mlflow_run_id"])
 
@@ -67,7 +108,8 @@ def synthetic_missing_audio_root(synthetic_root, tmp_path_factory) -> Path:
     """The session's tiny dataset with a quarter of its clips written without audio (the same videos)."""
     from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
 
-    root = tmp_path_factory.mktemp("synthetic_missing_audio")
-    cfg = compose_config([f"data.root={root}", "data.missing_audio=0.25", *TINY_SPLITS.split()])
-    ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
-    return root
+    def build(root: Path) -> None:
+        cfg = compose_config([f"data.root={root}", "data.missing_audio=0.25", *TINY_SPLITS.split()])
+        ensure_synthetic_dataset(cfg.data, num_workers=2, progress=False)
+
+    return built_once(tmp_path_factory, "synthetic_missing_audio", build)

@@ -1,6 +1,7 @@
 """Camtrap DP in and out: a package made here from real clips, recordings and JPEG bursts is imported (labels,
 report, site splits, bursts as MP4s), bad packages fail in one line, and predictions go back out as a package
-the importer reads again."""
+the importer reads again. The import's smoke run and its one-line error go through the real command line; the
+end-to-end chain (import, preprocess, train, predict, import again) calls each command's function in this process."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import av
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import hydra_dir_override, run_module
+from helpers import hydra_dir_override, run_here, run_module, train_here, user_error
 from media import MediaFormat, write_media
 from PIL import Image
 
@@ -326,28 +327,26 @@ def test_import_preprocess_train_predict_export_and_import_again(tmp_path, packa
     from mmbehave.checkpoints.files import read_checkpoint
 
     out, predicted = tmp_path / "dataset", tmp_path / "predicted"
-    run_module("mmbehave.import_camtrap_dp", f"package={package.package_dir}", f"media_dir={package.media_dir}",
-               f"out={out}", ASSIGN, *hydra_dir_override(tmp_path), tmp_path=tmp_path)
-    done = run_module("mmbehave.preprocess", f"data.root={out}", *SETTINGS, "preprocess.num_workers=1",
-                      f"hydra.run.dir={tmp_path / 'preprocess'}", tmp_path=tmp_path)
+    run_here("import_camtrap_dp", f"package={package.package_dir}", f"media_dir={package.media_dir}", f"out={out}",
+             ASSIGN, tmp_path=tmp_path, run="import")
+    done = run_here("preprocess", f"data.root={out}", *SETTINGS, "preprocess.num_workers=1", tmp_path=tmp_path,
+                    run="preprocess").value
     assert ("10 clips: 6 ok, 3 without audio (silent spectrogram), 1 without video (audio files), "
-            "0 already up to date, 0 failed.") in done.stdout  # bursts are silent MP4s, the recording has no picture
+            "0 already up to date, 0 failed.") in done.format()  # bursts are silent MP4s, the recording has no picture
     manifest = pd.read_csv(DatasetLayout(out).manifest, dtype=str, keep_default_na=False).set_index("clip_id")
     assert manifest.loc["cam-A/A-a1", "status"] == "no_video" and manifest.loc["cam-B/B-e2", "status"] == "no_audio"
     assert set(manifest["status"]) == {"ok", "no_audio", "no_video"}
 
-    run_module("mmbehave.train", "debug=fast", "data=processed", f"data.root={out}", *SETTINGS,
-               f"hydra.run.dir={tmp_path / 'train'}", tmp_path=tmp_path)
+    train_here(tmp_path, "debug=fast", "data=processed", f"data.root={out}", *SETTINGS, run="train")
     checkpoint = tmp_path / "train" / "checkpoints" / "best.pth"
     run_id = read_checkpoint(checkpoint)["mlflow_run_id"]
 
-    wrong = run_module("mmbehave.predict", f"checkpoint={checkpoint}", f"input={out / 'raw' / 'videos'}", "format=xml",
-                       f"hydra.run.dir={tmp_path / 'wrong'}", tmp_path=tmp_path, check=False)
-    assert wrong.returncode == 2 and "error: format=xml: use csv or camtrap_dp." in wrong.stderr
-    result = run_module("mmbehave.predict", f"checkpoint={checkpoint}", f"input={out / 'raw' / 'videos'}",
-                        "format=camtrap_dp", f"output={predicted}", f"hydra.run.dir={tmp_path / 'predict'}",
-                        tmp_path=tmp_path)
-    assert f"Predicted 10 clip(s): {predicted}" in result.stdout
+    wrong = user_error(lambda: run_here("predict", f"checkpoint={checkpoint}", f"input={out / 'raw' / 'videos'}",
+                                        "format=xml", tmp_path=tmp_path, run="wrong"))
+    assert wrong.startswith("format=xml: use csv or camtrap_dp.")
+    output, rows, _ = run_here("predict", f"checkpoint={checkpoint}", f"input={out / 'raw' / 'videos'}",
+                                      "format=camtrap_dp", f"output={predicted}", tmp_path=tmp_path, run="predict").value
+    assert (output, len(rows)) == (predicted, 10)  # the command prints: Predicted 10 clip(s): <predicted>
 
     observations = pd.read_csv(predicted / "observations.csv", dtype=str, keep_default_na=False)
     assert list(observations.columns) == list(OBSERVATION_FIELDS) and len(observations) == 10
@@ -367,8 +366,8 @@ def test_import_preprocess_train_predict_export_and_import_again(tmp_path, packa
 
     # Read back with the importer: every clip again, labelled with what the model said.
     again = tmp_path / "again"
-    run_module("mmbehave.import_camtrap_dp", f"package={predicted}", f"media_dir={package.media_dir}",
-               f"out={again}", ASSIGN, f"hydra.run.dir={tmp_path / 'again_run'}", tmp_path=tmp_path)
+    run_here("import_camtrap_dp", f"package={predicted}", f"media_dir={package.media_dir}", f"out={again}", ASSIGN,
+             tmp_path=tmp_path, run="again_run")
     reread = metadata(again)
     assert sorted(reread.index) == sorted(metadata(out).index)
     said = {(row["deploymentID"], row["mediaID"] or row["eventID"]):

@@ -1,15 +1,16 @@
 """A checkpoint is data, never a program: a file from elsewhere can only rebuild model components, and a file
-that is not a checkpoint is one line saying so (``mmbehave/training/checkpoint.py``, ``models/components.py``)."""
+that is not a checkpoint is one line saying so (``mmbehave/training/checkpoint.py``, ``models/components.py``).
+
+The commands' functions are called in this process on their composed configs (a ``UserError`` is what the CLI
+prints as one ``error:`` line, exit 2); export's refusal also goes through the real command line."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from helpers import run_module
+from helpers import run_here, run_module, train_here, user_error
 from omegaconf import OmegaConf
 
 from mmbehave.checkpoints.files import RESUME_KEYS, read_checkpoint
@@ -53,7 +54,16 @@ def test_every_command_refuses_the_crafted_checkpoint_in_one_line(trained_run, s
     target_file = tmp_path / "written_by_the_checkpoint.txt"
     path = crafted_checkpoint(trained_run, tmp_path, target_file)
     extra = [f"input={synthetic_root / 'raw' / 'videos'}"] if command == "predict" else []
-    result = run_module(f"mmbehave.{command}", f"checkpoint={path}", *extra, f"hydra.run.dir={tmp_path / 'out'}",
+    message = user_error(lambda: run_here(command, f"checkpoint={path}", *extra, tmp_path=tmp_path, env=trained_run.env))
+    assert "is not a model component" in message
+    assert not target_file.exists()
+
+
+@pytest.mark.slow
+def test_the_export_command_refuses_the_crafted_checkpoint_with_exit_2(trained_run, tmp_path):
+    target_file = tmp_path / "written_by_the_checkpoint.txt"
+    path = crafted_checkpoint(trained_run, tmp_path, target_file)
+    result = run_module("mmbehave.export", f"checkpoint={path}", f"hydra.run.dir={tmp_path / 'out'}",
                         tmp_path=tmp_path, check=False, env=trained_run.env)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "is not a model component" in result.stderr and "Traceback" not in result.stderr
@@ -100,10 +110,7 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line_saying_what_it_lacks(tmp_pa
 @pytest.mark.slow
 def test_resume_and_evaluate_answer_a_pickle_payload_in_one_line(tmp_path):
     path = not_a_checkpoint(tmp_path, "pickle_payload")
-    for command, argument in (("mmbehave.train", "resume"), ("mmbehave.evaluate", "checkpoint")):
-        result = subprocess.run([sys.executable, "-m", command, f"{argument}={path}", f"hydra.run.dir={tmp_path / 'o'}"],
-                                cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
-        assert result.returncode == 2, result.stderr[-2000:]
-        assert "not an mmbehave checkpoint" in result.stderr and "Traceback" not in result.stderr
+    for message in (user_error(lambda: train_here(tmp_path, f"resume={path}", run="o")),
+                    user_error(lambda: run_here("evaluate", f"checkpoint={path}", tmp_path=tmp_path, run="o"))):
+        assert "not an mmbehave checkpoint" in message
     assert not os.path.exists("/tmp/mmbehave-pwned")

@@ -1,6 +1,6 @@
 """Sweeps on a cluster scheduler through hydra-submitit-launcher, run here with submitit's local executor
 (``hydra/launcher=submitit_local``: the same job pickling, separate job processes, signals and requeueing as on
-SLURM, without SLURM). ``hydra/launcher=slurm`` composes the same launcher for a real cluster.
+SLURM, without SLURM; marked ``infra``). ``hydra/launcher=slurm`` composes the same launcher for a real cluster.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def sweep_runs(tmp_path: Path) -> tuple[MlflowClient, list, list]:
         [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
+@pytest.mark.infra
 def test_submitit_trials_are_children_of_one_parent_run_and_resume_when_preempted(tmp_path, synthetic_root):
     # One 2-trial sweep shows both: each submitit job is a trial of the parent run, and pre-empted jobs carry on.
     sweep = start_sweep(tmp_path, synthetic_root, "training.limit_train_batches=2", "training.num_epochs=8",

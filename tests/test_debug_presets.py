@@ -1,13 +1,13 @@
-"""The debug family and the run-level switches it is made of, through the real CLI: overfit drives the
-training loss to ~0, profile writes a trace, early stopping stops, sweep presets start a sweep by themselves,
-and a deprecated preset name warns."""
+"""The debug family and the run-level switches it is made of: overfit drives the training loss to ~0, profile
+writes a trace, early stopping stops (``run_training`` in this process on the composed config), and a sweep
+preset starts a sweep by itself (the real CLI: that is the command line's doing)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from helpers import TINY_SPLITS, run_module
+from helpers import TINY_SPLITS, run_module, train_here
 from mlflow.tracking import MlflowClient
 
 from mmbehave.checkpoints.files import read_checkpoint
@@ -16,10 +16,9 @@ from mmbehave.training.monitor import Monitor
 pytestmark = pytest.mark.slow
 
 
-def train(tmp_path, synthetic_root, *overrides, check=True):
-    return run_module("mmbehave.train", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-                      f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'multirun'}", *overrides,
-                      tmp_path=tmp_path, check=check)
+def train(tmp_path, synthetic_root, *overrides):
+    """One run on the tiny dataset, in this process: its folder tmp_path/run, its store tmp_path/mlflow.db."""
+    return train_here(tmp_path, f"data.root={synthetic_root}", *TINY_SPLITS.split(), *overrides)
 
 
 def debug_runs(tmp_path):
@@ -60,9 +59,10 @@ def test_early_stopping_ends_the_run_when_the_monitor_stalls(tmp_path, synthetic
 
 
 def test_a_sweep_preset_starts_a_sweep_without_multirun(tmp_path, synthetic_root):
-    train(tmp_path, synthetic_root, "hparams_search=mbt", "debug=fast", "hydra.sweeper.n_trials=1",
-          "hydra.sweeper.n_jobs=1", f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}",
-          "training.limit_train_batches=1", "training.limit_val_batches=1")
+    run_module("mmbehave.train", f"data.root={synthetic_root}", *TINY_SPLITS.split(), f"hydra.run.dir={tmp_path / 'run'}",
+               f"hydra.sweep.dir={tmp_path / 'multirun'}", "hparams_search=mbt", "debug=fast", "hydra.sweeper.n_trials=1",
+               "hydra.sweeper.n_jobs=1", f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}",
+               "training.limit_train_batches=1", "training.limit_val_batches=1", tmp_path=tmp_path)
     assert (tmp_path / "multirun" / "optimization_results.yaml").is_file()
     _, runs = debug_runs(tmp_path)
     assert len(runs) == 2  # the sweep's parent run and its one trial

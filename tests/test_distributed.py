@@ -1,6 +1,8 @@
 """Data-parallel training under torchrun, two gloo processes on the CPU: the same training as one process with
 the global batch, one MLflow run and one checkpoint folder written by rank 0, and validation metrics over
 the whole split. (``hardware=ddp`` is the same code with NCCL on GPUs; tests/test_cuda.py has the GPU checks.)
+The two processes are a real ``torchrun`` (marked ``infra``); the one-process reference run and the refusal
+outside torchrun call ``run_training`` in this process on the composed config.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 
 import pytest
 import torch
-from helpers import TINY_SPLITS, free_port
+from helpers import TINY_SPLITS, free_port, train_here, user_error
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -25,21 +27,26 @@ SAME_STEPS = ["debug=fast", *TINY_SPLITS.split(), "video_encoder=videomae_tiny",
               "hardware.torch_threads=1", "print_config=false"]
 
 
-def train(tmp_path, synthetic_root, name: str, *overrides: str, processes: int = 1) -> subprocess.CompletedProcess:
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-                f"--master_port={free_port()}", "--master_addr=127.0.0.1"] if processes > 1 else [sys.executable]
-    command = [*launcher, "-m", "mmbehave.train", f"data.root={synthetic_root}", *SAME_STEPS,
-               f"hydra.run.dir={tmp_path / name}", f"mlflow.tracking_uri=sqlite:///{tmp_path / name / 'mlflow.db'}",
-               *overrides]
+def overrides(tmp_path, synthetic_root, name: str, *extra: str) -> list[str]:
+    return [f"data.root={synthetic_root}", *SAME_STEPS, f"mlflow.tracking_uri=sqlite:///{tmp_path / name / 'mlflow.db'}",
+            *extra]
+
+
+def train_under_torchrun(tmp_path, synthetic_root, name: str, *extra: str, processes: int) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
+               f"--master_port={free_port()}", "--master_addr=127.0.0.1", "-m", "mmbehave.train",
+               f"hydra.run.dir={tmp_path / name}", *overrides(tmp_path, synthetic_root, name, *extra)]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
 
+@pytest.mark.infra
 def test_two_processes_train_exactly_as_one_with_the_global_batch(tmp_path, synthetic_root):
-    train(tmp_path, synthetic_root, "single", "training.batch_size=4")
-    ddp = train(tmp_path, synthetic_root, "ddp", "hardware=ddp_cpu", "training.batch_size=2", processes=2)
+    train_here(tmp_path, *overrides(tmp_path, synthetic_root, "single", "training.batch_size=4"), run="single")
+    ddp = train_under_torchrun(tmp_path, synthetic_root, "ddp", "hardware=ddp_cpu", "training.batch_size=2",
+                               processes=2)
     assert "Distributed training: 2 processes (gloo)" in ddp.stdout + ddp.stderr
 
     single = torch.load(tmp_path / "single" / "checkpoints" / "latest.pth", weights_only=True)
@@ -65,12 +72,10 @@ def test_two_processes_train_exactly_as_one_with_the_global_batch(tmp_path, synt
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == ["best.pth", "latest.pth"]
 
 
-def test_distributed_outside_torchrun_is_one_line_saying_how_to_start_it(tmp_path, synthetic_root):
-    result = subprocess.run([sys.executable, "-m", "mmbehave.train", "hardware=ddp_cpu", f"data.root={synthetic_root}",
-                             *TINY_SPLITS.split(), "debug=fast", f"hydra.run.dir={tmp_path / 'run'}"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={**{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")},
-                                 "HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "hardware.distributed=true runs one process per device under torchrun" in result.stderr
-    assert "torchrun --nproc_per_node=<N> -m mmbehave.train hardware=ddp" in result.stderr
+def test_distributed_outside_torchrun_is_one_line_saying_how_to_start_it(tmp_path, synthetic_root, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    message = user_error(lambda: train_here(tmp_path, "hardware=ddp_cpu", f"data.root={synthetic_root}",
+                                            *TINY_SPLITS.split(), "debug=fast"))  # exit 2 on the command line
+    assert "hardware.distributed=true runs one process per device under torchrun" in message
+    assert "torchrun --nproc_per_node=<N> -m mmbehave.train hardware=ddp" in message

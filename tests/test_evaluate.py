@@ -1,4 +1,7 @@
-"""`python -m mmbehave.evaluate` on the session's tiny trained model, and the analysis pieces it is built from."""
+"""`python -m mmbehave.evaluate` on the session's tiny trained model, and the analysis pieces it is built from.
+
+The run by run id is the command's smoke run through the real CLI (a subprocess), and so is its one-line error
+for a missing checkpoint; the other evaluations call ``run_evaluation`` in this process on the composed config."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import default_heads, run_module
+from helpers import default_heads, run_here, run_module
 from mlflow.tracking import MlflowClient
 
 from mmbehave.analysis.attention_maps import pick_clips, query_attention
@@ -149,11 +152,10 @@ def test_pick_clips_shows_different_classes_first():
 
 def test_evaluate_scores_clips_without_audio_apart(tmp_path, trained_run, synthetic_missing_audio_root):
     out = tmp_path / "report"
-    result = run_module("mmbehave.evaluate", f"checkpoint={trained_run.checkpoint}",
-                        f"data_root={synthetic_missing_audio_root}", f"output_dir={out}", "attention.num_clips=0",
-                        "modality_contributions=false", "mlflow.log=false", f"hydra.run.dir={tmp_path / 'run'}",
-                        tmp_path=tmp_path, env=trained_run.env)
+    result = run_here("evaluate", f"checkpoint={trained_run.checkpoint}", f"data_root={synthetic_missing_audio_root}",
+                      f"output_dir={out}", "attention.num_clips=0", "modality_contributions=false", "mlflow.log=false",
+                      tmp_path=tmp_path, env=trained_run.env)
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert metrics["clips_without_audio/num_clips"] == 5 and metrics["clips_with_audio/num_clips"] == 15
     assert 0 <= metrics["clips_without_audio/macro_f1"] <= 1
-    assert "test/clips_without_audio/macro_f1 = " in result.stdout
+    assert "test/clips_without_audio/macro_f1 = " in result.output

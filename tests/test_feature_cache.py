@@ -1,6 +1,7 @@
 """Frozen encoders' features computed once and reused (``mmbehave/training/feature_cache.py``): the same metrics
-as without the cache (within float16), one writer under parallel builders, reuse across processes, and the
-``python -m mmbehave.cache`` command."""
+as without the cache (within float16), one writer under parallel builders, reuse across runs and processes, and
+the ``python -m mmbehave.cache`` command (its smoke run, through the real CLI). Training runs call
+``run_training`` in this process on the composed config."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_SPLITS, run_module
+from helpers import TINY_SPLITS, run_module, train_here, user_error
 from mlflow.tracking import MlflowClient
 
 from mmbehave.checkpoints.files import read_checkpoint
@@ -37,10 +38,9 @@ def frozen_weights(tmp_path_factory) -> list[str]:
 
 
 def train(tmp_path, synthetic_root, frozen_weights, cache: str, run: str, *extra: str):
-    return run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-                      *frozen_weights, "training.num_epochs=3", f"training.feature_cache={cache}",
-                      f"training.feature_cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / run}", *extra,
-                      tmp_path=tmp_path)
+    return train_here(tmp_path, "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(), *frozen_weights,
+                      "training.num_epochs=3", f"training.feature_cache={cache}",
+                      f"training.feature_cache_dir={tmp_path / 'cache'}", *extra, run=run)
 
 
 @pytest.mark.slow
@@ -50,7 +50,7 @@ def test_training_from_the_cache_gives_the_same_metrics_and_reuses_it(tmp_path, 
     caches = sorted((tmp_path / "cache").glob("*/*.npy"))
     assert [p.parent.name.split("-")[0] for p in caches] == ["audio", "audio", "video", "video"]
     assert {p.name for p in caches} == {"train.npy", "val.npy"} and np.load(caches[0]).dtype == np.float16
-    assert "Cached video features of 40 train clips" in first.stdout + first.stderr
+    assert "Cached video features of 40 train clips" in first.output
 
     plain = read_checkpoint(tmp_path / "plain" / "checkpoints" / "latest.pth")["history"]
     cached = read_checkpoint(tmp_path / "cached" / "checkpoints" / "latest.pth")["history"]
@@ -60,8 +60,8 @@ def test_training_from_the_cache_gives_the_same_metrics_and_reuses_it(tmp_path, 
         assert row_cached["val/macro_f1"] == pytest.approx(row_plain["val/macro_f1"], abs=0.05)
 
     stamps = {p: p.stat().st_mtime_ns for p in caches}
-    again = train(tmp_path, synthetic_root, frozen_weights, "auto", "again")  # another process: read, not rebuilt
-    assert "Using cached video features of the train clips" in again.stdout + again.stderr
+    again = train(tmp_path, synthetic_root, frozen_weights, "auto", "again")  # another run: read, not rebuilt
+    assert "Using cached video features of the train clips" in again.output
     assert {p: p.stat().st_mtime_ns for p in caches} == stamps
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("debug").experiment_id])
@@ -73,13 +73,10 @@ def test_training_from_the_cache_gives_the_same_metrics_and_reuses_it(tmp_path, 
 
 @pytest.mark.slow
 def test_auto_leaves_trained_encoders_alone_and_true_says_why_it_cannot(tmp_path, synthetic_root):
-    result = run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-                        "training.feature_cache=true", f"hydra.run.dir={tmp_path / 'run'}", tmp_path=tmp_path,
-                        check=False)
-    assert result.returncode == 2
-    assert "the video features cannot be cached: video_encoder is trained (freeze_backbone=false)" in result.stderr
-    run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-               f"hydra.run.dir={tmp_path / 'auto'}", tmp_path=tmp_path)
+    message = user_error(lambda: train_here(tmp_path, "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
+                                            "training.feature_cache=true"))
+    assert "the video features cannot be cached: video_encoder is trained (freeze_backbone=false)" in message
+    train_here(tmp_path, "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(), run="auto")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     params = [r for r in client.search_runs([client.get_experiment_by_name("debug").experiment_id])
               if r.info.status == "FINISHED"][0].data.params

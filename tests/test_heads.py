@@ -1,6 +1,6 @@
 """Heads from config (``model.heads``): any number, single- or multi-label, through data checks, training,
 checkpoints (with the multi heads' validation thresholds), evaluate and predict; and checkpoints written before
-heads were configurable still load."""
+heads were configurable still load. (Training, evaluate and predict run in this process on composed configs.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import compose_config, default_heads, run_module
+from helpers import compose_config, default_heads, run_here, train_here
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from sklearn.metrics import average_precision_score, f1_score
@@ -88,9 +88,8 @@ def field_root(tmp_path_factory):
 @pytest.mark.slow
 def test_a_multi_label_head_trains_logs_map_and_thresholds_and_evaluate_and_predict_use_them(tmp_path, field_root):
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_module("mmbehave.train", "experiment=field", "debug=fast", f"data.root={field_root}", *SMALL_FIELD,
-               "training.num_epochs=3", f"hydra.run.dir={tmp_path / 'run'}", f"mlflow.tracking_uri={tracking}",
-               tmp_path=tmp_path)
+    train_here(tmp_path, "experiment=field", "debug=fast", f"data.root={field_root}", *SMALL_FIELD,
+               "training.num_epochs=3", f"mlflow.tracking_uri={tracking}")
     best = tmp_path / "run" / "checkpoints" / "best.pth"
     trained = load_trained_model(best)
     assert [(h.name, h.type) for h in trained.heads] == [("species", "single"), ("behavior", "single"),
@@ -107,8 +106,8 @@ def test_a_multi_label_head_trains_logs_map_and_thresholds_and_evaluate_and_pred
 
     # evaluate: the action head's per-class AP and mAP are scikit-learn's on its own predictions table.
     out = tmp_path / "eval"
-    run_module("mmbehave.evaluate", f"checkpoint={best}", f"output_dir={out}", "mlflow.log=false",
-               "attention.num_clips=0", tmp_path=tmp_path)
+    run_here("evaluate", f"checkpoint={best}", f"output_dir={out}", "mlflow.log=false", "attention.num_clips=0",
+             tmp_path=tmp_path, run="evaluate")
     per_class = pd.read_csv(out / "per_class.csv").query("head == 'action'").set_index("class")
     predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     truth = np.array([[name in cell.split("|") for name in actions] for cell in predictions["action_true"]])
@@ -128,9 +127,9 @@ def test_a_multi_label_head_trains_logs_map_and_thresholds_and_evaluate_and_pred
     layout = DatasetLayout(field_root)
     events = pd.read_csv(layout.metadata_csv("test"))[["clip_id", "event_id"]]
     events.to_csv(tmp_path / "events.csv", index=False)
-    run_module("mmbehave.predict", f"checkpoint={best}", f"input={layout.raw_dir / 'videos'}",
-               f"output={tmp_path / 'predictions.csv'}", "event_by=event_id", f"event_table={tmp_path / 'events.csv'}",
-               "columns=wide", tmp_path=tmp_path)
+    run_here("predict", f"checkpoint={best}", f"input={layout.raw_dir / 'videos'}",
+             f"output={tmp_path / 'predictions.csv'}", "event_by=event_id", f"event_table={tmp_path / 'events.csv'}",
+             "columns=wide", tmp_path=tmp_path, run="predict")
     clips = pd.read_csv(tmp_path / "predictions.csv", keep_default_na=False).set_index("clip_id")
     for row, clip_id in enumerate(predictions["clip_id"]):
         above = [name for name, p, t in zip(actions, probs[row], trained.thresholds["action"]) if p >= t]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import TINY_SPLITS, compose_config, default_heads, run_module
+from helpers import TINY_SPLITS, compose_config, default_heads, train_here
 from mlflow.tracking import MlflowClient
 
 from mmbehave.analysis.metrics_tables import (
@@ -50,9 +50,8 @@ def test_a_misspelt_monitor_fails_before_the_data_is_read(tmp_path):
 @pytest.mark.slow
 def test_macro_ap_picks_best_pth(tmp_path, synthetic_root):
     run = tmp_path / "run"
-    run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-               "training.num_epochs=3", "training.limit_val_batches=null", f"training.monitor={MONITOR}",
-               f"hydra.run.dir={run}", tmp_path=tmp_path)
+    train_here(tmp_path, "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(), "training.num_epochs=3",
+               "training.limit_val_batches=null", f"training.monitor={MONITOR}")
     latest, best = (read_checkpoint(run / "checkpoints" / f"{name}.pth") for name in ("latest", "best"))
     history = latest["history"]
     assert [set(row) - {"epoch"} for row in history] == [set(epoch_metric_names(default_heads()))] * 3  # the names are the truth

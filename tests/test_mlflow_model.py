@@ -1,7 +1,8 @@
 """Trained models in MLflow (``mmbehave/checkpoints/mlflow_models.py``, ``mlflow_model.py``): logged from code with
 no pickles, loaded by ``mlflow.pyfunc`` to predict on processed clips, registered, and used by evaluate and
-predict through ``model=models:/...``; sweeps log only their best trial's. Also the console scripts and the
-config tree a run prints."""
+predict through ``model=models:/...`` (in this process on composed configs, and the command line's ``model=``
+alias and exit status once); sweeps log only their best trial's (a real multirun). Also the console scripts and
+the config tree a run prints."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import TINY_SPLITS, run_module
+from helpers import TINY_SPLITS, compose_config, run_here, run_module
 from mlflow.tracking import MlflowClient
 
 from mmbehave.checkpoints.trained_model import load_trained_model
@@ -63,13 +64,13 @@ def test_a_registered_model_serves_evaluate_and_predict(trained_run, synthetic_r
     version = mlflow.register_model(f"runs:/{trained_run.run_id}/model", "mmbehave-test").version
     uri = f"models:/mmbehave-test/{version}"
     out = tmp_path / "predictions.csv"
-    run_module("mmbehave.predict", f"model={uri}", f"input={synthetic_root / 'raw' / 'videos' / 'test_00000.mp4'}",
-               f"output={out}", f"hydra.run.dir={tmp_path / 'predict'}", tmp_path=tmp_path, env=trained_run.env)
+    run_here("predict", f"model_uri={uri}", f"input={synthetic_root / 'raw' / 'videos' / 'test_00000.mp4'}",
+             f"output={out}", tmp_path=tmp_path, run="predict", env=trained_run.env)
     assert len(pd.read_csv(out)) == 1
-    result = run_module("mmbehave.evaluate", f"model={uri}", f"output_dir={tmp_path / 'eval'}", "attention.num_clips=0",
-                        "mlflow.log=false", f"hydra.run.dir={tmp_path / 'evaluate'}", tmp_path=tmp_path,
-                        env=trained_run.env)
-    assert "test/macro_f1 = " in result.stdout
+    result = run_here("evaluate", f"model_uri={uri}", f"output_dir={tmp_path / 'eval'}", "attention.num_clips=0",
+                      "mlflow.log=false", tmp_path=tmp_path, run="evaluate", env=trained_run.env)
+    assert "test/macro_f1 = " in result.output
+    # On the command line `model=<uri>` means model_uri (not the model config group); an unknown model is one line.
     missing = run_module("mmbehave.predict", "model=models:/no-such-model/1", f"input={out}", f"hydra.run.dir={tmp_path / 'x'}",
                          tmp_path=tmp_path, env=trained_run.env, check=False)
     assert missing.returncode == 2 and "model=models:/no-such-model/1: no such MLflow model" in missing.stderr
@@ -100,13 +101,13 @@ def test_console_scripts_behave_like_python_m(tmp_path):
     assert by_script.returncode == 0 and by_script.stdout == by_module.stdout and "num_layers: 3" in by_script.stdout
 
 
-def test_a_run_prints_its_config_as_a_tree():
-    result = subprocess.run([sys.executable, "-c", "from helpers import compose_config; "
-                             "from mmbehave.core.config_tree import print_config_tree; "
-                             "print_config_tree(compose_config(['mlflow.tracking_uri=http://u:secret@h']))"],
-                            capture_output=True, text=True, cwd=Path(__file__).parent, timeout=120)
-    lines = result.stdout.splitlines()
+def test_a_run_prints_its_config_as_a_tree(capsys):
+    from mmbehave.core.config_tree import print_config_tree
+
+    print_config_tree(compose_config(["mlflow.tracking_uri=http://u:secret@h"]))
+    stdout = capsys.readouterr().out
+    lines = stdout.splitlines()
     sections = [line.split("── ")[1].strip() for line in lines if line[:4] in ("├── ", "└── ")]
     assert lines[0] == "config" and sections[:4] == ["data", "video_encoder", "audio_encoder", "fusion"]
     assert "hydra" not in sections and "mlflow" in sections
-    assert "num_bottlenecks: 4" in result.stdout and "secret" not in result.stdout and "u:***@h" in result.stdout
+    assert "num_bottlenecks: 4" in stdout and "secret" not in stdout and "u:***@h" in stdout

@@ -2,6 +2,7 @@
 launcher starts on this machine (``ray.init`` without an address): each trial is a Ray task in a worker process,
 and still a child run of the sweep's one MLflow parent with its Optuna trial number. On a cluster the same
 command joins it with ``hydra.launcher.ray.init.address=<head>:6379`` (or ``auto`` on a cluster node).
+Marked ``infra``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from helpers import TINY_SPLITS
 from mlflow.tracking import MlflowClient
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.infra]
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the ray extra: pip install -e '.[ray]'")
 
 

@@ -1,6 +1,9 @@
 """A failed command never damages earlier results: refused resumes leave the run as it was, killed saves leave
 no litter, a full disk is one line, every epoch is in MLflow exactly once, SIGTERM ends a run cleanly, and a
-killed sweep keeps the values of the trials that finished."""
+killed sweep keeps the values of the trials that finished.
+
+Runs that are killed, signalled or swept are real processes (the CLI); the runs around them (a resume, a refused
+resume) call ``run_training`` in this process on the composed config."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from helpers import TINY_SPLITS, run_module
+from helpers import TINY_SPLITS, fresh_store, run_module, train_here, user_error
 from mlflow.tracking import MlflowClient
 
 from mmbehave.checkpoints.files import read_checkpoint, save_checkpoint
@@ -26,13 +29,17 @@ QUICK = ["training.limit_train_batches=1", "training.limit_val_batches=1"]
 
 
 def train_command(tmp_path: Path, synthetic_root: Path, *overrides: str, run: str = "run") -> list[str]:
-    return [sys.executable, "-m", "mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-            f"hydra.run.dir={tmp_path / run}", *QUICK, *overrides]
+    return [sys.executable, "-m", "mmbehave.train", f"hydra.run.dir={tmp_path / run}",
+            *train_overrides(synthetic_root, *overrides)]
 
 
-def train(tmp_path, synthetic_root, *overrides, check=True, run="run"):
-    return run_module("mmbehave.train", *train_command(tmp_path, synthetic_root, *overrides, run=run)[3:],
-                      tmp_path=tmp_path, check=check)
+def train_overrides(synthetic_root: Path, *overrides: str) -> list[str]:
+    return ["debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(), *QUICK, *overrides]
+
+
+def train(tmp_path, synthetic_root, *overrides, run="run"):
+    """A quick run in this process: its folder tmp_path/<run>, its store tmp_path/mlflow.db."""
+    return train_here(tmp_path, *train_overrides(synthetic_root, *overrides), run=run)
 
 
 def the_run(tmp_path: Path):
@@ -49,6 +56,7 @@ def metric_steps(client, run_id: str, key: str = "val/macro_f1") -> list[int]:
 def start(command: list[str], tmp_path: Path) -> subprocess.Popen:
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # Tables first: the test's own MlflowClient would otherwise migrate the new database while the child does.
+    fresh_store(tmp_path / "mlflow.db", cwd=tmp_path)
     prepare_store(tracking_uri)
     # SIGINT/SIGTERM back to their defaults in the child, however pytest itself was started.
     return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -71,11 +79,11 @@ def test_a_resume_that_cannot_continue_is_refused_before_touching_the_run(tmp_pa
     run_dir = tmp_path / "run"
     client, before = the_run(tmp_path)
     files_before = sorted(p.name for p in run_dir.iterdir())
-    result = train(tmp_path, synthetic_root, "training.num_epochs=3", "fusion.num_layers=3", "fusion.num_bottlenecks=2",
-                   f"resume={run_dir / 'checkpoints' / 'latest.pth'}", check=False, run="resumed")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "this config cannot continue that run" in result.stderr
-    assert "model.fusion.num_layers: 2 -> 3" in result.stderr and "model.fusion.num_bottlenecks: 4 -> 2" in result.stderr
+    message = user_error(lambda: train(tmp_path, synthetic_root, "training.num_epochs=3", "fusion.num_layers=3",
+                                       "fusion.num_bottlenecks=2", f"resume={run_dir / 'checkpoints' / 'latest.pth'}",
+                                       run="resumed"))  # a UserError: one line, exit 2 on the command line
+    assert "this config cannot continue that run" in message
+    assert "model.fusion.num_layers: 2 -> 3" in message and "model.fusion.num_bottlenecks: 4 -> 2" in message
     _, after = the_run(tmp_path)
     assert after.info.status == "FINISHED" and "failure_reason" not in after.data.tags
     assert sorted(p.name for p in run_dir.iterdir()) == files_before, "the refused resume wrote into the run folder"
@@ -88,14 +96,14 @@ def test_resuming_from_an_older_checkpoint_than_mlflow_shows_is_refused(tmp_path
     old = tmp_path / "epoch1.pth"
     old.write_bytes(latest.read_bytes())  # a copy kept from after the first epoch
     train(tmp_path, synthetic_root, "training.num_epochs=2", f"resume={latest}", run="resumed")
-    result = train(tmp_path, synthetic_root, "training.num_epochs=3", f"resume={old}", check=False, run="again")
-    assert result.returncode == 2 and "already has epochs up to 2; resume from the run's checkpoints/latest.pth" in result.stderr
+    message = user_error(lambda: train(tmp_path, synthetic_root, "training.num_epochs=3", f"resume={old}", run="again"))
+    assert "already has epochs up to 2; resume from the run's checkpoints/latest.pth" in message
     client, run = the_run(tmp_path)
     assert run.info.status == "FINISHED" and metric_steps(client, run.info.run_id) == [0, 1]
     # best.pth is for inference: resume says so rather than "not a checkpoint".
-    best = train(tmp_path, synthetic_root, "training.num_epochs=3", f"resume={latest.parent / 'best.pth'}",
-                 check=False, run="best")
-    assert best.returncode == 2 and "is a model checkpoint (a best.pth or an export)" in best.stderr
+    best = user_error(lambda: train(tmp_path, synthetic_root, "training.num_epochs=3",
+                                    f"resume={latest.parent / 'best.pth'}", run="best"))
+    assert "is a model checkpoint (a best.pth or an export)" in best
 
 
 def test_killed_mid_run_then_resumed_every_epoch_is_in_mlflow_once_and_no_temp_file_stays(tmp_path, synthetic_root):
@@ -107,9 +115,8 @@ def test_killed_mid_run_then_resumed_every_epoch_is_in_mlflow_once_and_no_temp_f
     process.wait()
     stale = latest.parent / ".latest.pth.cutoff.tmp.pth"
     stale.write_bytes(b"half a checkpoint")  # what a kill during torch.save leaves
-    resumed = run_module("mmbehave.train", *command[3:-1], "training.num_epochs=6", f"resume={latest}",
-                         tmp_path=tmp_path)
-    assert "Traceback" not in resumed.stderr
+    resumed = train(tmp_path, synthetic_root, "training.num_epochs=6", f"resume={latest}", run="resumed")
+    assert "Traceback" not in resumed.output
     assert not stale.exists()
     client, run = the_run(tmp_path)
     history = read_checkpoint(latest)["history"]

@@ -4,7 +4,8 @@ trials with no trial number used twice and no result lost, and every trial is on
 Run on SQLite (one host) and on a real PostgreSQL server started for the test on 127.0.0.1, holding both the
 study and the MLflow store, as a lab sharing one database between machines would. PostgreSQL needs Debian's
 ``postgresql`` package (``.ci/run`` installs it when missing; locally: ``sudo apt-get install postgresql``) and
-``psycopg`` (the postgres extra, part of the test extra); without them that case is skipped with the reason.
+``psycopg`` (the postgres extra, part of the test extra); without them that case is skipped with the reason. That case is marked ``infra``
+(``-m "not infra"`` leaves it out); the workers are real processes started together, as on several machines.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def test_workers_share_one_study_on_sqlite(tmp_path, synthetic_root):
     check_one_study_many_workers(storage, tracking_uri)
 
 
+@pytest.mark.infra
 def test_workers_share_one_study_and_mlflow_store_on_postgresql(postgres, tmp_path, synthetic_root):
     storage, tracking_uri = f"{postgres}/optuna", f"{postgres}/mlflow"
     run_workers_together(storage, tracking_uri, tmp_path, synthetic_root)

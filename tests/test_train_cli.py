@@ -1,7 +1,9 @@
 """`python -m mmbehave.train` end to end, as users call it: checkpoints, the MLflow run, resume, failures.
 
-Each test runs the real CLI in a subprocess on the session's tiny synthetic dataset, with a temp SQLite
-MLflow store.
+On the session's tiny synthetic dataset, with a temp SQLite MLflow store. The first test is the command's smoke
+run through the real CLI in a subprocess (what only the command line records: the Hydra overrides tag, the
+working directory left alone), and Ctrl-C needs a process to interrupt; the others call ``run_training`` in this
+process on the composed config.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-from helpers import TINY_SPLITS, hydra_dir_override, run_module
+from helpers import TINY_SPLITS, fresh_store, run_module, train_here
 from mlflow.tracking import MlflowClient
 
 from mmbehave.checkpoints.files import read_checkpoint
+from mmbehave.core.errors import DataError
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +29,9 @@ EPOCH_METRICS = {"train/loss", "val/loss", "val/species_acc", "val/species_macro
                  "val/behavior_macro_f1", "val/macro_f1"}
 
 
-def train(tmp_path: Path, synthetic_root: Path, *overrides: str, check: bool = True, run: str = "run"):
-    return run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-                      f"hydra.run.dir={tmp_path / run}", *overrides, tmp_path=tmp_path, check=check)
+def train(tmp_path: Path, synthetic_root: Path, *overrides: str, run: str = "run"):
+    """A `debug=fast` run on the tiny dataset, in this process: its folder tmp_path/<run>, its store tmp_path/mlflow.db."""
+    return train_here(tmp_path, "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(), *overrides, run=run)
 
 
 def only_run(tmp_path: Path):
@@ -40,7 +43,8 @@ def only_run(tmp_path: Path):
 
 
 def test_debug_fast_run_writes_checkpoints_log_and_a_complete_mlflow_run(tmp_path, synthetic_root):
-    train(tmp_path, synthetic_root, "fusion.num_layers=4")
+    run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
+               f"hydra.run.dir={tmp_path / 'run'}", "fusion.num_layers=4", tmp_path=tmp_path)
     run_dir = tmp_path / "run"
     for name in ("latest.pth", "best.pth"):
         checkpoint = read_checkpoint(run_dir / "checkpoints" / name)  # weights_only=True inside
@@ -110,11 +114,10 @@ def test_a_run_that_fails_is_marked_failed_with_the_reason(tmp_path, synthetic_r
     broken = tmp_path / "broken"
     (broken / "raw" / "metadata").mkdir(parents=True)
     (broken / "raw" / "metadata" / "train.csv").write_text("clip_id,species\nx,fox\n")
-    result = run_module("mmbehave.train", "debug=fast", "data=processed", f"data.root={broken}",
-                        *hydra_dir_override(tmp_path), tmp_path=tmp_path, check=False)
-    assert result.returncode == 2
-    assert "train.csv: missing column(s) behavior" in result.stderr
-    assert "Traceback" not in result.stderr
+    # A UserError: one line, no traceback, exit 2 on the command line (test_config.py runs that CLI path).
+    with pytest.raises(DataError) as info:
+        train_here(tmp_path, "debug=fast", "data=processed", f"data.root={broken}")
+    assert "train.csv: missing column(s) behavior" in str(info.value) and "\n" not in str(info.value)
     _, run = only_run(tmp_path)
     assert run.info.status == "FAILED"
     assert "missing column(s) behavior" in run.data.tags["failure_reason"]
@@ -122,6 +125,7 @@ def test_a_run_that_fails_is_marked_failed_with_the_reason(tmp_path, synthetic_r
 
 def test_ctrl_c_marks_the_run_killed(tmp_path, synthetic_root):
     env_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fresh_store(tmp_path / "mlflow.db", cwd=tmp_path)
     command = [sys.executable, "-m", "mmbehave.train", "debug=fast", f"data.root={synthetic_root}",
                *TINY_SPLITS.split(), f"hydra.run.dir={tmp_path / 'run'}", "training.num_epochs=200",
                "training.limit_train_batches=1", "training.limit_val_batches=1"]

@@ -2,7 +2,8 @@
 127.0.0.1, and optuna-dashboard's API, over a store holding a finished 2-trial sweep.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it when missing; locally: ``apt-get install chromium``) and
-the ``dashboard`` extra (``pip install -e ".[test,dashboard]"``, which the test extra includes).
+the ``dashboard`` extra (``pip install -e ".[test,dashboard]"``, which the test extra includes). The browser test
+is marked ``infra``. The sweep is a real multirun, run once for all xdist workers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import TINY_SPLITS, free_port, run_module
+from helpers import TINY_SPLITS, built_once, free_port, run_module
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -48,15 +49,18 @@ def stop(server: subprocess.Popen) -> None:
     server.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def finished_sweep(tmp_path_factory, synthetic_root):
-    """A finished 2-trial Optuna sweep: one MLflow parent run with two children, and its study."""
-    work = tmp_path_factory.mktemp("ui_sweep")
-    run_module("mmbehave.train", "hparams_search=mbt", "debug=fast", "mlflow.experiment_name=ui_sweep",
-               f"data.root={synthetic_root}", *TINY_SPLITS.split(), "training.limit_train_batches=1",
-               "training.limit_val_batches=1", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
-               f"hydra.sweeper.storage=sqlite:///{work / 'optuna.db'}", f"hydra.sweep.dir={work / 'sweep'}",
-               tmp_path=work)
+    """A finished 2-trial Optuna sweep: one MLflow parent run with two children, and its study (run once for all
+    workers: the two tests here may land on different ones)."""
+    def sweep(work: Path) -> None:
+        run_module("mmbehave.train", "hparams_search=mbt", "debug=fast", "mlflow.experiment_name=ui_sweep",
+                   f"data.root={synthetic_root}", *TINY_SPLITS.split(), "training.limit_train_batches=1",
+                   "training.limit_val_batches=1", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+                   f"hydra.sweeper.storage=sqlite:///{work / 'optuna.db'}", f"hydra.sweep.dir={work / 'sweep'}",
+                   tmp_path=work)
+
+    work = built_once(tmp_path_factory, "ui_sweep", sweep)
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("ui_sweep")
     runs = client.search_runs([experiment.experiment_id])
@@ -76,6 +80,7 @@ def render(url: str, profile: Path, screenshot: Path | None = None) -> str:
     return dom
 
 
+@pytest.mark.infra
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (.ci/run does)")
 def test_the_mlflow_ui_shows_the_sweep_its_trials_and_their_values(finished_sweep, tmp_path):
     work, experiment_id, parent, children = finished_sweep
