@@ -164,21 +164,24 @@ def test_a_full_disk_is_one_line_naming_the_path_and_leaves_no_temp_file(small_d
     assert list((small_disk / "checkpoints").iterdir()) == [], "a temp file was left on the full disk"
 
 
-def test_a_killed_sweep_keeps_the_values_of_its_finished_trials(tmp_path, synthetic_root):
+@pytest.mark.parametrize("schedule", ["batch", "async"])
+def test_a_killed_sweep_keeps_the_values_of_its_finished_trials(tmp_path, synthetic_root, schedule):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     command = [sys.executable, "-m", "mmbehave.train", "hparams_search=mbt", "debug=fast", f"data.root={synthetic_root}",
+               f"sweep.schedule={schedule}",
                *TINY_SPLITS.split(), *QUICK, f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=4",
                "hydra.sweeper.n_jobs=4", "fusion.num_heads=2", f"hydra.sweep.dir={tmp_path / 'first'}"]
     process = start(command, tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
 
-    def two_trials_finished() -> bool:
+    def two_trials_finished_and_a_third_started() -> bool:
         experiment = client.get_experiment_by_name("debug")
-        return experiment is not None and len(client.search_runs(
-            [experiment.experiment_id], "attributes.status = 'FINISHED' and tags.optuna_trial != ''")) >= 2
+        runs = client.search_runs([experiment.experiment_id], "tags.optuna_trial != ''") if experiment else []
+        return sum(r.info.status == "FINISHED" for r in runs) >= 2 and any(r.info.status == "RUNNING" for r in runs)
 
-    wait_for(two_trials_finished, process, timeout=240)
-    os.killpg(process.pid, signal.SIGKILL)  # mid-batch: Optuna was told nothing yet
+    wait_for(two_trials_finished_and_a_third_started, process, timeout=240)
+    # batch: mid-batch, Optuna was told nothing yet; async: the first two are told, the third is running.
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     finished = {int(r.data.tags["optuna_trial"]): r.data.metrics["val/macro_f1"] for r in client.search_runs(
         [client.get_experiment_by_name("debug").experiment_id], "attributes.status = 'FINISHED'") if "optuna_trial" in r.data.tags}
@@ -190,8 +193,10 @@ def test_a_killed_sweep_keeps_the_values_of_its_finished_trials(tmp_path, synthe
     for number, value in finished.items():
         assert trials[number].state == optuna.trial.TrialState.COMPLETE, number
         assert trials[number].value == pytest.approx(value)
-    others = [t for t in trials[:4] if t.number not in finished]
+    first_sweep = {t.user_attrs["sweep_id"] for t in trials if t.number in finished}
+    others = [t for t in trials if t.user_attrs.get("sweep_id") in first_sweep and t.number not in finished]
     assert others and all(t.state == optuna.trial.TrialState.FAIL for t in others)
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
 
 
 def test_a_stop_signal_inside_a_held_block_is_raised_when_the_block_ends():

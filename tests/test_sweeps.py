@@ -175,3 +175,32 @@ def test_a_two_objective_study_reports_its_pareto_front_and_plots(tmp_path):
     assert "| 1 | 0.7 | 300 | 2 |" in table
     written = {p.name for p in write_study_plots(study, tmp_path, objectives)}
     assert {"pareto_front.png", "optimization_history.png"} <= written
+
+
+@pytest.mark.slow
+def test_asynchronous_trials_do_not_wait_for_the_slowest_one(tmp_path, synthetic_root):
+    # Two workers; the study's first trial is long (30 epochs), the three after it short (1 epoch). In batches of
+    # two, trials 2 and 3 would start only when the long trial ends; asynchronously the free worker runs them all.
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="mbt", storage=storage, direction="maximize")
+    for epochs in (30, 1, 1, 1):
+        study.enqueue_trial({"training.num_epochs": epochs})
+    multirun(tmp_path, synthetic_root, "hparams_search=mbt", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+             f"hydra.sweeper.storage={storage}", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+             "pruning.pruner=none", "training.num_epochs=choice(1,30)", "fusion.num_layers=2", "fusion.num_heads=2",
+             "fusion.num_bottlenecks=1", "optimizer.lr=0.001")
+
+    trials = optuna.load_study(study_name="mbt", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert [t.params["training.num_epochs"] for t in trials] == [30, 1, 1, 1]
+    _, parents, children = sweep_runs(tmp_path, "debug")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    runs = {int(k.data.tags["optuna_trial"]): k for k in children[parents[0].info.run_id]}
+    assert sorted(runs) == [0, 1, 2, 3] and all(k.info.status == "FINISHED" for k in runs.values())
+    for number in (1, 2, 3):
+        assert trials[number].value == pytest.approx(runs[number].data.metrics["val/macro_f1"])
+    # Optuna's clock, not the runs' (the best run's end moves when the sweep logs its model at the end).
+    long_trial = trials[0]
+    assert all(t.datetime_complete < long_trial.datetime_complete for t in trials[1:]), \
+        "a short trial waited for the long one (a batch barrier)"
+    assert trials[3].datetime_start >= trials[2].datetime_complete  # one worker ran the short ones in turn

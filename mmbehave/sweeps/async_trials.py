@@ -9,16 +9,16 @@ Ray tasks run the trials; this process only schedules):
               ─► its value told to Optuna (unless the job already told it: COMPLETE or PRUNED) ─► slot free
 
 Everything else is the sweeper's: the search space, the sampler (``constant_liar`` lets it sample knowing which
-trials are still running), ``max_failure_rate`` (here over the trials finished so far, once every slot has had
-one), the one MLflow parent run (``sweeps.callback``), ``optimization_results.yaml``. The default launcher runs
-jobs in this very process, one after another, so it gets one slot whatever ``n_jobs`` says.
+trials are still running), ``max_failure_rate`` (here over the last ``n_jobs`` trials to finish), the one MLflow
+parent run (``sweeps.callback``), ``optimization_results.yaml``. The default launcher runs jobs in this very
+process, one after another, so it gets one slot whatever ``n_jobs`` says, and runs it in this thread.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import optuna
@@ -29,10 +29,16 @@ IN_PROCESS_LAUNCHERS = ("BasicLauncher",)
 
 
 def slots_for(impl) -> int:
-    """Trials at once: n_jobs, or 1 under a launcher that runs jobs in the sweeping process itself."""
-    if type(impl.launcher).__name__ in IN_PROCESS_LAUNCHERS:
+    """Trials at once: n_jobs, or 1 under a launcher that runs jobs in the sweeping process itself, and no more
+    than joblib's workers (a trial asked to wait for a worker would only blind the sampler)."""
+    launcher = impl.launcher
+    if type(launcher).__name__ in IN_PROCESS_LAUNCHERS:
         return 1
-    return max(1, int(impl.n_jobs))
+    slots = max(1, int(impl.n_jobs))
+    workers = int(getattr(launcher, "joblib", {}).get("n_jobs") or -1)
+    if type(launcher).__name__ == "JoblibLauncher" and workers > 0:
+        slots = min(slots, workers)
+    return slots
 
 
 def trial_values(ret: Any, directions: list[str]) -> list[float]:
@@ -73,34 +79,68 @@ class _Scheduler:
         self.impl, self.study, self.directions = impl, study, directions
         self.space = (distributions, fixed_params, fixed_overrides)
         self.slots = slots
-        self.asked = self.finished = 0
-        self.failures: list[BaseException] = []
-        self.returns: list[Any] = []
-        self.lock = threading.Lock()
+        self.asked = 0
+        self.failed: list[bool] = []     # per finished trial, in the order they finished
+        self.first_failure: BaseException | None = None
+        # The batch sweeper judges max_failure_rate per batch of n_jobs; here over the last n_jobs finished.
+        self.window = max(1, min(int(impl.n_jobs), int(impl.n_trials)))
 
     def run(self) -> None:
-        running: dict[Future, optuna.trial.Trial] = {}
-        with ThreadPoolExecutor(self.slots, thread_name_prefix="trial-slot") as pool:
-            try:
-                while running or (self.asked < self.impl.n_trials and not self._too_many_failures()):
-                    while len(running) < self.slots and self.asked < self.impl.n_trials \
-                            and not self._too_many_failures():
-                        trial, overrides, job_idx = self._ask()
-                        running[pool.submit(self._launch, overrides, job_idx)] = trial
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self._tell(running.pop(future), future)
-            except BaseException:
-                for future in running:  # Ctrl-C / SIGTERM: the launcher's jobs are told by the callback
-                    future.cancel()
-                raise
+        if self.slots == 1:
+            self._run_inline()
+        else:
+            self._run_in_slots()
         if self._too_many_failures():
-            log.error("%d of %d finished trials failed (max_failure_rate=%s): the sweep stops.", len(self.failures),
-                      self.finished, self.impl.max_failure_rate)
-            for ret in self.returns:
-                ret.return_value  # raise the first failed job's own exception, as the batch sweeper does
+            log.error("%d of the last %d finished trials failed (max_failure_rate=%s): the sweep stops.",
+                      sum(self.failed[-self.window:]), self.window, self.impl.max_failure_rate)
+            raise self.first_failure  # the first failed job's own exception, as the batch sweeper raises
+
+    def _more_to_ask(self) -> bool:
+        return self.asked < self.impl.n_trials and not self._too_many_failures()
+
+    def _run_inline(self) -> None:
+        """One slot: ask, run, tell, in this thread, so Ctrl-C and SIGTERM reach the job as in a batch sweep."""
+        while self._more_to_ask():
+            trial, overrides, job_idx = self._ask()
+            try:
+                outcome = self._launch(overrides, job_idx)
+            except Exception as error:  # noqa: BLE001 - the launcher failed this trial; the sweep decides
+                outcome = error
+            self._tell(trial, outcome)
+
+    def _run_in_slots(self) -> None:
+        """n_jobs slots: each launch waits in a daemon thread (the launcher's workers run the job), so that
+        Ctrl-C or SIGTERM here ends the sweep at once instead of waiting for its trials."""
+        finished: queue.Queue = queue.Queue()
+        running: dict[int, optuna.trial.Trial] = {}
+        # Hydra's config loader is not made for threads (Ray and submitit load jobs' configs in this process).
+        # Patched on its class, not the instance: launchers pickle the instance to their workers.
+        loader = type(self.impl.launcher.hydra_context.config_loader)
+        original_load = loader.load_sweep_config
+        loader.load_sweep_config = _taking_turns(original_load)
+        try:
+            start_launcher(self.impl.launcher)
+            while running or self._more_to_ask():
+                while len(running) < self.slots and self._more_to_ask():
+                    trial, overrides, job_idx = self._ask()
+                    running[trial.number] = trial
+                    threading.Thread(target=self._launch_into, args=(finished, trial.number, overrides, job_idx),
+                                     name=f"trial-{trial.number}", daemon=True).start()
+                number, outcome = _next(finished)
+                self._tell(running.pop(number), outcome)
+        except BaseException:
+            stop_launcher_workers(self.impl.launcher)
+            raise
+        finally:
+            loader.load_sweep_config = original_load
 
     def _ask(self) -> tuple[optuna.trial.Trial, list[str], int]:
+        from mmbehave.sweeps.callback import trial_marks
+
+        # Marked before it is RUNNING, so that a sweep killed right after asking leaves a trial the next sweep
+        # can close; trials the user enqueued come first (ask takes the oldest waiting one) and are marked after.
+        if not self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            self.study.enqueue_trial({}, user_attrs=trial_marks())
         trial = self.study.ask()
         distributions, fixed_params, fixed_overrides = self.space
         [overrides] = self.impl._configure_trials([trial], distributions, fixed_params, fixed_overrides)
@@ -113,19 +153,68 @@ class _Scheduler:
         [ret] = self.impl.launcher.launch([overrides], initial_job_idx=job_idx)
         return ret
 
-    def _tell(self, trial: optuna.trial.Trial, future: Future) -> None:
-        self.finished += 1
+    def _launch_into(self, finished: queue.Queue, number: int, overrides: list[str], job_idx: int) -> None:
         try:
-            ret = future.result()
-            self.returns.append(ret)
-            self.study.tell(trial, values=trial_values(ret, self.directions), skip_if_finished=True)
+            finished.put((number, self._launch(overrides, job_idx)))
+        except BaseException as error:  # noqa: BLE001 - handed to the scheduling thread, which tells Optuna
+            finished.put((number, error))
+
+    def _tell(self, trial: optuna.trial.Trial, outcome: Any) -> None:
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            self.study.tell(trial, values=trial_values(outcome, self.directions), skip_if_finished=True)
+            self.failed.append(False)
         except Exception as error:  # noqa: BLE001 - a failed trial is the sweep's business, not its end
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             log.warning("Trial %d failed: %s", trial.number, " ".join(str(error).split())[:300])
-            self.failures.append(error)
+            self.failed.append(True)
+            self.first_failure = self.first_failure or error
 
     def _too_many_failures(self) -> bool:
-        return self.finished >= self.slots and len(self.failures) / max(self.finished, 1) > self.impl.max_failure_rate
+        if len(self.failed) < self.window:
+            return False
+        return sum(self.failed[-self.window:]) / self.window > self.impl.max_failure_rate
+
+
+def _next(finished: queue.Queue) -> tuple[int, Any]:
+    while True:  # a timeout keeps the wait interruptible by Ctrl-C and SIGTERM
+        try:
+            return finished.get(timeout=1.0)
+        except queue.Empty:
+            continue
+
+
+_CONFIG_LOADING = threading.Lock()
+
+
+def _taking_turns(function):
+    def locked(*args, **kwargs):
+        with _CONFIG_LOADING:
+            return function(*args, **kwargs)
+
+    return locked
+
+
+def start_launcher(launcher) -> None:
+    """Ray starts in a launch if it is not running yet: two slots launching at once would both start it."""
+    if type(launcher).__name__ == "RayLauncher":
+        from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
+
+        start_ray(OmegaConf.create(OmegaConf.to_container(launcher.ray_cfg.init, resolve=True)))
+
+
+def stop_launcher_workers(launcher) -> None:
+    """The sweep is stopping: end the joblib launcher's worker processes (their trials are closed as KILLED
+    by the callback). Other launchers' jobs end with their own scheduler (submitit) or with this process (Ray)."""
+    if type(launcher).__name__ != "JoblibLauncher":
+        return
+    try:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=False, kill_workers=True)
+    except Exception as error:  # noqa: BLE001 - best effort while stopping; the stop itself goes on
+        log.warning("Could not stop the joblib workers: %s", error)
 
 
 def save_results(impl, study, directions: list[str]) -> None:

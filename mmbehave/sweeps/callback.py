@@ -59,11 +59,19 @@ def record_trial(config: DictConfig, trial: Any) -> None:
     sweep = _active
     if sweep is None or sweep.parent_run_id is None:
         return
-    sweep.trial_numbers[len(sweep.trial_numbers)] = trial.number
-    trial.set_user_attr(SWEEP_ID_ATTR, sweep.sweep_id)
-    trial.set_user_attr(PARENT_RUN_ATTR, sweep.parent_run_id)
-    trial.set_user_attr(HOST_ATTR, this_host())
-    trial.set_user_attr(PID_ATTR, os.getpid())
+    # A new dict, not an update: under sweep.schedule=async a slot thread may be pickling the old one.
+    sweep.trial_numbers = {**sweep.trial_numbers, len(sweep.trial_numbers): trial.number}
+    for name, value in trial_marks().items():
+        trial.set_user_attr(name, value)
+
+
+def trial_marks() -> dict[str, Any]:
+    """The user attributes that tie a trial to this process's sweep (empty outside a sweep)."""
+    sweep = _active
+    if sweep is None or sweep.parent_run_id is None:
+        return {}
+    return {SWEEP_ID_ATTR: sweep.sweep_id, PARENT_RUN_ATTR: sweep.parent_run_id, HOST_ATTR: this_host(),
+            PID_ATTR: os.getpid()}
 
 
 def parallel_torch_threads(config: DictConfig) -> int | None:
