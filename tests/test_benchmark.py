@@ -17,3 +17,20 @@ def test_benchmark_reports_speed_memory_and_sizes_for_the_configured_model():
     assert result["train_clips_per_s"] > 0 and result["infer_ms_per_clip"] > 0
     assert 0 < result["params_fusion"] < result["params_total"]
     assert result["peak_host_memory_mib"] > 0
+
+
+def test_the_schedule_row_measures_the_workers_busy_share_from_optunas_clock():
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from mmbehave.perf.sweep_schedule import busy_fraction, trial_lengths
+
+    t0 = datetime(2026, 1, 1)
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    # Two workers for 10 s: one runs a 10 s trial, the other a 5 s trial and then idles.
+    trials = [SimpleNamespace(datetime_start=at(0), datetime_complete=at(10)),
+              SimpleNamespace(datetime_start=at(0), datetime_complete=at(5)),
+              SimpleNamespace(datetime_start=at(3), datetime_complete=None)]  # failed or running: not counted
+    row = busy_fraction(trials, workers=2)
+    assert row == {"wall_s": 10.0, "busy": 0.75, "trials_per_hour": 720.0, "trials": 2}
+    assert trial_lengths(6, 6) == [6, 1, 1, 6, 1, 1]

@@ -6,6 +6,8 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
     loader    the data loader's clips/s vs what training consumes
     startup   process start to the first training step vs the bare import of what the run needs
     sweep     time per trial of a frozen-backbone fusion sweep, feature cache on vs off, vs the FLOPs bound
+    schedule  one sweep of long and short trials on two workers, in batches and asynchronously: wall time,
+              trials per hour and the workers' busy fraction (perf/sweep_schedule.py)
     model     the configured model on random inputs: clips/s, latency, parameters; FLOPs utilisation on a GPU
     predict   predict's archive pass on 720p field clips vs the slower of decoding just the needed frames (times
               the workers) and the model alone; beside it the reader before (main process, every frame decoded)

@@ -18,11 +18,11 @@ from mmbehave.core.precision import autocast
 from mmbehave.training.loss import HeadsLoss
 
 log = logging.getLogger("mmbehave.benchmark")
-MEASUREMENTS = ("model", "loop", "loader", "startup", "sweep", "predict", "predict_memory")
+MEASUREMENTS = ("model", "loop", "loader", "startup", "sweep", "schedule", "predict", "predict_memory")
 # The issue's targets: real loop >= 0.95 of bare steps; cache speed-up >= 0.8 of the FLOPs bound; start-up
 # <= 1.3 x the bare imports; the loader >= 3 x what training consumes.
 TARGETS = {"loop": (">=", 0.95), "sweep": (">=", 0.80), "startup": ("<=", 1.3), "loader": (">=", 3.0),
-           "predict": (">=", 0.80), "predict_memory": ("<=", 1.2)}
+           "predict": (">=", 0.80), "predict_memory": ("<=", 1.2), "schedule": (">=", 0.80)}
 
 
 def synthetic_batch(cfg: DictConfig, modalities: tuple[str, ...], batch_size: int, device: torch.device) -> dict:
@@ -160,7 +160,8 @@ def markdown(results: dict) -> str:
             ("loader", "loader clips/s ÷ training clips/s", "loader_clips_per_s", "training_clips_per_s"),
             ("predict", "predict clips/s on 720p field clips ÷ bound (decode-only x workers, model alone)",
              "predict_clips_per_s", "bound_clips_per_s"),
-            ("predict_memory", "predict peak MiB, 10x the clips ÷ 1x", "peak_high", "peak_low")]
+            ("predict_memory", "predict peak MiB, 10x the clips ÷ 1x", "peak_high", "peak_low"),
+            ("schedule", "asynchronous trials: workers' busy time ÷ their time", "busy_s", "worker_s")]
     lines = ["| measurement | real | bound | ratio | target | |", "|---|---|---|---|---|---|"]
     for key, label, real, bound in rows:
         if key not in results:
@@ -175,6 +176,12 @@ def markdown(results: dict) -> str:
         lines += ["", f"predict before the archive pipeline (main process, every frame decoded): "
                       f"{row['serial_full_decode_clips_per_s']:.3g} clips/s; now {row['predict_clips_per_s']:.3g} "
                       f"({row['speedup_over_serial']:.1f}x) with {row['workers']} worker(s)."]
+    if "schedule" in results:
+        row = results["schedule"]
+        lines += ["", "| sweep schedule (trials of " + ", ".join(map(str, row["trial_epochs"])) + " epochs, "
+                  f"{row['workers']} workers) | wall s | trials/h | busy |", "|---|---|---|---|"]
+        lines += [f"| {name} | {row[name]['wall_s']:.0f} | {row[name]['trials_per_hour']:.0f} | {row[name]['busy']:.2f} |"
+                  for name in ("batch", "async")]
     if "model" in results:
         model = results["model"]
         lines += ["", "| model on random inputs | value |", "|---|---|"]
@@ -199,7 +206,13 @@ def run_benchmark(cfg: DictConfig) -> dict:
     if wanted & {"predict", "predict_memory"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             results.update(predict_rows(cfg, Path(scratch), wanted))
-    if wanted - {"model", "predict", "predict_memory"}:
+    if "schedule" in wanted:
+        from mmbehave.perf.sweep_schedule import schedule_comparison
+
+        overrides = [o for o in benchmark_overrides() if not o.startswith("benchmark.")]
+        with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
+            results["schedule"] = schedule_comparison(cfg, overrides, Path(scratch))
+    if wanted - {"model", "predict", "predict_memory", "schedule"}:
         overrides = [o for o in benchmark_overrides() if not o.startswith("benchmark.")]
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             results.update(pipeline(cfg, overrides, Path(scratch), wanted))
