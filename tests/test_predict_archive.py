@@ -160,3 +160,15 @@ def test_estimate_times_a_sample_and_writes_nothing(trained_run, archive, tmp_pa
     printed = capsys.readouterr().out
     assert result.output is None and not list(tmp_path.iterdir())
     assert f"Estimate: {CLIPS + 2} clip(s) in about" in printed and "clips/s" in printed and "timed on 12" in printed
+
+
+def test_every_camera_container_is_predicted(trained_run, tmp_path):
+    from media import CAMERA_FORMATS, write_media
+
+    folder = tmp_path / "old cameras"
+    written = {fmt.name: write_media(folder / fmt.name, fmt) for fmt in CAMERA_FORMATS}
+    _, rows, failures = predict(trained_run, folder, tmp_path / "cameras.csv", "num_workers=2")
+    table = pd.read_csv(tmp_path / "cameras.csv", keep_default_na=False)
+    assert not failures
+    assert sorted(table["path"]) == sorted(str(path) for path in written.values())
+    assert (table["species"] != "").all() and (table["behavior"] != "").all()
