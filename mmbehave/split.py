@@ -2,6 +2,7 @@
 
     python -m mmbehave.split labels=<table.csv> out=<dir> group_by=site fractions=[0.7,0.15,0.15] seed=0
     cp <dir>/{train,val,test}.csv <root>/raw/metadata/      # then preprocess and train as usual
+    python -m mmbehave.split labels=<table.csv> out=<dir> group_by=site folds=5   # or folds=loo: <dir>/fold_<i>/
 
 Whole groups go to one split each, so the test split measures places the model never saw; among such
 splits, the one that puts every class of every head in every split (where the groups allow it) and comes
@@ -20,7 +21,21 @@ from mmbehave.core.cli import command
 @command("split")
 def main(cfg: DictConfig) -> None:
     from mmbehave.data.splits.maker import make_splits, summary_lines, write_outputs
+    from mmbehave.data.splits.options import SplitOptions
 
+    options = SplitOptions.from_config(cfg)
+    if options.folds is not None:
+        from mmbehave.data.splits.folds import (
+            folds_summary_lines,
+            make_folds,
+            write_folds,
+        )
+
+        folds = make_folds(options)
+        write_folds(folds)
+        print("\n".join(folds_summary_lines(folds)))
+        print(f"\nWrote folds.csv and {len(folds.folds)} fold folders in {options.out}")
+        return
     result = make_splits(cfg)
     written = write_outputs(result)
     print("\n".join(summary_lines(result)))

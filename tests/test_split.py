@@ -212,3 +212,61 @@ def test_training_refuses_a_site_in_two_splits_naming_it_and_the_rows(tmp_path):
         check_groups_in_one_split(layout, tables, "camera")
     tables["test"].loc[tables["test"]["site"] == "S2", "site"] = "S7"
     check_groups_in_one_split(layout, tables)                             # one split per site: fine
+
+
+def make_and_write_folds(tmp_path: Path, labels: Path, **keys):
+    from mmbehave.data.splits.folds import make_folds, write_folds
+    from mmbehave.data.splits.options import SplitOptions
+
+    cfg = {"labels": str(labels), "out": str(tmp_path / "folds"), "group_by": "site", "fractions": [0.7, 0.15, 0.15],
+           "seed": 0, "heads": ["species", "behavior"], "label_separator": "|", **keys}
+    result = make_folds(SplitOptions.from_config(cfg))
+    write_folds(result)
+    return result, tmp_path / "folds"
+
+
+def test_folds_hold_out_every_site_once_and_never_train_on_it(tmp_path):
+    sites = common_sites(9, size=8) | {f"R{i}": [("lynx", "walking"), ("fox", "foraging")] for i in range(1, 4)}
+    labels = label_table(tmp_path / "labels.csv", sites)
+    result, out = make_and_write_folds(tmp_path, labels, folds=3)
+
+    folds = read(out / "folds.csv")
+    assert sorted(folds["clip_id"]) == sorted(read(labels)["clip_id"])  # each clip in exactly one fold's test
+    assert set(folds["fold"]) == {"fold_0", "fold_1", "fold_2"}
+    for name in ("fold_0", "fold_1", "fold_2"):
+        tables = {split: read(out / name / f"{split}.csv") for split in SPLITS}
+        site_sets = {split: set(table["site"]) for split, table in tables.items()}
+        assert site_sets["test"] == set(folds.loc[folds["fold"] == name, "group"])
+        assert not site_sets["test"] & (site_sets["train"] | site_sets["val"]), name
+        assert not site_sets["train"] & site_sets["val"], name
+        assert sum(len(t) for t in tables.values()) == len(read(labels))
+        # the rare lynx (three sites) is held out in every fold and still trained on
+        assert "lynx" in set(tables["test"]["species"]) and "lynx" in set(tables["train"]["species"]), name
+        assert read(out / name / "unsplittable_classes.csv").empty
+    # the same table and seed give the same folds
+    (tmp_path / "again").mkdir()
+    again, _ = make_and_write_folds(tmp_path / "again", labels, folds=3)
+    assert again.fold_of_group == result.fold_of_group
+
+
+def test_leave_one_site_out_has_a_fold_per_site(tmp_path):
+    labels = label_table(tmp_path / "labels.csv", common_sites(4))
+    result, out = make_and_write_folds(tmp_path, labels, folds="loo")
+    assert sorted(result.fold_of_group.values()) == ["fold_0", "fold_1", "fold_2", "fold_3"]
+    for name in result.names:
+        assert len(set(read(out / name / "test.csv")["site"])) == 1
+
+
+def test_folds_that_cannot_work_are_one_line_and_write_nothing(tmp_path):
+    labels = label_table(tmp_path / "labels.csv", common_sites(3))
+    with pytest.raises(ConfigError, match="folds=1: give a whole number of folds of at least 2"):
+        make_and_write_folds(tmp_path, labels, folds=1)
+    with pytest.raises(DataError, match="3 site group\\(s\\) for folds=5"):
+        make_and_write_folds(tmp_path, labels, folds=5)
+    with pytest.raises(DataError, match="leaves 1 site group\\(s\\) for train and val"):
+        make_and_write_folds(tmp_path, label_table(tmp_path / "two.csv", common_sites(2)), folds="loo")
+    assert not (tmp_path / "folds").exists()
+    make_and_write_folds(tmp_path, labels, folds=3, fractions=[1, 0, 0])
+    with pytest.raises(InputError, match="already holds folds.csv; pass overwrite=true"):
+        make_and_write_folds(tmp_path, labels, folds=3)
+    make_and_write_folds(tmp_path, labels, folds=3, overwrite=True)

@@ -32,7 +32,6 @@ MAX_PASSES = 50             # improvement passes over the groups; each pass must
 ALL_PAIRS_UP_TO = 200       # groups up to which every pair is tried as a swap; above it, SAMPLED_PAIRS random ones
 SAMPLED_PAIRS = 20_000
 NAMES_SHOWN = 5             # groups named in a reason before "..."
-TRAIN = SPLITS.index("train")
 
 Label = tuple[str, str]     # (head, class), e.g. ("species", "wolf")
 Score = tuple[int, int, int, float]  # (empty splits, classes not in train, empty (class, split) cells, rows off target)
@@ -81,9 +80,15 @@ class MissingClass:
     reason: str
 
 
+def parts_of(fractions: Mapping[str, float]) -> tuple[str, ...]:
+    """The parts groups are dealt to: train, val, test (in that order), or any names given (a
+    cross-validation's folds)."""
+    return SPLITS if set(fractions) == set(SPLITS) else tuple(fractions)
+
+
 def active_splits(fractions: Mapping[str, float]) -> list[str]:
     """The splits that get rows: those with a share above 0."""
-    return [split for split in SPLITS if fractions[split] > 0]
+    return [split for split in parts_of(fractions) if fractions[split] > 0]
 
 
 def assign_covering(groups: GroupCounts, fractions: Mapping[str, float], seed: int, trials: int = TRIALS,
@@ -91,6 +96,7 @@ def assign_covering(groups: GroupCounts, fractions: Mapping[str, float], seed: i
     """Each group -> its split (``fixed`` ones where they are told). With fewer groups than active splits some
     split stays empty (``python -m mmbehave.split`` refuses that before calling)."""
     fixed = {group: split for group, split in (fixed or {}).items() if group in set(groups.groups)}
+    parts = parts_of(fractions)
     rng = np.random.default_rng(seed)
     sizes = {group: int(n) for group, n in zip(groups.groups, groups.rows)}
     target = split_targets(sizes, fractions)
@@ -100,32 +106,33 @@ def assign_covering(groups: GroupCounts, fractions: Mapping[str, float], seed: i
     for _ in range(trials if free else 1):
         order = [free[i] for i in rng.permutation(len(free))]
         dealt = deal_groups(order, sizes, fractions, fixed)
-        search = _Search(groups, [SPLITS.index(dealt[g]) for g in groups.groups], fractions, target, movable)
+        search = _Search(groups, [parts.index(dealt[g]) for g in groups.groups], fractions, target, movable)
         search.improve(rng, swaps=len(groups.groups) <= ALL_PAIRS_UP_TO)
         if best is None or _better(search.current, best.current):
             best = search
     best.improve(rng, swaps=True)  # large tables: only the winner gets the (sampled) swaps
-    return {group: SPLITS[s] for group, s in zip(groups.groups, best.split_of)}
+    return {group: parts[s] for group, s in zip(groups.groups, best.split_of)}
 
 
 def split_targets(sizes: Mapping[str, int], fractions: Mapping[str, float]) -> dict[str, float]:
     """Rows each split should get: its share (normalised over the shares given) of all rows."""
     total, weight = sum(sizes.values()), sum(fractions.values())
-    return {split: fractions[split] / weight * total for split in SPLITS}
+    return {split: fractions[split] / weight * total for split in parts_of(fractions)}
 
 
 def deal_groups(order: list[str], sizes: Mapping[str, int], fractions: Mapping[str, float],
                 fixed: Mapping[str, str]) -> dict[str, str]:
     """Deal ``order`` out: each group to the split furthest below its target; empty splits first near the end."""
     target = split_targets(sizes, fractions)
+    parts = parts_of(fractions)
     result = dict(fixed)
-    rows = {split: sum(sizes[g] for g, s in result.items() if s == split) for split in SPLITS}
-    groups = {split: sum(1 for s in result.values() if s == split) for split in SPLITS}
+    rows = {split: sum(sizes[g] for g, s in result.items() if s == split) for split in parts}
+    groups = {split: sum(1 for s in result.values() if s == split) for split in parts}
     wanted = active_splits(fractions)
     for position, group in enumerate(order):
         empty = [split for split in wanted if groups[split] == 0]
         candidates = empty if empty and len(order) - position <= len(empty) else wanted
-        split = max(candidates, key=lambda s: (target[s] - rows[s], -SPLITS.index(s)))
+        split = max(candidates, key=lambda s: (target[s] - rows[s], -parts.index(s)))
         result[group] = split
         rows[split] += sizes[group]
         groups[split] += 1
@@ -135,11 +142,11 @@ def deal_groups(order: list[str], sizes: Mapping[str, int], fractions: Mapping[s
 def missing_classes(groups: GroupCounts, assignment: Mapping[str, str], fractions: Mapping[str, float],
                     noun: str) -> list[MissingClass]:
     """Each (head, class) absent from an active split, with the reason in words (``noun`` names a group)."""
-    active = active_splits(fractions)
-    split_of = np.array([SPLITS.index(assignment[g]) for g in groups.groups])
+    active, parts = active_splits(fractions), parts_of(fractions)
+    split_of = np.array([parts.index(assignment[g]) for g in groups.groups])
     missing = []
     for index, (head, label) in enumerate(groups.labels):
-        present = {SPLITS[s] for s in split_of[groups.counts[:, index] > 0]}
+        present = {parts[s] for s in split_of[groups.counts[:, index] > 0]}
         absent = [split for split in active if split not in present]
         if absent:
             holders = groups.holders(index)
@@ -178,11 +185,14 @@ class _Search:
         self.groups = groups
         self.split_of = np.array(split_of, dtype=np.int64)
         self.movable = movable
-        self.active = np.array([fractions[split] > 0 for split in SPLITS])
-        self.active_index = [s for s in range(len(SPLITS)) if self.active[s]]
-        self.target = np.array([target[split] for split in SPLITS], dtype=float)
-        self.rows = np.zeros(len(SPLITS), dtype=np.int64)
-        self.labels = np.zeros((len(SPLITS), len(groups.labels)), dtype=np.int64)
+        parts = parts_of(fractions)
+        # Training needs every class most: with a train part, a class missing there weighs first.
+        self.train = parts.index("train") if "train" in parts else None
+        self.active = np.array([fractions[split] > 0 for split in parts])
+        self.active_index = [s for s in range(len(parts)) if self.active[s]]
+        self.target = np.array([target[split] for split in parts], dtype=float)
+        self.rows = np.zeros(len(parts), dtype=np.int64)
+        self.labels = np.zeros((len(parts), len(groups.labels)), dtype=np.int64)
         for g, s in enumerate(self.split_of):
             self._shift(g, s, +1)
         self.current = self.score()
@@ -193,7 +203,7 @@ class _Search:
 
     def score(self) -> Score:
         empty = int(((self.rows == 0) & self.active).sum())
-        not_in_train = int((self.labels[TRAIN] == 0).sum())
+        not_in_train = int((self.labels[self.train] == 0).sum()) if self.train is not None else 0
         uncovered = int((self.labels[self.active] == 0).sum())
         return empty, not_in_train, uncovered, float(np.abs(self.rows - self.target).sum())
 

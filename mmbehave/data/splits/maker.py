@@ -61,7 +61,7 @@ class SplitResult:
 def make_splits(cfg: Mapping[str, Any]) -> SplitResult:
     """The command's work up to writing: options, table, groups and labels checked, groups assigned."""
     options = SplitOptions.from_config(cfg)
-    _refuse_overwrite(options)
+    refuse_overwrite(options)
     table = read_label_table(options)
     groups, labels = row_groups(table, options), row_labels(table, options)
     counts = GroupCounts.build(groups, labels, options.heads)
@@ -71,7 +71,7 @@ def make_splits(cfg: Mapping[str, Any]) -> SplitResult:
     return SplitResult(options, table, groups, labels, assignment, missing)
 
 
-def _refuse_overwrite(options: SplitOptions) -> None:
+def refuse_overwrite(options: SplitOptions) -> None:
     """out= must be a folder whose tables, if any, an earlier split wrote (``overwrite=true`` replaces only
     those), and none of them the table being split."""
     out = options.out

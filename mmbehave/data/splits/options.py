@@ -27,6 +27,7 @@ class SplitOptions:
     label_separator: str = ""            # "" : a cell is one label (conf/split.yaml: "|")
     empty_group: Literal["error", "own"] = "error"  # a row without a group: refused, or a group of its own
     overwrite: bool = False
+    folds: Any = None                    # k (>= 2) or "loo": cross-validation folds instead of one split
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> SplitOptions:
@@ -52,7 +53,24 @@ class SplitOptions:
             raise ConfigError("heads= names the label columns to cover in every split, e.g. heads=[species,behavior].")
         if group_by in heads:
             raise ConfigError(f"group_by={group_by} is also in heads={list(heads)}; a group column cannot be a label.")
-        return dataclasses.replace(options, group_by=group_by, heads=heads, fractions=parse_fractions(options.fractions))
+        return dataclasses.replace(options, group_by=group_by, heads=heads, fractions=parse_fractions(options.fractions),
+                                   folds=parse_folds(options.folds))
+
+
+def parse_folds(given: Any) -> int | str | None:
+    """None (one split), a whole number of folds >= 2, or "loo" (each group held out once)."""
+    if given is None or str(given).strip().lower() in ("", "none", "null"):
+        return None
+    if str(given).strip().lower() == "loo":
+        return "loo"
+    try:
+        folds = int(str(given).strip())
+    except ValueError:
+        folds = 0
+    if folds < 2:
+        raise ConfigError(f"folds={given}: give a whole number of folds of at least 2 (folds=5), or folds=loo to "
+                          "hold out one group at a time.")
+    return folds
 
 
 def parse_fractions(given: Any) -> dict[str, float]:
