@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import compose_config, default_heads, hydra_dir_override, run_module
+from helpers import (
+    TINY_SPLITS,
+    compose_config,
+    default_heads,
+    hydra_dir_override,
+    run_module,
+    train_here,
+)
 
 from mmbehave.core.errors import ConfigError, DataError, InputError
 from mmbehave.data.layout import SPLITS, DatasetLayout
@@ -270,3 +277,25 @@ def test_folds_that_cannot_work_are_one_line_and_write_nothing(tmp_path):
     with pytest.raises(InputError, match="already holds folds.csv; pass overwrite=true"):
         make_and_write_folds(tmp_path, labels, folds=3)
     make_and_write_folds(tmp_path, labels, folds=3, overwrite=True)
+
+
+@pytest.mark.slow
+def test_a_fold_trains_on_its_tables_and_is_evaluated_on_its_held_out_sites(tmp_path, synthetic_root):
+    import shutil
+
+    from mmbehave.checkpoints.trained_model import load_trained_model
+    from mmbehave.data.prepared import split_dataset
+
+    synthetic_root = Path(shutil.copytree(synthetic_root, tmp_path / "dataset"))  # its manifest gets the folds' splits
+    every = pd.concat([read(synthetic_root / "raw" / "metadata" / f"{split}.csv") for split in SPLITS],
+                      ignore_index=True)
+    every["site"] = [f"S{index % 6}" for index in range(len(every))]
+    every.to_csv(tmp_path / "all.csv", index=False)
+    _, cv = make_and_write_folds(tmp_path, tmp_path / "all.csv", folds=3)
+    fold = cv / "fold_1"
+    train_here(tmp_path, "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(), f"+data.labels_dir={fold}")
+
+    trained = load_trained_model(tmp_path / "run" / "checkpoints" / "best.pth")
+    for split in SPLITS:  # the fold's tables, not the dataset's raw/metadata, also when the model is evaluated
+        assert sorted(split_dataset(trained, split).clip_ids) == sorted(read(fold / f"{split}.csv")["clip_id"])
+    assert set(read(fold / "test.csv")["site"]).isdisjoint(read(fold / "train.csv")["site"])

@@ -18,9 +18,12 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class DatasetLayout:
     root: Path
+    labels_dir: Path | None = None   # the label tables elsewhere (data.labels_dir: a cross-validation fold)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
+        if self.labels_dir is not None:
+            object.__setattr__(self, "labels_dir", Path(self.labels_dir))
 
     @property
     def raw_dir(self) -> Path:
@@ -28,7 +31,7 @@ class DatasetLayout:
 
     @property
     def metadata_dir(self) -> Path:
-        return self.raw_dir / "metadata"
+        return self.labels_dir if self.labels_dir is not None else self.raw_dir / "metadata"
 
     def metadata_csv(self, split: str) -> Path:
         return self.metadata_dir / f"{split}.csv"

@@ -95,7 +95,7 @@ def prepare_data(data: DataSettings, modalities: tuple[str, ...], *, heads: tupl
     All label tables are read (class lists are the union over every split, so a model trained here can
     be tested on the test split); the clip files of ``splits`` are checked. ``mel_stats`` from a
     checkpoint replace the measured ones (resume, evaluation)."""
-    layout = DatasetLayout(data.root)
+    layout = DatasetLayout(data.root, data.labels_dir)
     tables = read_metadata(layout, heads=heads)
     check_groups_in_one_split(layout, tables, data.group_column)
     check_trainable_classes(layout, tables, heads)
@@ -149,7 +149,9 @@ def evaluation_data(trained, data_root: str | None = None) -> DataSettings:
         groups = group_column(OmegaConf.to_container(stored_groups) if OmegaConf.is_config(stored_groups) else stored_groups)
     except ConfigError:
         groups = None  # not a column name: check the usual group columns instead
-    return DataSettings(Path(str(root)).expanduser().resolve(), trained.preprocess, groups)
+    labels = None if data_root else stored.get("labels_dir")  # a fold's model is tested on that fold's test set
+    return DataSettings(Path(str(root)).expanduser().resolve(), trained.preprocess, groups,
+                        labels_dir=Path(str(labels)) if labels else None)
 
 
 def split_dataset(trained, split: str, data_root: str | None = None) -> ClipDataset:
@@ -159,7 +161,7 @@ def split_dataset(trained, split: str, data_root: str | None = None) -> ClipData
     if split not in SPLITS:
         raise ConfigError(f"split={split} is not one of {', '.join(SPLITS)}.")
     data = evaluation_data(trained, data_root)
-    if not DatasetLayout(data.root).metadata_dir.is_dir():
+    if not DatasetLayout(data.root, data.labels_dir).metadata_dir.is_dir():
         raise DataError(f"{data.root}: no dataset here (no raw/metadata/). Pass data_root=<a dataset preprocessed "
                         "as the model's was>; for the built-in benchmark, make it first with `python -m "
                         "mmbehave.synthetic` and the training's data.* settings.")

@@ -127,17 +127,17 @@ def preprocess_from_config(data_cfg: Mapping[str, Any], num_workers: int = 2, pr
                            splits: tuple[str, ...] = SPLITS) -> PreprocessSummary:
     """Preprocess the dataset at ``data_cfg.root`` with the settings in ``data_cfg`` (the ``data`` config group)."""
     return preprocess_dataset(data_cfg["root"], PreprocessSettings.from_config(data_cfg), num_workers=num_workers,
-                              progress=progress, splits=splits)
+                              progress=progress, splits=splits, labels_dir=data_cfg.get("labels_dir"))
 
 
 def preprocess_dataset(root: str | Path, settings: PreprocessSettings, num_workers: int = 2, progress: bool = True,
-                       splits: tuple[str, ...] = SPLITS) -> PreprocessSummary:
+                       splits: tuple[str, ...] = SPLITS, labels_dir: str | Path | None = None) -> PreprocessSummary:
     """Preprocess every clip listed in ``raw/metadata/{split}.csv`` under ``root``; see the module docstring.
 
     Bad metadata (missing file or columns, duplicate ids) raises ``DataError`` before anything is written.
     ``num_workers`` <= 1 runs in this process (easiest to debug); otherwise one process per worker.
     """
-    layout = DatasetLayout(Path(root).expanduser().resolve())
+    layout = DatasetLayout(Path(root).expanduser().resolve(), Path(labels_dir).expanduser() if labels_dir else None)
     tables = read_metadata(layout, splits, heads=None)  # ids checked across splits; labels are train's to check
     # One preprocessing run per dataset at a time: two with different settings would each write files and a
     # manifest, and the last manifest would describe files the other made.

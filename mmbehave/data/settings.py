@@ -30,6 +30,7 @@ class DataSettings:
     group_column: GroupColumn = None
     augment: Augmentation = Augmentation()  # training-time only
     generated: bool = False          # data.prepare makes the dataset (the built-in benchmarks)
+    labels_dir: Path | None = None   # train/val/test.csv elsewhere than <root>/raw/metadata (a fold)
 
     @classmethod
     def from_config(cls, data_cfg: Mapping[str, Any]) -> DataSettings:
@@ -44,8 +45,9 @@ class DataSettings:
         except ValueError as error:  # a value of the right type that cannot work (a negative size)
             raise ConfigError(f"data: {error}.") from error
         augmentation = typed_view(Augmentation, container.get("augment") or {}, "data.augment", defaults=True)
+        labels = container.get("labels_dir")
         return cls(Path(str(container["root"])).expanduser(), preprocess, group_column(container.get("group_column")),
-                   augmentation, bool(container.get("prepare")))
+                   augmentation, bool(container.get("prepare")), Path(str(labels)).expanduser() if labels else None)
 
 
 def group_column(value: Any) -> GroupColumn:
