@@ -299,3 +299,37 @@ def test_a_fold_trains_on_its_tables_and_is_evaluated_on_its_held_out_sites(tmp_
     for split in SPLITS:  # the fold's tables, not the dataset's raw/metadata, also when the model is evaluated
         assert sorted(split_dataset(trained, split).clip_ids) == sorted(read(fold / f"{split}.csv")["clip_id"])
     assert set(read(fold / "test.csv")["site"]).isdisjoint(read(fold / "train.csv")["site"])
+
+
+@pytest.mark.slow
+def test_a_multirun_over_folds_tests_each_on_its_held_out_sites_and_the_parent_holds_the_mean(tmp_path, synthetic_root):
+    import json
+    import shutil
+    import statistics
+
+    from mlflow.tracking import MlflowClient
+
+    every = pd.concat([read(synthetic_root / "raw" / "metadata" / f"{split}.csv") for split in SPLITS],
+                      ignore_index=True)
+    every["site"] = [f"S{index % 6}" for index in range(len(every))]
+    every.to_csv(tmp_path / "all.csv", index=False)
+    _, cv = make_and_write_folds(tmp_path, tmp_path / "all.csv", folds=2)
+    dataset = tmp_path / "dataset"
+    shutil.copytree(synthetic_root, dataset)  # the folds' preprocessing records their splits in its manifest
+    run_module("mmbehave.train", "--multirun", "debug=fast", f"data.root={dataset}", *TINY_SPLITS.split(),
+               "training.limit_train_batches=1", "training.test_at_end=true", "mlflow.experiment_name=cv",
+               f"+data.labels_dir={cv / 'fold_0'},{cv / 'fold_1'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+               tmp_path=tmp_path)
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("cv").experiment_id])
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.data.tags["sweep_job"])
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    for child, fold in zip(children, ("fold_0", "fold_1")):  # each run tested on its own fold's held-out sites
+        report = json.loads((Path(child.data.tags["run_dir"]) / "evaluation" / "test" / "metrics.json").read_text())
+        assert report["num_clips"] == len(read(cv / fold / "test.csv"))
+        assert child.data.metrics["test/macro_f1"] == pytest.approx(report["metrics"]["macro_f1"])
+    values = [c.data.metrics["test/macro_f1"] for c in children]
+    assert parent.data.metrics["mean/test/macro_f1"] == pytest.approx(statistics.mean(values))
+    assert parent.data.metrics["std/test/macro_f1"] == pytest.approx(statistics.stdev(values))

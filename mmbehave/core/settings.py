@@ -43,6 +43,7 @@ class TrainingSettings:
     feature_cache: str
     feature_cache_dir: str
     shuffle: bool
+    test_at_end: bool = False        # evaluate the best checkpoint on the test split when the run finishes
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -190,10 +191,39 @@ def log_best_model(client: Any, tracking_uri: str, run_id: str | None, registere
 
 
 def report_grid(client: Any, parent_run_id: str, objectives: list[str], children: list, sweep_dir: Path) -> None:
-    """A grid sweep's end: ``sweep_results.yaml`` (every job, failures with reasons), logged to the parent."""
+    """A grid sweep's end: ``sweep_results.yaml`` (every job, failures with reasons, and the test metrics' mean
+    and spread over the runs that have them), logged to the parent."""
     results = grid_results(children, objectives)
+    over_runs = test_over_runs(children)
+    if over_runs:
+        from mlflow.entities import Metric
+
+        results["test_over_runs"] = over_runs
+        client.log_batch(parent_run_id, metrics=[
+            Metric(f"{stat}/{key}", value[stat], int(time.time() * 1000), 0)
+            for key, value in over_runs.items() for stat in ("mean", "std")])
+        for key in ("test/macro_f1",):
+            if key in over_runs:
+                log.info("%s over %d runs: %.4f ± %.4f", key, len(over_runs[key]["values"]), over_runs[key]["mean"],
+                         over_runs[key]["std"])
     path = sweep_dir / "sweep_results.yaml"
     OmegaConf.save(OmegaConf.create(results), path)
     for failure in results["failures"]:
         log.warning("Job %d failed: %s", failure["job"], failure["reason"])
     client.log_artifact(parent_run_id, str(path))
+
+
+def test_over_runs(children: list) -> dict[str, dict[str, Any]]:
+    """Every ``test/*`` metric all finished runs have (``training.test_at_end``; a cross-validation's folds):
+    its mean, standard deviation (over runs, ddof=1; 0 for one run) and per-run values in job order."""
+    finished = sorted((run for run in children if run.info.status == "FINISHED"),
+                      key=lambda run: int(run.data.tags.get("sweep_job", -1)))
+    keys = set.intersection(*({k for k in run.data.metrics if k.startswith("test/")} for run in finished)) \
+        if finished else set()
+    summary = {}
+    for key in sorted(keys):
+        values = [float(run.data.metrics[key]) for run in finished]
+        mean = sum(values) / len(values)
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        summary[key] = {"mean": mean, "std": spread, "values": values}
+    return summary
