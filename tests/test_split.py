@@ -279,21 +279,27 @@ def test_folds_that_cannot_work_are_one_line_and_write_nothing(tmp_path):
     make_and_write_folds(tmp_path, labels, folds=3, overwrite=True)
 
 
-@pytest.mark.slow
-def test_a_fold_trains_on_its_tables_and_is_evaluated_on_its_held_out_sites(tmp_path, synthetic_root):
+def dataset_with_site_folds(tmp_path: Path, synthetic_root: Path, folds: int) -> tuple[Path, Path]:
+    """A copy of the session's dataset (a fold's preprocessing records its splits in the manifest) and folds of
+    all its clips, spread over six sites: (dataset root, folds folder)."""
     import shutil
 
+    dataset = Path(shutil.copytree(synthetic_root, tmp_path / "dataset"))
+    every = pd.concat([read(dataset / "raw" / "metadata" / f"{split}.csv") for split in SPLITS], ignore_index=True)
+    every["site"] = [f"S{index % 6}" for index in range(len(every))]
+    every.to_csv(tmp_path / "all.csv", index=False)
+    _, cv = make_and_write_folds(tmp_path, tmp_path / "all.csv", folds=folds)
+    return dataset, cv
+
+
+@pytest.mark.slow
+def test_a_fold_trains_on_its_tables_and_is_evaluated_on_its_held_out_sites(tmp_path, synthetic_root):
     from mmbehave.checkpoints.trained_model import load_trained_model
     from mmbehave.data.prepared import split_dataset
 
-    synthetic_root = Path(shutil.copytree(synthetic_root, tmp_path / "dataset"))  # its manifest gets the folds' splits
-    every = pd.concat([read(synthetic_root / "raw" / "metadata" / f"{split}.csv") for split in SPLITS],
-                      ignore_index=True)
-    every["site"] = [f"S{index % 6}" for index in range(len(every))]
-    every.to_csv(tmp_path / "all.csv", index=False)
-    _, cv = make_and_write_folds(tmp_path, tmp_path / "all.csv", folds=3)
+    dataset, cv = dataset_with_site_folds(tmp_path, synthetic_root, folds=3)
     fold = cv / "fold_1"
-    train_here(tmp_path, "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(), f"+data.labels_dir={fold}")
+    train_here(tmp_path, "debug=fast", f"data.root={dataset}", *TINY_SPLITS.split(), f"+data.labels_dir={fold}")
 
     trained = load_trained_model(tmp_path / "run" / "checkpoints" / "best.pth")
     for split in SPLITS:  # the fold's tables, not the dataset's raw/metadata, also when the model is evaluated
@@ -304,18 +310,11 @@ def test_a_fold_trains_on_its_tables_and_is_evaluated_on_its_held_out_sites(tmp_
 @pytest.mark.slow
 def test_a_multirun_over_folds_tests_each_on_its_held_out_sites_and_the_parent_holds_the_mean(tmp_path, synthetic_root):
     import json
-    import shutil
     import statistics
 
     from mlflow.tracking import MlflowClient
 
-    every = pd.concat([read(synthetic_root / "raw" / "metadata" / f"{split}.csv") for split in SPLITS],
-                      ignore_index=True)
-    every["site"] = [f"S{index % 6}" for index in range(len(every))]
-    every.to_csv(tmp_path / "all.csv", index=False)
-    _, cv = make_and_write_folds(tmp_path, tmp_path / "all.csv", folds=2)
-    dataset = tmp_path / "dataset"
-    shutil.copytree(synthetic_root, dataset)  # the folds' preprocessing records their splits in its manifest
+    dataset, cv = dataset_with_site_folds(tmp_path, synthetic_root, folds=2)
     run_module("mmbehave.train", "--multirun", "debug=fast", f"data.root={dataset}", *TINY_SPLITS.split(),
                "training.limit_train_batches=1", "training.test_at_end=true", "mlflow.experiment_name=cv",
                f"+data.labels_dir={cv / 'fold_0'},{cv / 'fold_1'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
