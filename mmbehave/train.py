@@ -27,12 +27,13 @@ log = logging.getLogger("mmbehave.train")
 @command("train")
 def main(cfg: DictConfig) -> float | list[float]:
     # Imported here so that `--help` answers before torch and mlflow load.
+    from mmbehave.analysis.test_at_end import test_at_end
     from mmbehave.perf.first_step import FirstStepClock
     from mmbehave.sweeps.hooks import sweep_hooks
     from mmbehave.training.hooks import HookChain
     from mmbehave.training.run import run_training
 
-    return run_training(cfg, hooks=HookChain(sweep_hooks(), FirstStepClock()))
+    return run_training(cfg, hooks=HookChain(sweep_hooks(), FirstStepClock(), test_at_end(cfg)))
 
 
 if __name__ == "__main__":

@@ -197,10 +197,6 @@ def finish(settings: RunSettings, hooks: RunHooks, *, monitor: Monitor, tracker:
         best = run_dir / "checkpoints" / "best.pth"
         if group.is_main and should_log(settings.mlflow.log_model, in_sweep=hooks.part_of_sweep) and best.is_file():
             log_model(best, settings.mlflow.registered_model_name)
-        if group.is_main and settings.training.test_at_end and best.is_file():
-            from mmbehave.training.test_at_end import evaluate_on_test
-
-            evaluate_on_test(best, run_dir, resolve_tracking_uri(settings.mlflow.tracking_uri), settings.hardware.device)
         hooks.run_finished(value, tracker.set_tags)
     discard_own_folder(settings.output_dir, run_dir, group)
     return value
