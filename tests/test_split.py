@@ -299,7 +299,7 @@ def test_a_fold_trains_on_its_tables_and_is_evaluated_on_its_held_out_sites(tmp_
 
     dataset, cv = dataset_with_site_folds(tmp_path, synthetic_root, folds=3)
     fold = cv / "fold_1"
-    train_here(tmp_path, "debug=fast", f"data.root={dataset}", *TINY_SPLITS.split(), f"+data.labels_dir={fold}")
+    train_here(tmp_path, "debug=fast", f"data.root={dataset}", *TINY_SPLITS.split(), f"data.labels_dir={fold}")
 
     trained = load_trained_model(tmp_path / "run" / "checkpoints" / "best.pth")
     for split in SPLITS:  # the fold's tables, not the dataset's raw/metadata, also when the model is evaluated
@@ -308,17 +308,16 @@ def test_a_fold_trains_on_its_tables_and_is_evaluated_on_its_held_out_sites(tmp_
 
 
 @pytest.mark.slow
-def test_a_multirun_over_folds_tests_each_on_its_held_out_sites_and_the_parent_holds_the_mean(tmp_path, synthetic_root):
+def test_site_cv_tests_each_fold_on_its_held_out_sites_and_the_parent_holds_the_mean(tmp_path, synthetic_root):
     import json
     import statistics
 
     from mlflow.tracking import MlflowClient
 
     dataset, cv = dataset_with_site_folds(tmp_path, synthetic_root, folds=2)
-    run_module("mmbehave.train", "--multirun", "debug=fast", f"data.root={dataset}", *TINY_SPLITS.split(),
-               "training.limit_train_batches=1", "training.test_at_end=true", "mlflow.experiment_name=cv",
-               f"+data.labels_dir={cv / 'fold_0'},{cv / 'fold_1'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-               tmp_path=tmp_path)
+    run_module("mmbehave.train", "experiment=site_cv", f"cv.dir={cv}", "debug=fast", f"data.root={dataset}",
+               *TINY_SPLITS.split(), "training.limit_train_batches=1", "mlflow.experiment_name=cv",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path)
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("cv").experiment_id])
@@ -332,3 +331,13 @@ def test_a_multirun_over_folds_tests_each_on_its_held_out_sites_and_the_parent_h
     values = [c.data.metrics["test/macro_f1"] for c in children]
     assert parent.data.metrics["mean/test/macro_f1"] == pytest.approx(statistics.mean(values))
     assert parent.data.metrics["std/test/macro_f1"] == pytest.approx(statistics.stdev(values))
+
+
+def test_site_cv_without_its_folds_is_one_line_before_hydra_starts(tmp_path):
+    from mmbehave.core.cli import cross_validation_problem
+
+    assert "needs cv.dir=" in cross_validation_problem(["experiment=site_cv", "debug=fast"])
+    assert "no fold_<i>/ folders" in cross_validation_problem(["experiment=site_cv", f"cv.dir={tmp_path}"])
+    (tmp_path / "fold_0").mkdir()
+    assert cross_validation_problem(["experiment=site_cv", f"cv.dir={tmp_path}"]) is None
+    assert cross_validation_problem(["experiment=guide"]) is None

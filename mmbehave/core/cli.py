@@ -125,6 +125,21 @@ def with_preset_mode(argv: list[str]) -> list[str]:
     return [*argv, "hydra.mode=MULTIRUN"]
 
 
+def cross_validation_problem(argv: list[str]) -> str | None:
+    """What is wrong with ``experiment=site_cv``'s folds, before Hydra builds the sweep from them (its own
+    error there is a page of traceback): ``cv.dir`` missing, or holding no ``fold_<i>/`` folders."""
+    if "experiment=site_cv" not in argv:
+        return None
+    given = [arg.split("=", 1)[1] for arg in argv if arg.startswith("cv.dir=")]
+    make = "python -m mmbehave.split labels=<table> out=cv/ group_by=site folds=5"
+    if not given or not given[-1]:
+        return f"experiment=site_cv needs cv.dir=<the folder of folds>, which `{make}` writes."
+    folder = Path(given[-1]).expanduser()
+    if not any(p.is_dir() for p in folder.glob("fold_*")):
+        return f"cv.dir={given[-1]}: no fold_<i>/ folders there; make them with `{make}` (out= that folder)."
+    return None
+
+
 def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
     """``@hydra.main`` over ``conf/<config_name>.yaml`` plus what the module docstring lists."""
     import hydra
@@ -142,6 +157,10 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
         def entry() -> Any:
             redact_standard_streams()  # before Hydra sets up logging, so its console handlers write through it
             sys.argv = with_preset_mode([model_uri_alias(arg) for arg in sys.argv])
+            problem = cross_validation_problem(sys.argv[1:])
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                sys.exit(2)
             return main()
 
         return entry
