@@ -179,20 +179,20 @@ def test_a_two_objective_study_reports_its_pareto_front_and_plots(tmp_path):
 
 @pytest.mark.slow
 def test_asynchronous_trials_do_not_wait_for_the_slowest_one(tmp_path, synthetic_root):
-    # Two workers; the study's first trial is long (30 epochs), the three after it short (1 epoch). In batches of
+    # Two workers; the study's first trial is long (40 epochs), the three after it short (1 epoch). In batches of
     # two, trials 2 and 3 would start only when the long trial ends; asynchronously the free worker runs them all.
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(study_name="mbt", storage=storage, direction="maximize")
-    for epochs in (30, 1, 1, 1):
+    for epochs in (40, 1, 1, 1):
         study.enqueue_trial({"training.num_epochs": epochs})
     multirun(tmp_path, synthetic_root, "hparams_search=mbt", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
              f"hydra.sweeper.storage={storage}", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
-             "pruning.pruner=none", "training.num_epochs=choice(1,30)", "fusion.num_layers=2", "fusion.num_heads=2",
+             "pruning.pruner=none", "training.num_epochs=choice(1,40)", "fusion.num_layers=2", "fusion.num_heads=2",
              "fusion.num_bottlenecks=1", "optimizer.lr=0.001")
 
     trials = optuna.load_study(study_name="mbt", storage=storage).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
-    assert [t.params["training.num_epochs"] for t in trials] == [30, 1, 1, 1]
+    assert [t.params["training.num_epochs"] for t in trials] == [40, 1, 1, 1]
     _, parents, children = sweep_runs(tmp_path, "debug")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     runs = {int(k.data.tags["optuna_trial"]): k for k in children[parents[0].info.run_id]}
