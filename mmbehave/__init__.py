@@ -38,15 +38,11 @@ if not OmegaConf.has_resolver("synthetic_group_column"):
 
 def _cv_folds(folder) -> str:
     """``${cv_folds:${cv.dir}}``: the fold folders ``python -m mmbehave.split ... folds=k`` wrote, as the
-    comma-separated sweep of conf/experiment/site_cv.yaml (absolute, so the runs find them from any folder)."""
-    from pathlib import Path
+    comma-separated sweep of conf/experiment/site_cv.yaml (absolute, so the runs find them from any folder).
+    The command line checks that there are some before Hydra gets here (``core.cli.cross_validation_problem``)."""
+    from mmbehave.core.folds import fold_folders
 
-    root = Path(str(folder)).expanduser().resolve()
-    folds = sorted((p for p in root.glob("fold_*") if p.is_dir() and p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
-    if not folds:
-        raise ValueError(f"cv.dir={folder}: no fold_<i>/ folders there; make them with `python -m mmbehave.split "
-                         f"labels=<table> out={folder} group_by=site folds=5`")
-    return ",".join(str(p) for p in folds)
+    return ",".join(str(path.resolve()) for path in fold_folders(str(folder)))
 
 
 if not OmegaConf.has_resolver("cv_folds"):

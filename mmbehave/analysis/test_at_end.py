@@ -19,16 +19,14 @@ from mmbehave.training.hooks import RunHooks
 log = logging.getLogger(__name__)
 
 
-def test_at_end(cfg: DictConfig) -> TestAtEnd | None:
+def test_at_end(cfg: DictConfig) -> EvaluateAtEnd | None:
     """The hook, when the config asks for it."""
     if not cfg.training.get("test_at_end"):
         return None
-    return TestAtEnd(Path(str(cfg.paths.output_dir)), cfg.mlflow.get("tracking_uri"), str(cfg.hardware.device))
+    return EvaluateAtEnd(Path(str(cfg.paths.output_dir)), cfg.mlflow.get("tracking_uri"), str(cfg.hardware.device))
 
 
-class TestAtEnd(RunHooks):
-    __test__ = False  # not a pytest test class, whatever its name
-
+class EvaluateAtEnd(RunHooks):
     def __init__(self, output_dir: Path, tracking_uri: str | None, device: str) -> None:
         self.output_dir, self.tracking_uri, self.device = output_dir, tracking_uri, device
         self.run_id: str | None = None

@@ -130,13 +130,13 @@ def cross_validation_problem(argv: list[str]) -> str | None:
     error there is a page of traceback): ``cv.dir`` missing, or holding no ``fold_<i>/`` folders."""
     if "experiment=site_cv" not in argv:
         return None
+    from mmbehave.core.folds import MAKE_FOLDS, fold_folders
+
     given = [arg.split("=", 1)[1] for arg in argv if arg.startswith("cv.dir=")]
-    make = "python -m mmbehave.split labels=<table> out=cv/ group_by=site folds=5"
     if not given or not given[-1]:
-        return f"experiment=site_cv needs cv.dir=<the folder of folds>, which `{make}` writes."
-    folder = Path(given[-1]).expanduser()
-    if not any(p.is_dir() for p in folder.glob("fold_*")):
-        return f"cv.dir={given[-1]}: no fold_<i>/ folders there; make them with `{make}` (out= that folder)."
+        return f"experiment=site_cv needs cv.dir=<the folder of folds>, which `{MAKE_FOLDS}` writes."
+    if not fold_folders(given[-1]):
+        return f"cv.dir={given[-1]}: no fold_<i>/ folders there; make them with `{MAKE_FOLDS}` (out= that folder)."
     return None
 
 

@@ -201,6 +201,7 @@ def run_benchmark(cfg: DictConfig) -> dict:
         raise ConfigError(f"benchmark.measure={sorted(wanted)}: {', '.join(sorted(unknown))} is not one of "
                           f"{', '.join(MEASUREMENTS)}.")
     results: dict = {}
+    overrides = [o for o in benchmark_overrides() if not o.startswith("benchmark.")]  # the runs it starts get these
     if "model" in wanted:
         results["model"] = model_on_random_inputs(cfg)
     if wanted & {"predict", "predict_memory"}:
@@ -209,11 +210,9 @@ def run_benchmark(cfg: DictConfig) -> dict:
     if "schedule" in wanted:
         from mmbehave.perf.sweep_schedule import schedule_comparison
 
-        overrides = [o for o in benchmark_overrides() if not o.startswith("benchmark.")]
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             results["schedule"] = schedule_comparison(cfg, overrides, Path(scratch))
     if wanted - {"model", "predict", "predict_memory", "schedule"}:
-        overrides = [o for o in benchmark_overrides() if not o.startswith("benchmark.")]
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             results.update(pipeline(cfg, overrides, Path(scratch), wanted))
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 import warnings
 from collections import Counter
@@ -202,10 +203,9 @@ def report_grid(client: Any, parent_run_id: str, objectives: list[str], children
         client.log_batch(parent_run_id, metrics=[
             Metric(f"{stat}/{key}", value[stat], int(time.time() * 1000), 0)
             for key, value in over_runs.items() for stat in ("mean", "std")])
-        for key in ("test/macro_f1",):
-            if key in over_runs:
-                log.info("%s over %d runs: %.4f ± %.4f", key, len(over_runs[key]["values"]), over_runs[key]["mean"],
-                         over_runs[key]["std"])
+        headline = over_runs.get("test/macro_f1")
+        if headline:
+            log.info("test/macro_f1 over %d runs: %.4f ± %.4f", len(headline["values"]), headline["mean"], headline["std"])
     path = sweep_dir / "sweep_results.yaml"
     OmegaConf.save(OmegaConf.create(results), path)
     for failure in results["failures"]:
@@ -223,7 +223,6 @@ def test_over_runs(children: list) -> dict[str, dict[str, Any]]:
     summary = {}
     for key in sorted(keys):
         values = [float(run.data.metrics[key]) for run in finished]
-        mean = sum(values) / len(values)
-        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-        summary[key] = {"mean": mean, "std": spread, "values": values}
+        summary[key] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        "values": values}
     return summary

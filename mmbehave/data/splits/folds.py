@@ -21,6 +21,7 @@ import pandas as pd
 
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import DataError, InputError
+from mmbehave.core.folds import fold_names
 from mmbehave.data.splits.group_split import (
     GroupCounts,
     assign_covering,
@@ -28,10 +29,12 @@ from mmbehave.data.splits.group_split import (
 )
 from mmbehave.data.splits.maker import (
     SplitResult,
+    has_header,
     read_label_table,
     refuse_overwrite,
     row_groups,
     row_labels,
+    write_outputs,
 )
 from mmbehave.data.splits.options import SplitOptions
 
@@ -49,10 +52,6 @@ class FoldsResult:
         return [fold.options.out.name for fold in self.folds]
 
 
-def fold_names(count: int) -> list[str]:
-    return [f"fold_{index}" for index in range(count)]
-
-
 def make_folds(options: SplitOptions) -> FoldsResult:
     """Every fold's split, checked and assigned before anything is written."""
     _refuse_foreign_folds(options)
@@ -67,6 +66,7 @@ def make_folds(options: SplitOptions) -> FoldsResult:
     else:
         fold_of_group = assign_covering(counts, {name: 1.0 / count for name in names}, options.seed)
     rest_shares = {"train": options.fractions["train"], "val": options.fractions["val"], "test": 0.0}
+    train_of_rest = rest_shares["train"] / (rest_shares["train"] + rest_shares["val"])
     folds = []
     for name in names:
         held_out = {group for group, fold in fold_of_group.items() if fold == name}
@@ -75,10 +75,9 @@ def make_folds(options: SplitOptions) -> FoldsResult:
                                  options.heads)
         _check_rest(options, name, held_out, rest)
         assignment = assign_covering(rest, rest_shares, options.seed) | {group: "test" for group in held_out}
-        test_share = counts.rows[[counts.groups.index(g) for g in held_out]].sum() / counts.rows.sum()
-        shares = {"train": rest_shares["train"] * (1 - test_share), "val": rest_shares["val"] * (1 - test_share),
-                  "test": float(test_share)}
-        shares = {split: share / sum(shares.values()) for split, share in shares.items()}
+        test_share = 1 - sum(keep) / len(keep)
+        shares = {"train": train_of_rest * (1 - test_share), "val": (1 - train_of_rest) * (1 - test_share),
+                  "test": test_share}
         fold_options = dataclasses.replace(options, out=options.out / name, fractions=shares, folds=None)
         refuse_overwrite(fold_options)
         missing = missing_classes(counts, assignment, shares, options.group_by)
@@ -91,11 +90,7 @@ def _refuse_foreign_folds(options: SplitOptions) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"out={out} is a file; give the folder to write {FOLDS_NAME} and a folder per fold into.")
     if (out / FOLDS_NAME).exists():
-        try:
-            own = list(pd.read_csv(out / FOLDS_NAME, nrows=0).columns) == ["clip_id", "group", "fold"]
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-            own = False
-        if not own:
+        if not has_header(out / FOLDS_NAME, ["clip_id", "group", "fold"]):
             raise InputError(f"out={out} holds a {FOLDS_NAME} an earlier split did not write; choose another out=.")
         if not options.overwrite:
             raise InputError(f"out={out} already holds {FOLDS_NAME}; pass overwrite=true to replace the folds, or "
@@ -119,8 +114,6 @@ def _check_rest(options: SplitOptions, name: str, held_out: set[str], rest: Grou
 
 def write_folds(result: FoldsResult) -> list[Path]:
     """Each fold's files (as a split writes them), then folds.csv, which marks the folder as the folds' own."""
-    from mmbehave.data.splits.maker import write_outputs
-
     written = []
     for fold in result.folds:
         fold.options.out.mkdir(parents=True, exist_ok=True)

@@ -86,18 +86,19 @@ def refuse_overwrite(options: SplitOptions) -> None:
     if there and not options.overwrite:
         raise InputError(f"out={out} already holds {', '.join(there)}; pass overwrite=true to replace "
                          "them, or choose another out=.")
-    if there and not is_own_output(out):
+    if there and not has_header(out / SPLITS_NAME, ["clip_id", "group", "split"]):
         raise InputError(f"out={out} holds {', '.join(there)}, which an earlier split did not write (no {SPLITS_NAME} "
                          "of its own); overwrite=true replaces only the split's own outputs. Choose another out=.")
 
 
-def is_own_output(out: Path) -> bool:
-    """Whether ``out`` holds an earlier split's outputs: its splits.csv (clip_id, group, split)."""
+def has_header(path: Path, columns: list[str]) -> bool:
+    """Whether ``path`` is a table with exactly these columns: how the split command knows its own outputs
+    (splits.csv, folds.csv) from files it must not replace."""
     try:
-        header = pd.read_csv(out / SPLITS_NAME, nrows=0).columns
+        header = pd.read_csv(path, nrows=0).columns
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return False
-    return list(header) == ["clip_id", "group", "split"]
+    return list(header) == columns
 
 
 def read_label_table(options: SplitOptions) -> pd.DataFrame:
