@@ -4,6 +4,7 @@
     python -m mmbehave.report experiment_name=mbt group_by=null sweep_id=latest   # best trials of the last sweep
     python -m mmbehave.report experiment_name=guide group_by=modalities metric=val/species_macro_f1
     python -m mmbehave.report metric=val/behavior_macro_f1 'extra_metrics=[val/behavior_macro_ap,val/behavior_rare_macro_f1]'
+    python -m mmbehave.report experiment_name=site_cv sweep_id=latest group_by=fold metric=test/macro_f1   # per fold
 
 Reads the experiment's FINISHED training runs (``mlflow.search_runs`` into pandas; sweep parent runs are
 left out), one row per value of ``group_by`` with the metric's mean, spread (standard deviation over the

@@ -331,6 +331,28 @@ def test_site_cv_tests_each_fold_on_its_held_out_sites_and_the_parent_holds_the_
     values = [c.data.metrics["test/macro_f1"] for c in children]
     assert parent.data.metrics["mean/test/macro_f1"] == pytest.approx(statistics.mean(values))
     assert parent.data.metrics["std/test/macro_f1"] == pytest.approx(statistics.stdev(values))
+    # every fold's value on the parent too: one step per fold, and a table and figure beside the sweep
+    history = client.get_metric_history(parent.info.run_id, "fold/test/macro_f1")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(values)
+    folds = read(cv / "folds.csv")
+    for child, fold in zip(children, ("fold_0", "fold_1")):  # tagged with the fold and the sites it held out
+        held_out = sorted(set(folds.loc[folds["fold"] == fold, "group"]))
+        assert (child.data.tags["fold"], child.data.tags["held_out"]) == (fold, ", ".join(held_out))
+    table = read(tmp_path / "sweep" / "test_over_runs.csv")
+    assert list(table["fold"]) == ["fold_0", "fold_1"] and list(table["test/macro_f1"].astype(float)) == pytest.approx(values)
+    assert {"test_over_runs.csv", "test_over_runs.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+    from omegaconf import OmegaConf
+
+    from mmbehave.analysis.run_report import write_report
+
+    report = OmegaConf.create({"experiment_name": "cv", "sweep_id": "latest", "group_by": "fold",
+                               "metric": "test/macro_f1", "extra_metrics": [], "top": 5,
+                               "output_dir": str(tmp_path / "report")})
+    out = write_report(report, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    per_fold = read(out / "report.csv")
+    assert list(per_fold.sort_values("fold")["mean"].astype(float)) == pytest.approx(values)
+    assert f"mean {statistics.mean(values):.4f}" in (out / "report.md").read_text() and (out / "report.png").is_file()
 
 
 def test_site_cv_without_its_folds_is_one_line_before_hydra_starts(tmp_path):

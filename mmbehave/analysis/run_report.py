@@ -68,13 +68,17 @@ def compare(runs, group_by: str | None, metric: str, swept: list[str] = (), extr
     per_run = per_run.sort_values(metric, ascending=metric.endswith("loss")).reset_index(drop=True)
     if not group_by:
         return None, per_run
-    if f"params.{group_by}" not in runs:
-        raise ReportError(f"group_by={group_by} is not a param of these runs (swept: {', '.join(axes) or 'none'}).")
-    values = runs[column].groupby(runs[f"params.{group_by}"])
-    seeds = runs["params.seed"].groupby(runs[f"params.{group_by}"]).nunique() if "params.seed" in runs else None
+    # A param (fusion.num_layers, modalities) or a tag (fold: a cross-validation's folds)
+    key = next((f"{kind}.{group_by}" for kind in ("params", "tags") if f"{kind}.{group_by}" in runs), None)
+    if key is None:
+        raise ReportError(f"group_by={group_by} is not a param or tag of these runs (swept: {', '.join(axes) or 'none'}"
+                          f"{'; group_by=fold: its cross-validation folds' if 'tags.fold' in runs else ''}).")
+    per_run[group_by] = runs[key]
+    values = runs[column].groupby(runs[key])
+    seeds = runs["params.seed"].groupby(runs[key]).nunique() if "params.seed" in runs else None
     table = pd.DataFrame({"runs": values.size(), "seeds": seeds, "mean": values.mean(), "spread": values.std(ddof=1),
                           "min": values.min(), "max": values.max(),
-                          **{f"mean {name}": runs[f"metrics.{name}"].groupby(runs[f"params.{group_by}"]).mean()
+                          **{f"mean {name}": runs[f"metrics.{name}"].groupby(runs[key]).mean()
                              for name in extra_metrics}})
     table = table.sort_values("mean", ascending=metric.endswith("loss")).rename_axis(group_by).reset_index()
     return table, per_run
@@ -94,6 +98,12 @@ def plot(table, per_run, group_by: str, metric: str, path: Path) -> None:
         points = per_run.loc[per_run[group_by] == value, metric] if group_by in per_run else table.loc[
             table[group_by] == value, "mean"]
         axes.scatter([position] * len(points), points, color="#1b3a4b", zorder=3, s=18)
+    if (table["runs"] == 1).all() and len(table) > 1:  # one run per row (folds): the spread is over the rows
+        mean, spread = float(table["mean"].mean()), float(table["mean"].std(ddof=1))
+        axes.axhspan(mean - spread, mean + spread, color="#1b3a4b", alpha=0.12,
+                     label=f"mean ± std over rows: {mean:.3f} ± {spread:.3f}")
+        axes.axhline(mean, color="#1b3a4b", linewidth=1.2)
+        axes.legend(loc="upper right", fontsize=8)
     axes.set_xticks(list(positions), [str(v) for v in table[group_by]])
     axes.set_xlabel(group_by)
     axes.set_ylabel(metric)
@@ -121,6 +131,9 @@ def write_report(cfg: DictConfig, tracking_uri: str) -> Path:
         plot(table, per_run, cfg.group_by, cfg.metric, out / "report.png")
         lines += [f"## Per {cfg.group_by}", "", "spread: standard deviation over the runs of a row (seeds).", "",
                   markdown_table(table.to_dict("records")), "![plot](report.png)", ""]
+        if (table["runs"] == 1).all() and len(table) > 1:
+            lines[-2:-2] = [f"Over the {len(table)} rows (one run each, e.g. folds): mean {table['mean'].mean():.4f}, "
+                            f"std {table['mean'].std(ddof=1):.4f}.", ""]
     else:
         per_run.to_csv(out / "report.csv", index=False)
     per_run.to_csv(out / "runs.csv", index=False)

@@ -2,7 +2,7 @@
 is evaluated on the test split as ``python -m mmbehave.evaluate run_id=<the run>`` would (conf/evaluate.yaml's
 settings, attention figures off): reports in ``<run folder>/evaluation/test/``, ``test/*`` metrics in the run.
 A cross-validation fold's run is so tested on its held-out groups (``data.labels_dir``), and a multirun's
-parent then holds the mean and spread over its runs (``sweeps.results.test_over_runs``)."""
+parent then holds the mean and spread over its runs (``sweeps.over_runs``)."""
 
 from __future__ import annotations
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 PREFIX = "fold_"
+FOLDS_NAME = "folds.csv"  # beside the fold folders: clip_id, group, fold (the fold whose test set holds the clip)
 
 
 def fold_names(count: int) -> list[str]:
@@ -14,9 +16,38 @@ def fold_names(count: int) -> list[str]:
 
 def fold_folders(root: str | Path) -> list[Path]:
     """The ``fold_<i>/`` folders under ``root``, in fold order (none: an empty list)."""
-    folders = [path for path in Path(root).expanduser().glob(f"{PREFIX}*")
-               if path.is_dir() and path.name[len(PREFIX):].isdigit()]
+    folders = [path for path in Path(root).expanduser().glob(f"{PREFIX}*") if path.is_dir() and is_fold_folder(path)]
     return sorted(folders, key=lambda path: int(path.name[len(PREFIX):]))
+
+
+def is_fold_folder(folder: str | Path) -> bool:
+    name = Path(str(folder)).name
+    return name.startswith(PREFIX) and name[len(PREFIX):].isdigit()
+
+
+def short_list(names: list[str], most: int = 8) -> str:
+    """``a, b, c`` or, for a long list (a fold of 130 clips), its first ``most`` and how many in all."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])}, … ({len(names)} in all)"
+
+
+def held_out_groups(fold_folder: str | Path) -> list[str]:
+    """The groups a fold holds out as its test set, from the ``folds.csv`` beside it (none found: [])."""
+    folder = Path(str(fold_folder)).expanduser()
+    try:
+        with open(folder.parent / FOLDS_NAME, newline="", encoding="utf-8") as table:
+            return sorted({row["group"] for row in csv.DictReader(table) if row.get("fold") == folder.name})
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def fold_tags(labels_dir: str | Path | None) -> dict[str, str]:
+    """MLflow tags of a run trained on a fold folder (``data.labels_dir``): ``fold`` and ``held_out``, so
+    runs group by fold (``report group_by=fold``); {} for any other run."""
+    if not labels_dir or not is_fold_folder(labels_dir):
+        return {}
+    return {"fold": Path(str(labels_dir)).name, "held_out": short_list(held_out_groups(labels_dir), most=20)}
 
 
 MAKE_FOLDS = "python -m mmbehave.split labels=<table> out=cv/ group_by=site folds=5"

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
-import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -21,6 +19,12 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from mmbehave.core.redact import redact
+from mmbehave.sweeps.over_runs import (
+    HEADLINE,
+    parent_metrics,
+    test_over_runs,
+    write_over_runs,
+)
 from mmbehave.sweeps.study import trial_record
 
 log = logging.getLogger(__name__)
@@ -196,33 +200,17 @@ def report_grid(client: Any, parent_run_id: str, objectives: list[str], children
     and spread over the runs that have them), logged to the parent."""
     results = grid_results(children, objectives)
     over_runs = test_over_runs(children)
+    artifacts = [sweep_dir / "sweep_results.yaml"]
     if over_runs:
-        from mlflow.entities import Metric
-
         results["test_over_runs"] = over_runs
-        client.log_batch(parent_run_id, metrics=[
-            Metric(f"{stat}/{key}", value[stat], int(time.time() * 1000), 0)
-            for key, value in over_runs.items() for stat in ("mean", "std")])
-        headline = over_runs.get("test/macro_f1")
+        client.log_batch(parent_run_id, metrics=parent_metrics(over_runs))
+        artifacts += write_over_runs(children, over_runs, sweep_dir)
+        headline = over_runs.get(HEADLINE)
         if headline:
-            log.info("test/macro_f1 over %d runs: %.4f ± %.4f", len(headline["values"]), headline["mean"], headline["std"])
-    path = sweep_dir / "sweep_results.yaml"
-    OmegaConf.save(OmegaConf.create(results), path)
+            log.info("%s over %d runs: %.4f ± %.4f (per run: %s)", HEADLINE, len(headline["values"]), headline["mean"],
+                     headline["std"], ", ".join(f"{value:.3f}" for value in headline["values"]))
+    OmegaConf.save(OmegaConf.create(results), artifacts[0])
     for failure in results["failures"]:
         log.warning("Job %d failed: %s", failure["job"], failure["reason"])
-    client.log_artifact(parent_run_id, str(path))
-
-
-def test_over_runs(children: list) -> dict[str, dict[str, Any]]:
-    """Every ``test/*`` metric all finished runs have (``training.test_at_end``; a cross-validation's folds):
-    its mean, standard deviation (over runs, ddof=1; 0 for one run) and per-run values in job order."""
-    finished = sorted((run for run in children if run.info.status == "FINISHED"),
-                      key=lambda run: int(run.data.tags.get("sweep_job", -1)))
-    keys = set.intersection(*({k for k in run.data.metrics if k.startswith("test/")} for run in finished)) \
-        if finished else set()
-    summary = {}
-    for key in sorted(keys):
-        values = [float(run.data.metrics[key]) for run in finished]
-        summary[key] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                        "values": values}
-    return summary
+    for artifact in artifacts:
+        client.log_artifact(parent_run_id, str(artifact))

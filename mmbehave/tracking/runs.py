@@ -14,6 +14,7 @@ from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.errors import TrackingError
+from mmbehave.core.folds import fold_tags
 from mmbehave.core.paths import project_root
 from mmbehave.core.redact import redact
 from mmbehave.core.signals import RunInterrupted, signals_held
@@ -187,6 +188,7 @@ def log_run_setup(tracker: TrackedRun, cfg: DictConfig, model, classes, run_dir:
     tracker.log_params({**flatten_config(cfg), "modalities": "+".join(modalities),
                         "num_params_total": total, "num_params_trainable": trainable, **(extra_params or {})})
     tracker.set_tags({"hydra_overrides": redact(hydra_overrides()), "git_commit": git_commit(), "run_dir": str(run_dir),
+                      **fold_tags(cfg.data.get("labels_dir")),
                       **{f"fallback.{name}": reason for name, reason in model.fallbacks.items()}})
     tracker.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
     tracker.log_text(json.dumps(classes.to_dict(), indent=2), "classes.json")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import DataError, InputError
-from mmbehave.core.folds import fold_names
+from mmbehave.core.folds import FOLDS_NAME, fold_names, short_list
 from mmbehave.data.splits.group_split import (
     GroupCounts,
     assign_covering,
@@ -37,8 +37,6 @@ from mmbehave.data.splits.maker import (
     write_outputs,
 )
 from mmbehave.data.splits.options import SplitOptions
-
-FOLDS_NAME = "folds.csv"
 
 
 @dataclass
@@ -137,7 +135,7 @@ def folds_summary_lines(result: FoldsResult) -> list[str]:
         held_out = sorted(g for g, f in result.fold_of_group.items() if f == fold.options.out.name)
         rows = pd.Series(fold.split_of_rows()).value_counts()
         missing = ", ".join(f"{m.head}: {m.label} ({'/'.join(m.missing_from)})" for m in fold.missing) or "none"
-        lines.append(f"| {fold.options.out.name} | {', '.join(held_out)} | {rows.get('train', 0)} | "
+        lines.append(f"| {fold.options.out.name} | {short_list(held_out)} | {rows.get('train', 0)} | "
                      f"{rows.get('val', 0)} | {rows.get('test', 0)} | {missing} |")
     lines += ["", "Each fold's reasons: <out>/fold_<i>/unsplittable_classes.csv."]
     return lines
