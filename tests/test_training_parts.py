@@ -18,7 +18,6 @@ from mmbehave.training.loss import (
     HeadsLoss,
     heads_loss,
     inverse_frequency_weights,
-    log_priors,
     positive_weights,
 )
 from mmbehave.training.monitor import is_better, mode_for
@@ -76,23 +75,6 @@ def test_a_multi_heads_rare_labels_weigh_as_their_negatives_over_positives():
     logits, target = torch.zeros(1, 3), torch.tensor([[0.0, 1.0, 0.0]])
     weighted = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=positive_weights(rows))
     assert loss({"action": logits}, {"action": target})[0].item() == pytest.approx(weighted.item())
-
-
-def test_logit_adjustment_trains_on_logits_shifted_by_the_log_prior_and_pushes_rare_classes_up():
-    labels = np.array([0] * 8 + [1] * 2)  # class 2 never seen: it counts as one clip, not log(0)
-    assert log_priors(labels, 3).exp().tolist() == pytest.approx([8 / 11, 2 / 11, 1 / 11])
-    head = (HeadSpec("behavior", "behavior"),)
-    adjusted = heads_loss(logit_adjustment=1.0, heads=head, train_targets={"behavior": labels},
-                          num_classes={"behavior": 3})
-    logits, target = torch.zeros(4, 3, requires_grad=True), torch.tensor([0, 0, 1, 2])
-    expected = torch.nn.functional.cross_entropy(logits + log_priors(labels, 3), target)
-    loss = adjusted({"behavior": logits}, {"behavior": target})[0]
-    assert loss.item() == pytest.approx(expected.item())
-    plain = heads_loss(heads=head, train_targets={"behavior": labels}, num_classes={"behavior": 3})
-    assert plain({"behavior": logits}, {"behavior": target})[0].item() != pytest.approx(loss.item())
-    loss.backward()
-    # With the frequent class already favoured inside the loss, the gradient lifts the rare classes' own logits.
-    assert logits.grad[:, 2].sum() < 0 and logits.grad[:, 0].sum() > 0
 
 
 def test_losses_improve_downwards_and_scores_upwards():

@@ -155,8 +155,6 @@ def _check_optimizer_and_schedule(cfg: DictConfig) -> None:
                               "(every head has its own weight); move the value there.")
     if "label_smoothing" in loss:
         _within("training.loss.label_smoothing", loss.label_smoothing, 0.0, 0.99)
-    if "logit_adjustment" in loss:
-        _at_least("training.loss.logit_adjustment", loss.logit_adjustment, 0)
     schedule = cfg.training.lr_schedule
     if "warmup_epochs" in schedule:
         _at_least("training.lr_schedule.warmup_epochs", schedule.warmup_epochs, 0)

@@ -1,6 +1,6 @@
 """The training objective: the heads' losses, each weighted by its ``model.heads.<name>.loss_weight``, summed.
 
-    single head: cross-entropy over its classes (optionally class-weighted, label-smoothed, logit-adjusted)
+    single head: cross-entropy over its classes (optionally class-weighted, label-smoothed)
     multi head:  binary cross-entropy per class, positives weighted by negatives / positives in train
 
 ``training.loss`` in config targets ``heads_loss`` (a partial): the config gives the switches, the run adds
@@ -30,12 +30,6 @@ def inverse_frequency_weights(labels: Sequence[int] | np.ndarray, num_classes: i
     return weights / weights.mean()
 
 
-def log_priors(labels: Sequence[int] | np.ndarray, num_classes: int) -> torch.Tensor:
-    """log of each class's share of the training labels; an unseen class counts as one clip (finite logits)."""
-    counts = torch.bincount(torch.as_tensor(np.asarray(labels), dtype=torch.long), minlength=num_classes).float()
-    return torch.log(counts.clamp(min=1) / counts.clamp(min=1).sum())
-
-
 def positive_weights(rows: np.ndarray) -> torch.Tensor:
     """Per class, negatives / positives among the training clips (BCE's pos_weight), within [1, MAX_POS_WEIGHT]
     for rare classes; a class without positives gets 1. Balances each label's rare "yes" against its "no"."""
@@ -51,17 +45,15 @@ class HeadsLoss(nn.Module):
 
     def __init__(self, heads: Sequence[HeadSpec], label_smoothing: float = 0.0,
                  class_weights: Mapping[str, torch.Tensor | None] | None = None,
-                 pos_weights: Mapping[str, torch.Tensor | None] | None = None,
-                 logit_shifts: Mapping[str, torch.Tensor | None] | None = None) -> None:
+                 pos_weights: Mapping[str, torch.Tensor | None] | None = None) -> None:
         super().__init__()
         self.heads = tuple(heads)
         self.label_smoothing = label_smoothing
-        class_weights, pos_weights, logit_shifts = class_weights or {}, pos_weights or {}, logit_shifts or {}
+        class_weights, pos_weights = class_weights or {}, pos_weights or {}
         for head in self.heads:
             # Buffers move with .to(device); not saved (the data gives them again on resume).
             self.register_buffer(f"weight_{head.name}", class_weights.get(head.name), persistent=False)
             self.register_buffer(f"pos_weight_{head.name}", pos_weights.get(head.name), persistent=False)
-            self.register_buffer(f"logit_shift_{head.name}", logit_shifts.get(head.name), persistent=False)
 
     def forward(self, logits: Mapping[str, torch.Tensor],
                 targets: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -72,9 +64,6 @@ class HeadsLoss(nn.Module):
                 loss = F.binary_cross_entropy_with_logits(scores, target.float(),
                                                           pos_weight=getattr(self, f"pos_weight_{head.name}"))
             else:
-                shift = getattr(self, f"logit_shift_{head.name}")
-                if shift is not None:  # the loss sees the prior added; the model's own logits are left without it
-                    scores = scores + shift
                 loss = F.cross_entropy(scores, target, weight=getattr(self, f"weight_{head.name}"),
                                        label_smoothing=self.label_smoothing)
             parts[f"{head.name}_loss"] = loss
@@ -82,18 +71,13 @@ class HeadsLoss(nn.Module):
         return total, parts
 
 
-def heads_loss(label_smoothing: float = 0.0, class_weighted: bool = False, positive_weighted: bool = True,
-               logit_adjustment: float = 0.0, *, heads: Sequence[HeadSpec], train_targets: Mapping[str, np.ndarray],
+def heads_loss(label_smoothing: float = 0.0, class_weighted: bool = False, positive_weighted: bool = True, *,
+               heads: Sequence[HeadSpec], train_targets: Mapping[str, np.ndarray],
                num_classes: Mapping[str, int]) -> HeadsLoss:
     """``HeadsLoss`` from the ``training.loss`` config. ``class_weighted``: single heads weight each class by its
     inverse frequency in ``train_targets``; ``positive_weighted``: multi heads weight each class's positives by
-    its negatives / positives ratio (``positive_weights``). ``logit_adjustment`` (tau > 0): single heads' loss
-    adds ``tau * log(prior)`` to the logits (Menon et al., ICLR 2021), so the trained logits favour rare classes
-    by as much as the training split under-represents them; prediction uses the logits as they are."""
-    single = [h for h in heads if not h.multi]
+    its negatives / positives ratio (``positive_weights``)."""
     class_weights = {h.name: inverse_frequency_weights(train_targets[h.name], num_classes[h.name])
-                     for h in single if class_weighted}
+                     for h in heads if class_weighted and not h.multi}
     pos_weights = {h.name: positive_weights(train_targets[h.name]) for h in heads if positive_weighted and h.multi}
-    logit_shifts = {h.name: logit_adjustment * log_priors(train_targets[h.name], num_classes[h.name])
-                    for h in single if logit_adjustment}
-    return HeadsLoss(heads, label_smoothing, class_weights, pos_weights, logit_shifts)
+    return HeadsLoss(heads, label_smoothing, class_weights, pos_weights)
