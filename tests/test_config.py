@@ -137,6 +137,7 @@ def test_configured_modalities_follow_the_encoder_groups():
     (["optimizer.lr=-1e-3"], "optimizer.lr=-0.001 must be a positive number"),
     (["training.lr_schedule.min_lr_ratio=2"], "training.lr_schedule.min_lr_ratio=2 must be in [0.0, 1.0]"),
     (["hardware.num_workers=-1"], "hardware.num_workers=-1 must be at least 0"),
+    (["video_encoder.input_norm=daily"], "video_encoder.input_norm=daily is not one of fixed, clip"),
 ])
 def test_wrong_values_fail_with_the_key(overrides, key):
     with pytest.raises(ConfigError) as info:

@@ -119,6 +119,29 @@ def test_hydra_video_encoder_options():
     assert instantiate(_with_data("video_encoder", "none").encoder, _execution_whitelist_=TRUSTED) is None
 
 
+@pytest.mark.parametrize("option", ["videomae_tiny", "cnn3d"])
+def test_per_clip_input_norm_evens_out_a_sites_light_and_colour(option):
+    """video_encoder.input_norm=clip: the same scene under another site's light, colour cast and contrast (a
+    per-channel a*x + b) gives the same tokens; the encoder's fixed statistics do not."""
+    torch.manual_seed(0)
+    scene = torch.rand(2, 3, 4, 32, 32)
+    other_site = scene * torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1, 1) + torch.tensor([0.3, 0.2, 0.1]).view(1, 3, 1, 1, 1)
+    cfg = _with_data("video_encoder", option)
+    outputs = {}
+    for norm in ("clip", "fixed"):
+        cfg.encoder.input_norm = norm
+        torch.manual_seed(1)  # the same weights for both
+        encoder = instantiate(cfg.encoder, _execution_whitelist_=TRUSTED).eval()
+        with torch.no_grad():
+            outputs[norm] = (encoder(scene), encoder(other_site))
+    assert torch.allclose(*outputs["clip"], atol=1e-4)
+    assert not torch.allclose(*outputs["fixed"], atol=1e-2)
+    flat = torch.zeros(1, 3, 4, 32, 32)  # a black clip: finite, not divided by zero
+    assert torch.isfinite(instantiate(cfg.encoder, _execution_whitelist_=TRUSTED)(flat)).all()
+    with pytest.raises(ValueError, match="input_norm='daily' is not one of fixed, clip"):
+        tiny_videomae(input_norm="daily")
+
+
 def test_hydra_audio_encoder_options():
     encoder = instantiate(_with_data("audio_encoder", "resnet18").encoder, _execution_whitelist_=TRUSTED)
     assert isinstance(encoder, ResNetAudioEncoder) and encoder.fallback_reason is None

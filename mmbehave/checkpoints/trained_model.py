@@ -100,7 +100,8 @@ def model_config_for_loading(config: DictConfig, state: dict) -> DictConfig:
         has_videomae = any(key.startswith("video_encoder.backbone.") for key in state)
         if not has_videomae and any(key.startswith("video_encoder.") for key in state):
             model_cfg.video_encoder = OmegaConf.create(
-                {"_target_": CNN3D_TARGET, "feature_dim": int(video.get("fallback_feature_dim", 768))})
+                {"_target_": CNN3D_TARGET, "feature_dim": int(video.get("fallback_feature_dim", 768)),
+                 "input_norm": str(video.get("input_norm", "fixed"))})
     return model_cfg
 
 

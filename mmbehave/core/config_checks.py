@@ -69,6 +69,8 @@ def check_config(cfg: DictConfig) -> CoreSettings:
             raise ConfigError(f"{group}.freeze_backbone=true with {group}.pretrained=false would train on fixed random "
                               f"features; set {group}.pretrained=true (with its weights at hand) or leave it unfrozen.")
     video = cfg.video_encoder
+    if "input_norm" in video and video.input_norm not in ("fixed", "clip"):
+        raise ConfigError(f"video_encoder.input_norm={video.input_norm} is not one of fixed, clip.")
     if "hidden_size" in video and "num_heads" in video and not video.get("pretrained") and video.hidden_size % video.num_heads:
         raise ConfigError(f"video_encoder.hidden_size={video.hidden_size} is not divisible by video_encoder.num_heads={video.num_heads}.")
 

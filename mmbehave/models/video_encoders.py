@@ -91,10 +91,11 @@ class VideoMAEEncoder(nn.Module):
         std: Sequence[float] = IMAGENET_STD,
         freeze_backbone: bool = False,
         position_table: torch.Tensor | None = None,
+        input_norm: str = "fixed",
     ):
         super().__init__()
         self.backbone = backbone
-        self.normalize = VideoNormalize(mean, std)
+        self.normalize = VideoNormalize(mean, std, input_norm)
         self.output_dim: int = backbone.config.hidden_size
         self.fallback_reason: str | None = None
         if position_table is not None:
@@ -172,6 +173,7 @@ def build_videomae_encoder(
     num_heads: int = 12,
     intermediate_size: int = 3072,
     fallback_feature_dim: int = 768,
+    input_norm: str = "fixed",
 ) -> nn.Module:
     """Build the video encoder for `conf/video_encoder/videomae_*.yaml`.
 
@@ -179,6 +181,7 @@ def build_videomae_encoder(
     replaced by the data's; the positions are fixed sinusoids, recomputed for the new grid, so the
     weights still apply. The size fields (tubelet_size ... intermediate_size) come from the checkpoint.
     pretrained=False: random init from the size fields.
+    input_norm: ``fixed`` (the checkpoint's mean / std) or ``clip`` (each clip's own; ``VideoNormalize``).
     Returns a VideoMAEEncoder, or a CNN3DEncoder(fallback_feature_dim) with `fallback_reason` set when
     loading failed and on_load_failure="fallback". Raises PretrainedWeightsError when it failed and
     on_load_failure="raise"; ValueError for invalid settings.
@@ -199,7 +202,7 @@ def build_videomae_encoder(
             num_attention_heads=num_heads,
             intermediate_size=intermediate_size,
         )
-        return VideoMAEEncoder(VideoMAEModel(config), freeze_backbone=freeze_backbone)
+        return VideoMAEEncoder(VideoMAEModel(config), freeze_backbone=freeze_backbone, input_norm=input_norm)
 
     if not model_name:
         raise ValueError("video_encoder.model_name is required when video_encoder.pretrained=true")
@@ -213,7 +216,7 @@ def build_videomae_encoder(
                                          + (" (video_encoder.freeze_backbone=true needs these weights: a frozen "
                                             "stand-in would train on fixed random features.)" if freeze_backbone
                                             else "")) from err
-        encoder = CNN3DEncoder(feature_dim=fallback_feature_dim)
+        encoder = CNN3DEncoder(feature_dim=fallback_feature_dim, input_norm=input_norm)
         encoder.fallback_reason = f"videomae '{model_name}' could not be loaded ({err}); using cnn3d"
         announce_fallback(
             f"{encoder.fallback_reason}. This run trains a small 3D CNN from scratch, not VideoMAE; "
@@ -234,4 +237,5 @@ def build_videomae_encoder(
                     "in 3-D to this run's %s", model_name, native, grid)
         positions = positions_on_grid(native, grid, backbone.config.hidden_size)
     logger.info("Loaded VideoMAE '%s' (%d frames of %s px)", model_name, num_frames, image_size)
-    return VideoMAEEncoder(backbone, mean=mean, std=std, freeze_backbone=freeze_backbone, position_table=positions)
+    return VideoMAEEncoder(backbone, mean=mean, std=std, freeze_backbone=freeze_backbone, position_table=positions,
+                           input_norm=input_norm)
