@@ -20,7 +20,7 @@ from mmbehave.core.cli import command
 
 @command("split")
 def main(cfg: DictConfig) -> None:
-    from mmbehave.data.splits.maker import make_splits, summary_lines, write_outputs
+    from mmbehave.data.splits.maker import split_table, summary_lines, write_outputs
     from mmbehave.data.splits.options import SplitOptions
 
     options = SplitOptions.from_config(cfg)
@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> None:
         print("\n".join(folds_summary_lines(folds)))
         print(f"\nWrote folds.csv and {len(folds.folds)} fold folders in {options.out}")
         return
-    result = make_splits(cfg)
+    result = split_table(options)
     written = write_outputs(result)
     print("\n".join(summary_lines(result)))
     print(f"\nWrote {', '.join(path.name for path in written)} in {result.options.out}")

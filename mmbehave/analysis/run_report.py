@@ -84,6 +84,14 @@ def compare(runs, group_by: str | None, metric: str, swept: list[str] = (), extr
     return table, per_run
 
 
+def spread_over_rows(table) -> tuple[float, float] | None:
+    """(mean, std) over the rows when each row is one run (a cross-validation's folds): then the spread worth
+    showing is between the rows, not within them. None otherwise."""
+    if len(table) < 2 or not (table["runs"] == 1).all():
+        return None
+    return float(table["mean"].mean()), float(table["mean"].std(ddof=1))
+
+
 def plot(table, per_run, group_by: str, metric: str, path: Path) -> None:
     """Mean per group as a bar with the spread as an error bar; each run as a dot over its bar."""
     import matplotlib
@@ -98,8 +106,9 @@ def plot(table, per_run, group_by: str, metric: str, path: Path) -> None:
         points = per_run.loc[per_run[group_by] == value, metric] if group_by in per_run else table.loc[
             table[group_by] == value, "mean"]
         axes.scatter([position] * len(points), points, color="#1b3a4b", zorder=3, s=18)
-    if (table["runs"] == 1).all() and len(table) > 1:  # one run per row (folds): the spread is over the rows
-        mean, spread = float(table["mean"].mean()), float(table["mean"].std(ddof=1))
+    over_rows = spread_over_rows(table)
+    if over_rows:
+        mean, spread = over_rows
         axes.axhspan(mean - spread, mean + spread, color="#1b3a4b", alpha=0.12,
                      label=f"mean ± std over rows: {mean:.3f} ± {spread:.3f}")
         axes.axhline(mean, color="#1b3a4b", linewidth=1.2)
@@ -131,9 +140,10 @@ def write_report(cfg: DictConfig, tracking_uri: str) -> Path:
         plot(table, per_run, cfg.group_by, cfg.metric, out / "report.png")
         lines += [f"## Per {cfg.group_by}", "", "spread: standard deviation over the runs of a row (seeds).", "",
                   markdown_table(table.to_dict("records")), "![plot](report.png)", ""]
-        if (table["runs"] == 1).all() and len(table) > 1:
-            lines[-2:-2] = [f"Over the {len(table)} rows (one run each, e.g. folds): mean {table['mean'].mean():.4f}, "
-                            f"std {table['mean'].std(ddof=1):.4f}.", ""]
+        over_rows = spread_over_rows(table)
+        if over_rows:
+            lines[-2:-2] = [f"Over the {len(table)} rows (one run each, e.g. folds): mean {over_rows[0]:.4f}, "
+                            f"std {over_rows[1]:.4f}.", ""]
     else:
         per_run.to_csv(out / "report.csv", index=False)
     per_run.to_csv(out / "runs.csv", index=False)

@@ -211,19 +211,29 @@ def build_videomae_encoder(
             VideoMAEModel.from_pretrained, model_name, num_frames=num_frames, image_size=image_size
         )
     except PretrainedWeightsError as err:
-        if on_load_failure == "raise" or freeze_backbone:  # a frozen stand-in would be fixed random features
-            raise PretrainedWeightsError(_load_failure_advice(model_name, str(err))
-                                         + (" (video_encoder.freeze_backbone=true needs these weights: a frozen "
-                                            "stand-in would train on fixed random features.)" if freeze_backbone
-                                            else "")) from err
-        encoder = CNN3DEncoder(feature_dim=fallback_feature_dim, input_norm=input_norm)
-        encoder.fallback_reason = f"videomae '{model_name}' could not be loaded ({err}); using cnn3d"
-        announce_fallback(
-            f"{encoder.fallback_reason}. This run trains a small 3D CNN from scratch, not VideoMAE; "
-            f"set video_encoder.on_load_failure=raise to stop instead and see how to fix it."
-        )
-        return encoder
+        return _stand_in(model_name, err, on_load_failure, freeze_backbone, fallback_feature_dim, input_norm)
+    return _loaded_encoder(backbone, model_name, freeze_backbone, input_norm)
 
+
+def _stand_in(model_name: str, err: PretrainedWeightsError, on_load_failure: str, freeze_backbone: bool,
+              feature_dim: int, input_norm: str) -> CNN3DEncoder:
+    """The cnn3d that trains instead when the weights could not be loaded, or the error with its fixes."""
+    if on_load_failure == "raise" or freeze_backbone:  # a frozen stand-in would be fixed random features
+        raise PretrainedWeightsError(_load_failure_advice(model_name, str(err))
+                                     + (" (video_encoder.freeze_backbone=true needs these weights: a frozen "
+                                        "stand-in would train on fixed random features.)" if freeze_backbone
+                                        else "")) from err
+    encoder = CNN3DEncoder(feature_dim=feature_dim, input_norm=input_norm)
+    encoder.fallback_reason = f"videomae '{model_name}' could not be loaded ({err}); using cnn3d"
+    announce_fallback(
+        f"{encoder.fallback_reason}. This run trains a small 3D CNN from scratch, not VideoMAE; "
+        f"set video_encoder.on_load_failure=raise to stop instead and see how to fix it."
+    )
+    return encoder
+
+
+def _loaded_encoder(backbone: VideoMAEModel, model_name: str, freeze_backbone: bool, input_norm: str) -> VideoMAEEncoder:
+    """A loaded checkpoint wrapped with its processor's statistics and, on another token grid, resized positions."""
     statistics = _processor_statistics(model_name)
     if statistics is None:
         logger.info("No processor config for '%s'; normalising with ImageNet mean / std", model_name)
@@ -236,6 +246,7 @@ def build_videomae_encoder(
         logger.info("VideoMAE '%s' was trained on a %s token grid (time, height, width); its positions are resized "
                     "in 3-D to this run's %s", model_name, native, grid)
         positions = positions_on_grid(native, grid, backbone.config.hidden_size)
-    logger.info("Loaded VideoMAE '%s' (%d frames of %s px)", model_name, num_frames, image_size)
+    config = backbone.config
+    logger.info("Loaded VideoMAE '%s' (%d frames of %s px)", model_name, config.num_frames, config.image_size)
     return VideoMAEEncoder(backbone, mean=mean, std=std, freeze_backbone=freeze_backbone, position_table=positions,
                            input_norm=input_norm)

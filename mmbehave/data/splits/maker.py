@@ -60,7 +60,11 @@ class SplitResult:
 
 def make_splits(cfg: Mapping[str, Any]) -> SplitResult:
     """The command's work up to writing: options, table, groups and labels checked, groups assigned."""
-    options = SplitOptions.from_config(cfg)
+    return split_table(SplitOptions.from_config(cfg))
+
+
+def split_table(options: SplitOptions) -> SplitResult:
+    """``make_splits`` for options already read (the command reads them once to choose split or folds)."""
     refuse_overwrite(options)
     table = read_label_table(options)
     groups, labels = row_groups(table, options), row_labels(table, options)
