@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import compose_config
 
 from mmbehave.perf.benchmark import run_benchmark
@@ -34,3 +35,22 @@ def test_the_schedule_row_measures_the_workers_busy_share_from_optunas_clock():
     row = busy_fraction(trials, workers=2)
     assert row == {"wall_s": 10.0, "busy": 0.75, "trials_per_hour": 720.0, "trials": 2}
     assert trial_lengths(6, 6) == [6, 1, 1, 6, 1, 1]
+
+
+@pytest.mark.slow
+def test_the_loop_row_times_the_training_phase_of_the_real_command(tmp_path, synthetic_root):
+    """The loop row's "real" number is what `python -m mmbehave.train` logs as time/train_s (its fastest epoch
+    after the first), from a run in its own process: the command users run, not a copy of its loop."""
+    from helpers import TINY_SPLITS
+    from mlflow.tracking import MlflowClient
+
+    from mmbehave.perf.measurements import real_loop
+
+    overrides = ["debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split()]
+    row = real_loop(overrides, tmp_path, epochs=3, batches=2, batch_size=4)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("benchmark").experiment_id])
+    train_s = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "time/train_s"), key=lambda m: m.step)]
+    assert len(train_s) == 3 and run.data.params["training.num_epochs"] == "3"
+    assert row["epoch_s"] == min(train_s[1:])
+    assert abs(row["clips_per_s"] - 2 * 4 / min(train_s[1:])) < 1e-9

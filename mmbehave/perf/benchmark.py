@@ -128,9 +128,10 @@ def pipeline(cfg: DictConfig, overrides: list[str], work: Path, wanted: set[str]
     batches = m.held_batches(parts, count)
 
     if wanted & {"loop", "loader"}:
-        # Real loop and bare steps in turns, the fastest of each: neighbours on a shared machine slow both alike.
-        rounds = [(m.real_loop(cfg, work / f"loop{i}", count),
-                   m.bare_steps(parts, batches, repeats=max(1, int(cfg.benchmark.epochs) - 1))) for i in range(2)]
+        # The real command in its own process, then the bare steps here, in turns (two rounds), the fastest of each.
+        epochs = int(cfg.benchmark.epochs)
+        rounds = [(m.real_loop(overrides, work / f"loop{i}", epochs, count, int(cfg.training.batch_size)),
+                   m.bare_steps(parts, batches, repeats=max(1, epochs - 1))) for i in range(2)]
         real = max((r for r, _ in rounds), key=lambda r: r["clips_per_s"])
         bare = max((b for _, b in rounds), key=lambda b: b["clips_per_s"])
         results["loop"] = {"real_clips_per_s": real["clips_per_s"], "bare_clips_per_s": bare["clips_per_s"],

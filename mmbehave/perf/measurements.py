@@ -33,43 +33,28 @@ def train_command(overrides: list[str], work: Path, *extra: str) -> list[str]:
             f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}", "mlflow.experiment_name=benchmark", *extra]
 
 
-def epoch_walls(tracking_uri: str) -> list[dict[str, float]]:
-    """Per epoch of the store's one run: its logged times, and the wall time since the previous epoch ended."""
+def logged_epochs(tracking_uri: str) -> list[dict[str, float]]:
+    """Per epoch of the store's one run, the times it logged: ``train_s`` (the training phase: loading,
+    augmentation, steps, progress bar), ``val_s``, ``save_s``."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     run = client.search_runs([client.get_experiment_by_name("benchmark").experiment_id])[0]
-    history = {key: {m.step: m for m in client.get_metric_history(run.info.run_id, key)}
+    history = {key.split("/")[1]: {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
                for key in ("time/train_s", "time/val_s", "time/save_s")}
-    rows = []
-    steps = sorted(history["time/train_s"])
-    for step in steps:
-        row = {key.split("/")[1]: metric.value for key, metric in ((k, v[step]) for k, v in history.items())}
-        if step - 1 in history["time/save_s"]:
-            row["wall_s"] = (history["time/save_s"][step].timestamp - history["time/save_s"][step - 1].timestamp) / 1000
-        rows.append(row)
-    return rows
+    return [{key: values[step] for key, values in history.items()} for step in sorted(history["train_s"])]
 
 
-def real_loop(cfg: DictConfig, work: Path, batches: int) -> dict:
-    """The training loop ``mmbehave.train`` runs (``run_training``: loading, augmentation, steps, checkpoints,
-    MLflow logging), in this process, so that it and the bare steps share the machine's state: train clips/s of
-    its fastest epoch after the first (which warms up), counting everything of an epoch but validation. The
-    fastest, not the mean: on a shared machine the others also measure the neighbours."""
-    from omegaconf import OmegaConf
-
-    from mmbehave.training.run import run_training
-
-    run_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    run_cfg.paths.output_dir = str(work / "run")
-    run_cfg.training.num_epochs, run_cfg.training.limit_train_batches = int(cfg.benchmark.epochs), batches
-    run_cfg.training.limit_val_batches = 1
-    run_cfg.mlflow.tracking_uri, run_cfg.mlflow.experiment_name = f"sqlite:///{work / 'mlflow.db'}", "benchmark"
-    run_training(run_cfg)
-    epochs = [row for row in epoch_walls(f"sqlite:///{work / 'mlflow.db'}") if "wall_s" in row]
-    seconds = min(row["wall_s"] - row["val_s"] for row in epochs)
-    return {"clips_per_s": batches * cfg.training.batch_size / seconds, "epoch_s": seconds,
-            "save_s": sum(row["save_s"] for row in epochs) / len(epochs)}
+def real_loop(overrides: list[str], work: Path, epochs: int, batches: int, batch_size: int) -> dict:
+    """``python -m mmbehave.train`` as users run it, in its own process: clips/s of the training phase of its
+    fastest epoch after the first (``time/train_s``, as the run logs it). The fastest, not the mean: the first
+    epochs warm up (allocator, caches), and on a shared machine the slower ones also measure the neighbours."""
+    run_command(train_command(overrides, work, f"training.num_epochs={epochs}",
+                              f"training.limit_train_batches={batches}", "training.limit_val_batches=1"), cwd=work)
+    rows = logged_epochs(f"sqlite:///{work / 'mlflow.db'}")[1:]
+    seconds = min(row["train_s"] for row in rows)
+    return {"clips_per_s": batches * batch_size / seconds, "epoch_s": seconds,
+            "save_s": sum(row["save_s"] for row in rows) / len(rows)}
 
 
 def startup(overrides: list[str], work: Path) -> dict:
