@@ -265,3 +265,21 @@ def default_heads():
     from mmbehave.core.heads import heads_from_config
 
     return heads_from_config(compose_config())
+
+
+def frozen_pretrained_encoders(folder: Path) -> list[str]:
+    """Stand-ins for pretrained weights, saved in ``folder`` as a lab keeps its own (a VideoMAE folder and a
+    ResNet18 file), and the overrides that load and freeze them without augmentation (so they can be cached)."""
+    import torch
+    from torchvision.models import resnet18
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    torch.manual_seed(0)
+    VideoMAEModel(VideoMAEConfig(num_frames=8, image_size=32, patch_size=8, hidden_size=96, num_hidden_layers=2,
+                                 num_attention_heads=4, intermediate_size=192)).save_pretrained(folder / "videomae")
+    torch.save(resnet18(weights=None).state_dict(), folder / "resnet18.pth")
+    return [f"video_encoder.model_name={folder / 'videomae'}", "video_encoder.pretrained=true",
+            "video_encoder.freeze_backbone=true", "video_encoder.on_load_failure=raise",
+            "audio_encoder.pretrained=true", f"audio_encoder.weights_path={folder / 'resnet18.pth'}",
+            "audio_encoder.freeze_backbone=true", "audio_encoder.on_load_failure=raise",
+            "data.augment.time_masks=0", "data.augment.freq_masks=0"]

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import TINY_SPLITS, run_module, train_here, user_error
+from helpers import (
+    TINY_SPLITS,
+    frozen_pretrained_encoders,
+    run_module,
+    train_here,
+    user_error,
+)
 from mlflow.tracking import MlflowClient
 
 from mmbehave.checkpoints.files import read_checkpoint
@@ -21,20 +26,7 @@ from mmbehave.training.feature_cache import cached_split
 
 @pytest.fixture(scope="module")
 def frozen_weights(tmp_path_factory) -> list[str]:
-    """Stand-ins for pretrained weights, saved where a lab keeps its own: a VideoMAE folder and a ResNet18 file."""
-    from torchvision.models import resnet18
-    from transformers import VideoMAEConfig, VideoMAEModel
-
-    folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    VideoMAEModel(VideoMAEConfig(num_frames=8, image_size=32, patch_size=8, hidden_size=96, num_hidden_layers=2,
-                                 num_attention_heads=4, intermediate_size=192)).save_pretrained(folder / "videomae")
-    torch.save(resnet18(weights=None).state_dict(), folder / "resnet18.pth")
-    return [f"video_encoder.model_name={folder / 'videomae'}", "video_encoder.pretrained=true",
-            "video_encoder.freeze_backbone=true", "video_encoder.on_load_failure=raise",
-            "audio_encoder.pretrained=true", f"audio_encoder.weights_path={folder / 'resnet18.pth'}",
-            "audio_encoder.freeze_backbone=true", "audio_encoder.on_load_failure=raise",
-            "data.augment.time_masks=0", "data.augment.freq_masks=0"]
+    return frozen_pretrained_encoders(tmp_path_factory.mktemp("weights"))
 
 
 def train(tmp_path, synthetic_root, frozen_weights, cache: str, run: str, *extra: str):

@@ -13,6 +13,7 @@ sweep, which logs its best trial's at the end (uploading every trial's weights w
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +53,36 @@ def log_model(checkpoint: Path, registered_name: str | None = None) -> str:
     """Log ``checkpoint`` as the active run's MLflow model (``runs:/<id>/model``); register it if asked.
     Returns the run-relative URI."""
     import mlflow
-    import torch
 
-    from mmbehave import __version__
     from mmbehave.checkpoints.trained_model import load_trained_model
 
     trained = load_trained_model(checkpoint)
-    run = mlflow.active_run()
+    with tempfile.TemporaryDirectory(prefix="mmbehave-model-") as scratch:
+        _log_pyfunc(trained, self_contained(checkpoint, trained, Path(scratch)), registered_name)
+    uri = f"runs:/{mlflow.active_run().info.run_id}/{ARTIFACT_NAME}"
+    log.info("Logged the model to MLflow: %s%s", uri, f" (registered as {registered_name})" if registered_name else "")
+    return uri
+
+
+def self_contained(checkpoint: Path, trained, scratch: Path) -> Path:
+    """``checkpoint`` itself, or, where it names frozen encoders instead of holding them, a copy in ``scratch``
+    with every weight: the model a run shares must load anywhere."""
+    if not trained.checkpoint.get("frozen_weights"):
+        return checkpoint
+    from mmbehave.checkpoints.files import save_checkpoint
+
+    state = {key: value for key, value in trained.checkpoint.items() if key != "frozen_weights"}
+    state["model"] = trained.model.state_dict()
+    save_checkpoint(state, scratch / checkpoint.name)
+    return scratch / checkpoint.name
+
+
+def _log_pyfunc(trained, checkpoint: Path, registered_name: str | None) -> None:
+    import mlflow
+    import torch
+
+    from mmbehave import __version__
+
     mlflow.pyfunc.log_model(
         name=ARTIFACT_NAME, python_model=str(MODEL_CODE), artifacts={"checkpoint": str(checkpoint)},
         signature=signature(trained),
@@ -69,9 +93,6 @@ def log_model(checkpoint: Path, registered_name: str | None = None) -> str:
                   "preprocess": vars(trained.preprocess) | {"frame_window": trained.preprocess.frame_window},
                   "mel_mean": trained.mel_mean, "mel_std": trained.mel_std},
         registered_model_name=registered_name)
-    uri = f"runs:/{run.info.run_id}/{ARTIFACT_NAME}"
-    log.info("Logged the model to MLflow: %s%s", uri, f" (registered as {registered_name})" if registered_name else "")
-    return uri
 
 
 def has_logged_model(client, run_id: str) -> bool:

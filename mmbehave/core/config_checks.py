@@ -19,6 +19,7 @@ from mmbehave.core.settings import CoreSettings, read_settings
 ABSENT_TARGET = "mmbehave.models.ablation.absent_modality"
 MONITOR_MODES = ("max", "min")
 FEATURE_CACHE_MODES = ("auto", "true", "false")
+FROZEN_IN_CHECKPOINTS = ("copy", "reference")
 PRUNERS = ("none", "median", "hyperband")
 
 
@@ -86,6 +87,8 @@ def check_config(cfg: DictConfig) -> CoreSettings:
     _within("training.modality_dropout", training.modality_dropout, 0.0, 1.0, " (a probability; 0 = off)")
     if training.feature_cache not in FEATURE_CACHE_MODES:
         raise ConfigError(f"training.feature_cache={training.feature_cache} is not one of auto, true, false.")
+    if training.frozen_in_checkpoints not in FROZEN_IN_CHECKPOINTS:
+        raise ConfigError(f"training.frozen_in_checkpoints={training.frozen_in_checkpoints} is not one of copy, reference.")
     if training.monitor_mode not in MONITOR_MODES:
         raise ConfigError(f"training.monitor_mode={training.monitor_mode} is not one of {', '.join(MONITOR_MODES)}.")
     if not training.monitor.startswith(("val/", "train/")):

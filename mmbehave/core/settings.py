@@ -44,6 +44,7 @@ class TrainingSettings:
     feature_cache_dir: str
     shuffle: bool
     test_at_end: bool = False        # evaluate the best checkpoint on the test split when the run finishes
+    frozen_in_checkpoints: str = "copy"         # copy | reference (mmbehave.checkpoints.frozen_weights)
 
 
 @dataclass(frozen=True)

@@ -12,4 +12,6 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
     predict   predict's archive pass on 720p field clips vs the slower of decoding just the needed frames (times
               the workers) and the model alone; beside it the reader before (main process, every frame decoded)
     predict_memory  peak memory of predict over 200 and 2,000 tiny clips (flat: nothing kept per clip)
+    frozen_sweep  a cached fusion sweep over frozen VideoMAE-base- and ResNet18-shaped encoders vs one uncached
+              training of the same epochs, with each trial's fixed part (perf/frozen_sweep.py; on request)
 """

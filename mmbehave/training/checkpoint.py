@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mmbehave.checkpoints.frozen_weights import (
+    check_same_weights,
+    load_named_state,
+    stored_state,
+)
 from mmbehave.training.seeding import restore_rng_states, rng_states
 
 if TYPE_CHECKING:
@@ -16,12 +21,19 @@ if TYPE_CHECKING:
     from mmbehave.training.parts import TrainingParts
 
 
+def model_weights(parts: TrainingParts) -> dict:
+    """The model's state, and the digests of the frozen encoders it names instead of holding (if any)."""
+    if not parts.frozen_digests:
+        return {"model": parts.model.state_dict()}
+    return {"model": stored_state(parts.model, parts.frozen_digests), "frozen_weights": dict(parts.frozen_digests)}
+
+
 def checkpoint_state(parts: TrainingParts, *, epoch: int, monitor: Monitor, record: dict) -> dict:
     """Everything to resume after ``epoch`` (and to rebuild the model): the parts' states, the monitor, the
     random streams as they are now, and ``record`` (what does not change during a run: classes, data
     statistics, preprocessing, modalities, config, MLflow run id)."""
     return {
-        "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+        **model_weights(parts), "optimizer": parts.optimizer.state_dict(),
         "scheduler": parts.scheduler.state_dict(), "scaler": parts.scaler.state_dict() if parts.scaler else None,
         "epoch": epoch, "history": monitor.history, "best_metric": monitor.best,
         "monitor": {"metric": monitor.metric, "mode": monitor.mode},
@@ -32,13 +44,19 @@ def checkpoint_state(parts: TrainingParts, *, epoch: int, monitor: Monitor, reco
 def model_state(parts: TrainingParts, *, epoch: int, monitor: Monitor, record: dict) -> dict:
     """What inference needs (best.pth): the model's weights and the run's record, without the optimizer,
     scheduler and random states that only resume needs."""
-    return {"model": parts.model.state_dict(), "epoch": epoch, "history": monitor.history, "best_metric": monitor.best,
+    return {**model_weights(parts), "epoch": epoch, "history": monitor.history, "best_metric": monitor.best,
             "monitor": {"metric": monitor.metric, "mode": monitor.mode}, **record}
 
 
-def restore(checkpoint: dict, parts: TrainingParts) -> None:
-    """Load a checkpoint's states into freshly built parts and continue its random streams."""
-    parts.model.load_state_dict(checkpoint["model"])
+def restore(checkpoint: dict, parts: TrainingParts, model_cfg=None, where: str = "resume") -> None:
+    """Load a checkpoint's states into freshly built parts and continue its random streams. Frozen encoders the
+    checkpoint names (``frozen_weights``) were built from their pretrained weights: those must be the same."""
+    named = checkpoint.get("frozen_weights") or {}
+    if named:
+        check_same_weights(parts.model, named, model_cfg, where)
+        load_named_state(parts.model, checkpoint["model"], named, where)
+    else:
+        parts.model.load_state_dict(checkpoint["model"])
     parts.optimizer.load_state_dict(checkpoint["optimizer"])
     parts.scheduler.load_state_dict(checkpoint["scheduler"])
     if parts.scaler and checkpoint.get("scaler"):

@@ -33,6 +33,7 @@ from mmbehave.core.errors import ConfigError
 from mmbehave.core.locks import exclusive
 from mmbehave.core.progress import show_progress
 from mmbehave.data.dataset import Augmentation
+from mmbehave.models.digests import weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,6 @@ def why_not_cacheable(modality: str, encoder: nn.Module, augmentation: Augmentat
     if augmented:
         return f"its input is augmented (data.augment.{augmented[0]}={getattr(augmentation, augmented[0])})"
     return None
-
-
-def weights_digest(module: nn.Module) -> str:
-    """What the encoder computes with: a digest of its parameters and buffers (names, shapes, values)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def inputs_digest(paths: list[Path]) -> str:
@@ -100,12 +91,13 @@ class CachedTokens:
 
 
 def encoder_key(modality: str, encoder_cfg: DictConfig, encoder: nn.Module, preprocess: dict,
-                mel_stats: dict) -> str:
-    """The cache folder's key: what decides an encoder's output for a given input file."""
+                mel_stats: dict, digest: str | None = None) -> str:
+    """The cache folder's key: what decides an encoder's output for a given input file (``digest``: the
+    encoder's weights digest where the caller has it already)."""
     description = {
         "modality": modality,
         "encoder": OmegaConf.to_container(encoder_cfg, resolve=True),
-        "weights": weights_digest(encoder),
+        "weights": digest or weights_digest(encoder),
         "preprocess": preprocess,
         "mel_stats": mel_stats if modality == "audio" else None,
         "dtype": np.dtype(CACHE_DTYPE).name,
@@ -175,10 +167,11 @@ def input_files(prepared, modality: str, clip_ids: list[str]) -> list[Path]:
 
 def prepare_feature_caches(model_cfg: DictConfig, model: nn.Module, prepared, *, modalities: tuple[str, ...],
                            splits: tuple[str, ...], device: torch.device, mode: str, batch_size: int,
-                           augmentation: Augmentation, cache_dir: Path
+                           augmentation: Augmentation, cache_dir: Path, digests: dict[str, str] | None = None
                            ) -> tuple[dict[str, dict[str, CachedTokens]], dict[str, str]]:
     """({split: {modality: CachedTokens}}, {modality: key, or "off: <why>"}) for ``training.feature_cache=mode``.
-    ``model_cfg`` (the model's config node) keys the cache with each encoder's settings."""
+    ``model_cfg`` (the model's config node) keys the cache with each encoder's settings; ``digests``: {encoder:
+    weights digest} the caller computed already (hashing VideoMAE-base's weights takes a quarter second)."""
     from mmbehave.data.prepared import make_dataset
 
     cached: dict[str, dict[str, CachedTokens]] = {split: {} for split in splits}
@@ -194,7 +187,8 @@ def prepare_feature_caches(model_cfg: DictConfig, model: nn.Module, prepared, *,
                                   "use training.feature_cache=auto to cache only what can be.")
             info[modality] = f"off: {reason}"
             continue
-        key = encoder_key(modality, model_cfg[f"{modality}_encoder"], encoder, prepared.preprocess, prepared.stats())
+        key = encoder_key(modality, model_cfg[f"{modality}_encoder"], encoder, prepared.preprocess, prepared.stats(),
+                          (digests or {}).get(f"{modality}_encoder"))
         folder = Path(cache_dir) / f"{modality}-{key}"
         for split in splits:
             dataset = make_dataset(prepared, split, (modality,), prepared.classes)  # never augmented

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from mmbehave.checkpoints.frozen_weights import frozen_digests
 from mmbehave.core.heads import HeadSpec, class_counts
 from mmbehave.core.instantiate import build
 from mmbehave.data.dataset import ClipDataset
@@ -52,6 +53,7 @@ class TrainingParts:
     heads: tuple[HeadSpec, ...] = ()        # model.heads, in order
     group: ProcessGroup = ProcessGroup()    # this process under torchrun (rank 0 of 1 otherwise)
     train_model: nn.Module | None = None    # what training steps call: the model, or its DDP wrapper
+    frozen_digests: dict[str, str] = field(default_factory=dict)  # encoders checkpoints name, not copy
 
     @property
     def stepped_model(self) -> nn.Module:
@@ -115,11 +117,12 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     log.info("Instantiating optimizer <%s>", cfg.optimizer._target_)
     optimizer = build(cfg.optimizer)(params=parameter_groups(model))
 
-    # ---- frozen encoders' outputs, computed once (training.feature_cache)
+    # ---- frozen encoders' outputs, computed once (training.feature_cache); the digests of those checkpoints name
+    named = frozen_digests(model, cfg.model, training.frozen_in_checkpoints)
     cached, cache_info = prepare_feature_caches(cfg.model, model, prepared, modalities=modalities, splits=("train", "val"),
                                                 device=device, mode=training.feature_cache,
                                                 batch_size=training.batch_size, augmentation=settings.data.augment,
-                                                cache_dir=Path(training.feature_cache_dir))
+                                                cache_dir=Path(training.feature_cache_dir), digests=named)
 
     # ---- data loaders
     generator = torch.Generator()
@@ -149,4 +152,5 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     return TrainingParts(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, loss_fn=loss_fn,
                          train_loader=train_loader, val_loader=val_loader, generator=generator, step=step,
                          classes=classes, modalities=modalities, fusion_params=fusion_params, feature_cache=cache_info,
+                         frozen_digests=named,
                          train_counts=train_counts, heads=tuple(prepared.heads), group=group, train_model=train_model)

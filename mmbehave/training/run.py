@@ -172,7 +172,7 @@ def restore_or_start(cfg: DictConfig, settings: RunSettings, plan: ResumePlan, p
     run's record (params, tags, config, class lists)."""
     training, main = settings.training, parts.group.is_main
     if plan.checkpoint:
-        restore(plan.checkpoint, parts)
+        restore(plan.checkpoint, parts, cfg.model, where=str(plan.path))
         monitor = Monitor.resumed(training.monitor, training.monitor_mode, training.early_stopping_patience,
                                   plan.checkpoint["history"])
         if main:
