@@ -54,3 +54,22 @@ def test_the_loop_row_times_the_training_phase_of_the_real_command(tmp_path, syn
     assert len(train_s) == 3 and run.data.params["training.num_epochs"] == "3"
     assert row["epoch_s"] == min(train_s[1:])
     assert abs(row["clips_per_s"] - 2 * 4 / min(train_s[1:])) < 1e-9
+
+
+def test_time_to_a_good_value_counts_only_finished_trials_from_the_first_start():
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from mmbehave.perf.time_to_good import seconds_to
+
+    t0 = datetime(2026, 1, 1)
+
+    def trial(start, end, value, state="COMPLETE"):
+        return SimpleNamespace(datetime_start=t0 + timedelta(seconds=start), value=value, state=SimpleNamespace(name=state),
+                               datetime_complete=None if end is None else t0 + timedelta(seconds=end))
+
+    trials = [trial(0, 50, 0.6), trial(5, 30, None, "PRUNED"), trial(30, 80, 0.8), trial(50, 70, 0.9),
+              trial(70, None, None, "RUNNING")]
+    assert seconds_to(trials, 0.75) == 70  # the 0.9 trial completed first, although started later
+    assert seconds_to(trials, 0.85) == 70 and seconds_to(trials, 0.95) is None
+    assert seconds_to(trials, None) == 80  # the whole sweep

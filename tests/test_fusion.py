@@ -169,3 +169,17 @@ def test_layers_before_the_fusion_layer_are_unimodal():
     # layer 1 sees only [CLS; tokens]; layers 2 and 3 also the 3 bottlenecks
     assert [a.shape[-1] for a in out.attentions["video"]] == [1 + 5, 1 + 5 + 3, 1 + 5 + 3]
     assert video_cls_moves_with_audio(model)
+
+
+def test_attention_dropout_defaults_to_dropout_and_can_be_turned_off_alone():
+    from helpers import compose_config
+
+    def attention_and_mlp_dropout(fusion: MBTFusion) -> set[tuple[float, float]]:
+        return {(block.attention.dropout, block.mlp[2].p) for layer in fusion.layers for block in layer.values()}
+
+    dims = {"video": 16, "audio": 8}
+    assert attention_and_mlp_dropout(MBTFusion(dims, hidden_dim=16, dropout=0.2)) == {(0.2, 0.2)}
+    assert attention_and_mlp_dropout(MBTFusion(dims, hidden_dim=16, dropout=0.2, attention_dropout=0.0)) == {(0.0, 0.2)}
+    # The frozen-backbone preset turns it off (the fused CPU attention kernel); everything else keeps fusion.dropout.
+    assert compose_config(["hparams_search=mbt_frozen"]).fusion.attention_dropout == 0.0
+    assert compose_config(["fusion.dropout=0.3"]).fusion.attention_dropout == 0.3

@@ -14,4 +14,6 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
     predict_memory  peak memory of predict over 200 and 2,000 tiny clips (flat: nothing kept per clip)
     frozen_sweep  a cached fusion sweep over frozen VideoMAE-base- and ResNet18-shaped encoders vs one uncached
               training of the same epochs, with each trial's fixed part (perf/frozen_sweep.py; on request)
+    time_to_good  one mbt study run four ways (basic, batches, asynchronous, asynchronous + pruning): time to a
+              good value and to the unpruned sweep's best (perf/time_to_good.py; on request)
 """
