@@ -197,8 +197,9 @@ def markdown(results: dict) -> str:
                       f"{row['trial_fixed_s']:.1f} s."]
     if "time_to_good" in results:
         row = results["time_to_good"]
-        lines += ["", f"| `hparams_search=mbt`, {row['trials']} trials of {row['epochs']} epochs, same seed | to "
-                      f"{row['value']} s | to {row['unpruned_best']:.3f} s | wall s | best | pruned |",
+        lines += ["", f"| `hparams_search=mbt`, {row['trials']} trials of {row['epochs']} epochs, same seed | s to "
+                      f"reach {row['value']} | s to reach {row['unpruned_best']:.3f} (unpruned best) | wall s | best | "
+                      "pruned |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {mode} | {_seconds(row[mode]['to_value_s'])} | {_seconds(row[mode]['to_unpruned_best_s'])} | "
                   f"{row[mode]['wall_s']:.0f} | {row[mode]['best']:.3f} | {row[mode]['pruned']} |"
