@@ -11,7 +11,9 @@ Two kinds of file load here, both plain dicts of tensors and strings (never a pi
     an export from ``mmbehave.export`` (``model`` is the state dict, ``quantization`` says how it was
     made: the fp32 model is rebuilt from the config, quantised the same way, then the int8 state is loaded).
 The model is rebuilt with pretrained loading switched off: every weight comes from the file, so loading
-never touches the network or a weights cache.
+never touches the network or a weights cache. The one exception is a frozen encoder the file names instead of
+holding (``frozen_weights``: ``mmbehave.checkpoints.frozen_weights``): it loads from the local source its config
+names, with the hubs offline, and must match the digest stored beside it.
 """
 
 from __future__ import annotations
