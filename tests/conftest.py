@@ -39,6 +39,22 @@ def share_the_cores() -> None:
 share_the_cores()
 
 
+def pytest_sessionstart(session) -> None:
+    """Earlier sessions' temp folders go now, not when this one ends: pytest keeps tmp_path_retention_count
+    (pyproject.toml: 1) sessions and removes older ones at exit, so a disk that earlier runs filled (a CI machine
+    that ran the suite before) would stay full while this session writes its own. Locked folders (a session still
+    running) are left alone, and so is a --basetemp you chose."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.option.basetemp:  # xdist workers: the controller does it
+        return
+    import time
+
+    from _pytest.pathlib import LOCK_TIMEOUT, cleanup_numbered_dir
+
+    current = config._tmp_path_factory.getbasetemp()
+    cleanup_numbered_dir(current.parent, "pytest-", keep=1, consider_lock_dead_if_created_before=time.time() - LOCK_TIMEOUT)
+
+
 def pytest_collection_modifyitems(items) -> None:
     """Files with ``infra`` tests first, then files with ``slow`` ones, then the rest, each file's tests together
     and in order: xdist hands each worker a contiguous share and an idle worker steals from the end of the
