@@ -21,7 +21,6 @@ from mmbehave.core.errors import CheckpointError
 from mmbehave.models.digests import weights_digest
 
 ENCODERS = ("video_encoder", "audio_encoder")
-MODES = ("copy", "reference")
 
 
 def referable_encoders(model: nn.Module, model_cfg) -> list[str]:
@@ -32,9 +31,9 @@ def referable_encoders(model: nn.Module, model_cfg) -> list[str]:
         encoder, node = getattr(model, name, None), model_cfg.get(name)
         if encoder is None or node is None or not node.get("pretrained") or getattr(encoder, "fallback_reason", None):
             continue
-        if not any(True for _ in encoder.parameters()) or any(p.requires_grad for p in encoder.parameters()):
-            continue
-        names.append(name)
+        parameters = list(encoder.parameters())
+        if parameters and not any(p.requires_grad for p in parameters):
+            names.append(name)
     return names
 
 
@@ -56,16 +55,33 @@ def weights_source(node) -> str:
     return str(node.get("model_name") or node.get("weights_path") or "the torch hub cache (ResNet18 ImageNet)")
 
 
-def keep_pretrained_loading(model_cfg, digests: dict[str, str]) -> None:
+def named_encoders(checkpoint: dict, where: str) -> dict[str, str]:
+    """The checkpoint's ``frozen_weights`` ({encoder: digest}; empty for a file that holds every weight)."""
+    named = checkpoint.get("frozen_weights") or {}
+    if not isinstance(named, dict) or not all(k in ENCODERS and isinstance(v, str) for k, v in named.items()):
+        raise CheckpointError(f"{where}: its frozen_weights entry is malformed (want {{encoder: digest}}).")
+    return named
+
+
+def keep_pretrained_loading(model_cfg, digests: dict[str, str], where: str) -> None:
     """Turn pretrained loading back on for the named encoders (``load_trained_model`` switched it off
     everywhere), never falling back to a stand-in. The caller builds inside ``hub_offline``: local files only."""
     for name in digests:
         node = model_cfg.get(name)
         if node is None:
-            raise CheckpointError(f"its frozen_weights name {name}, which its model config does not have.")
+            raise CheckpointError(f"{where}: its frozen_weights name {name}, which its model config does not have.")
         node.pretrained = True
         if "on_load_failure" in node:
             node.on_load_failure = "raise"
+
+
+def not_loadable(where: str, digests: dict[str, str], model_cfg, reason: str) -> CheckpointError:
+    """The error for named encoders whose weights could not be loaded from their source on this machine."""
+    sources = ", ".join(weights_source(model_cfg[name]) for name in digests)
+    return CheckpointError(f"{where}: its frozen encoders ({', '.join(digests)}) are named, not stored "
+                           f"(training.frozen_in_checkpoints=reference), and could not be loaded from {sources} on "
+                           f"this machine ({reason[:200]}). Copy those weights here, or use the run's MLflow model "
+                           "(model=runs:/<run id>/model), which holds every weight.")
 
 
 def check_same_weights(model: nn.Module, digests: dict[str, str], model_cfg, where: str) -> None:
@@ -74,13 +90,18 @@ def check_same_weights(model: nn.Module, digests: dict[str, str], model_cfg, whe
         if weights_digest(getattr(model, name)) != digest:
             raise CheckpointError(
                 f"{where}: its {name} is not stored in the file but named (training.frozen_in_checkpoints=reference), "
-                f"and the weights at {weights_source(model_cfg.get(name) or {}) if model_cfg is not None else 'its source'} are not the ones it was trained with. Put those "
-                "weights back there, or use the run's MLflow model (model=runs:/<run id>/model), which holds them all.")
+                f"and the weights at {weights_source(model_cfg[name])} are not the ones it was trained with. Put "
+                "those weights back there, or use the run's MLflow model (model=runs:/<run id>/model), which holds "
+                "them all.")
 
 
 def load_named_state(model: nn.Module, state: dict, digests: dict[str, str], where: str) -> None:
-    """Load ``state`` into ``model``: strict, except for the named encoders' entries, which must be all missing."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    """Load ``state`` into ``model``: strict, except for the named encoders' entries, which must be all missing
+    (no names: strict)."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # a tensor of another shape
+        raise CheckpointError(f"{where}: its weights do not fit the model its config describes ({error}).") from error
     prefixes = tuple(f"{name}." for name in digests)
     missing = [key for key in missing if not (prefixes and key.startswith(prefixes))]
     if missing or unexpected:

@@ -32,11 +32,11 @@ from torch import nn
 
 from mmbehave.checkpoints.files import MODEL_KEYS, read_checkpoint
 from mmbehave.checkpoints.frozen_weights import (
-    ENCODERS,
     check_same_weights,
     keep_pretrained_loading,
     load_named_state,
-    weights_source,
+    named_encoders,
+    not_loadable,
 )
 from mmbehave.core.errors import CheckpointError, ConfigError, UserError
 from mmbehave.core.heads import HeadSpec, heads_from_config
@@ -171,9 +171,7 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     """Rebuild the model in ``path`` (a training checkpoint or an mmbehave.export file), in eval mode."""
     path = Path(path)
     checkpoint = read_checkpoint(path, MODEL_KEYS)
-    named = checkpoint.get("frozen_weights") or {}
-    if not isinstance(named, dict) or not all(k in ENCODERS and isinstance(v, str) for k, v in named.items()):
-        raise CheckpointError(f"{path}: its frozen_weights entry is malformed (want {{encoder: digest}}).")
+    named = named_encoders(checkpoint, str(path))
     try:
         config = OmegaConf.create(checkpoint["config"])
         model_cfg = model_config_for_loading(config, checkpoint["model"])
@@ -181,10 +179,7 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         raise CheckpointError(f"{path}: its config is not an mmbehave training config with a model section "
                               f"({type(error).__name__}).") from error
     check_buildable(path, model_cfg)
-    try:
-        keep_pretrained_loading(model_cfg, named)  # frozen encoders the file names, from local files only
-    except CheckpointError as error:
-        raise CheckpointError(f"{path}: {error}") from error
+    keep_pretrained_loading(model_cfg, named, str(path))  # frozen encoders the file names, from local files only
     if config.model.get("heads") is None:
         raise CheckpointError(f"{path} was written by an mmbehave from before configurable heads (its config has no "
                               "model.heads); train the model again with this version (python -m mmbehave.train ...).")
@@ -193,18 +188,13 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         classes = ClassLists.from_checkpoint(checkpoint["classes"], heads)
     except (ConfigError, KeyError) as error:
         raise CheckpointError(f"{path}: its heads and class lists do not match ({error}).") from error
-    state = checkpoint["model"]
     try:
         with hub_offline():
             model = build(model_cfg, num_classes=classes.sizes())
     except (UserError, ImportError, TypeError, ValueError, AttributeError, InstantiationException) as error:
         reason = " ".join(str(error).split())[:300]
         if named:
-            sources = ", ".join(weights_source(model_cfg[name]) for name in named)
-            raise CheckpointError(f"{path}: its frozen encoders ({', '.join(named)}) are named, not stored "
-                                  f"(training.frozen_in_checkpoints=reference), and could not be loaded from {sources} "
-                                  f"on this machine ({reason[:200]}). Copy those weights here, or use the run's MLflow "
-                                  "model (model=runs:/<run id>/model), which holds every weight.") from error
+            raise not_loadable(str(path), named, model_cfg, reason) from error
         raise CheckpointError(f"{path}: its model config cannot be built ({type(error).__name__}: {reason}).") from error
     check_same_weights(model, named, model_cfg, str(path))
     quantization = checkpoint.get("quantization")
@@ -214,13 +204,7 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         if torch.device(device).type != "cpu":
             raise CheckpointError(f"{path}: int8 models run on the CPU only; use device=cpu.")
         model = quantize_dynamic_int8(model)
-    if named:
-        load_named_state(model, state, named, str(path))
-    else:
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise CheckpointError(f"{path}: its weights do not fit the model its config describes ({error}).") from error
+    load_named_state(model, checkpoint["model"], named, str(path))
     stats = checkpoint["data_stats"]
     return TrainedModel(
         model=model.to(device).eval(), classes=classes, preprocess=PreprocessSettings.from_config(checkpoint["preprocess"]),

@@ -70,38 +70,19 @@ def check_config(cfg: DictConfig) -> CoreSettings:
             raise ConfigError(f"{group}.freeze_backbone=true with {group}.pretrained=false would train on fixed random "
                               f"features; set {group}.pretrained=true (with its weights at hand) or leave it unfrozen.")
     video = cfg.video_encoder
-    if "input_norm" in video and video.input_norm not in ("fixed", "clip"):
-        raise ConfigError(f"video_encoder.input_norm={video.input_norm} is not one of fixed, clip.")
+    if "input_norm" in video:
+        _one_of("video_encoder.input_norm", video.input_norm, ("fixed", "clip"))
     if "hidden_size" in video and "num_heads" in video and not video.get("pretrained") and video.hidden_size % video.num_heads:
         raise ConfigError(f"video_encoder.hidden_size={video.hidden_size} is not divisible by video_encoder.num_heads={video.num_heads}.")
 
-    training = settings.training
-    for key in ("num_epochs", "batch_size", "grad_accum_steps"):
-        _at_least(f"training.{key}", getattr(training, key), 1)
-    for key in ("limit_train_batches", "limit_val_batches", "stop_after_epoch", "early_stopping_patience"):
-        _at_least(f"training.{key}", getattr(training, key), 1)
-    for key in ("overfit_batches", "profile_steps"):
-        _at_least(f"training.{key}", getattr(training, key), 0)
-    if training.grad_clip_norm is not None and training.grad_clip_norm <= 0:
-        raise ConfigError(f"training.grad_clip_norm={training.grad_clip_norm} must be > 0, or null to turn clipping off.")
-    _within("training.modality_dropout", training.modality_dropout, 0.0, 1.0, " (a probability; 0 = off)")
-    if training.feature_cache not in FEATURE_CACHE_MODES:
-        raise ConfigError(f"training.feature_cache={training.feature_cache} is not one of auto, true, false.")
-    if training.frozen_in_checkpoints not in FROZEN_IN_CHECKPOINTS:
-        raise ConfigError(f"training.frozen_in_checkpoints={training.frozen_in_checkpoints} is not one of copy, reference.")
-    if training.monitor_mode not in MONITOR_MODES:
-        raise ConfigError(f"training.monitor_mode={training.monitor_mode} is not one of {', '.join(MONITOR_MODES)}.")
-    if not training.monitor.startswith(("val/", "train/")):
-        raise ConfigError(f"training.monitor={training.monitor} is not an epoch metric; use a val/... or train/... "
-                          "metric such as val/macro_f1 or val/loss.")
+    _check_training(settings.training)
     _check_optimizer_and_schedule(cfg)
     pruning = cfg.get("pruning")
-    if pruning is not None and pruning.pruner not in PRUNERS:
-        raise ConfigError(f"pruning.pruner={pruning.pruner} is not one of {', '.join(PRUNERS)}.")
+    if pruning is not None:
+        _one_of("pruning.pruner", pruning.pruner, PRUNERS)
 
     hardware = settings.hardware
-    if hardware.precision not in PRECISION_NAMES:
-        raise ConfigError(f"hardware.precision={hardware.precision} is not one of {', '.join(PRECISION_NAMES)}.")
+    _one_of("hardware.precision", hardware.precision, PRECISION_NAMES)
     if hardware.precision == "fp16" and not hardware.device.startswith("cuda"):
         raise ConfigError("hardware.precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU.")
     _at_least("hardware.num_workers", hardware.num_workers, 0)
@@ -114,6 +95,29 @@ def check_config(cfg: DictConfig) -> CoreSettings:
     if cfg.resume and not Path(cfg.resume).is_file():
         raise ConfigError(f"resume={cfg.resume}: no such checkpoint file; pass the path of a checkpoints/latest.pth.")
     return settings
+
+
+def _check_training(training) -> None:
+    for key in ("num_epochs", "batch_size", "grad_accum_steps"):
+        _at_least(f"training.{key}", getattr(training, key), 1)
+    for key in ("limit_train_batches", "limit_val_batches", "stop_after_epoch", "early_stopping_patience"):
+        _at_least(f"training.{key}", getattr(training, key), 1)
+    for key in ("overfit_batches", "profile_steps"):
+        _at_least(f"training.{key}", getattr(training, key), 0)
+    if training.grad_clip_norm is not None and training.grad_clip_norm <= 0:
+        raise ConfigError(f"training.grad_clip_norm={training.grad_clip_norm} must be > 0, or null to turn clipping off.")
+    _within("training.modality_dropout", training.modality_dropout, 0.0, 1.0, " (a probability; 0 = off)")
+    _one_of("training.feature_cache", training.feature_cache, FEATURE_CACHE_MODES)
+    _one_of("training.frozen_in_checkpoints", training.frozen_in_checkpoints, FROZEN_IN_CHECKPOINTS)
+    _one_of("training.monitor_mode", training.monitor_mode, MONITOR_MODES)
+    if not training.monitor.startswith(("val/", "train/")):
+        raise ConfigError(f"training.monitor={training.monitor} is not an epoch metric; use a val/... or train/... "
+                          "metric such as val/macro_f1 or val/loss.")
+
+
+def _one_of(key: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value} is not one of {', '.join(choices)}.")
 
 
 def check_heads(cfg: DictConfig) -> None:

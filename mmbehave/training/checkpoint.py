@@ -48,7 +48,7 @@ def model_state(parts: TrainingParts, *, epoch: int, monitor: Monitor, record: d
             "monitor": {"metric": monitor.metric, "mode": monitor.mode}, **record}
 
 
-def restore(checkpoint: dict, parts: TrainingParts, model_cfg=None, where: str = "resume") -> None:
+def restore(checkpoint: dict, parts: TrainingParts, model_cfg, where: str) -> None:
     """Load a checkpoint's states into freshly built parts and continue its random streams. Frozen encoders the
     checkpoint names (``frozen_weights``) were built from their pretrained weights: those must be the same."""
     named = checkpoint.get("frozen_weights") or {}
