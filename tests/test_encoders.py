@@ -42,6 +42,20 @@ def test_videomae_tokens_shape():
     assert tokens.shape == (2, 2 * 4 * 4, 32) and encoder.output_dim == 32
 
 
+def test_videomae_token_pool_averages_each_block_of_the_token_grid():
+    torch.manual_seed(0)
+    whole, pooled = tiny_videomae(), tiny_videomae(token_pool=[1, 2, 2])
+    pooled.load_state_dict(whole.state_dict())
+    video = torch.rand(2, 3, 4, 32, 32)
+    tokens = whole(video).reshape(2, 2, 4, 4, 32)  # the (time, height, width) grid, time slowest
+    expected = tokens.reshape(2, 2, 2, 2, 2, 2, 32).mean(dim=(3, 5)).reshape(2, 8, 32)
+    assert torch.allclose(pooled(video), expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r"token_pool=\[1, 3, 1\] does not tile .*\[2, 4, 4\]"):
+        tiny_videomae(token_pool=[1, 3, 1])
+    with pytest.raises(ValueError, match="three positive integers"):
+        tiny_videomae(token_pool=[2, 2])
+
+
 def test_videomae_rejects_wrong_clip_size():
     encoder = tiny_videomae()
     with pytest.raises(ValueError, match=r"\(4, 32, 32\).*\(6, 32, 32\)"):

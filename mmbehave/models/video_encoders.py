@@ -10,6 +10,9 @@
       ▼
     tokens = last_hidden_state (B, (T/tubelet)·(H/patch)·(W/patch), hidden_size), layer-normalised per token
              when the checkpoint has no final norm of its own (one that pools by mean, as the Kinetics one)
+      │ token_pool (t, h, w), when not (1, 1, 1): mean over each t×h×w block of the token grid
+      ▼
+    (B, N / (t·h·w), hidden_size)
 
 Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised Video
 Pre-Training", NeurIPS 2022. The model is transformers' `VideoMAEModel`.
@@ -61,6 +64,18 @@ def token_grid(config: VideoMAEConfig) -> tuple[int, int, int]:
     return config.num_frames // config.tubelet_size, height // patch_h, width // patch_w
 
 
+def check_token_pool(token_pool: Sequence[int], grid: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``token_pool`` as a (t, h, w) tuple that tiles ``grid``; ValueError naming the key and the fix otherwise."""
+    pool = tuple(int(k) for k in token_pool)
+    if len(pool) != 3 or min(pool) < 1:
+        raise ValueError(f"video_encoder.token_pool must be three positive integers (time, height, width); got "
+                         f"{list(token_pool)}")
+    if any(size % k for size, k in zip(grid, pool)):
+        raise ValueError(f"video_encoder.token_pool={list(pool)} does not tile this VideoMAE's token grid {list(grid)} "
+                         f"(time, height, width); pick factors of each, e.g. [1, 1, 1] to keep every token")
+    return pool
+
+
 def positions_on_grid(native: tuple[int, int, int], grid: tuple[int, int, int], hidden_size: int) -> torch.Tensor:
     """The checkpoint's fixed sinusoidal positions, laid out on its (t, h, w) grid and resized trilinearly to
     ``grid``: (1, t'·h'·w', hidden). VideoMAE's own table is 1-D over the flattened grid, so recomputing it for
@@ -82,6 +97,9 @@ class VideoMAEEncoder(nn.Module):
     `freeze_backbone=True` stops gradients into the transformer (a linear-probe-style run).
     `position_table`: positions resized from a pretrained checkpoint's grid (``positions_on_grid``), kept as a
     buffer so that checkpoints carry them (VideoMAE itself recomputes its table from the config at build).
+    `token_pool`: (t, h, w) blocks of the token grid averaged into one token each. The fusion's cost grows with
+    the square of the token count; (2, 2, 2) turns VideoMAE-base's 1568 tokens into 196 (docs/sweeps.md measures
+    both). Applied after the backbone, so a feature cache stores the pooled tokens.
     """
 
     def __init__(
@@ -92,9 +110,12 @@ class VideoMAEEncoder(nn.Module):
         freeze_backbone: bool = False,
         position_table: torch.Tensor | None = None,
         input_norm: str = "fixed",
+        token_pool: Sequence[int] = (1, 1, 1),
     ):
         super().__init__()
         self.backbone = backbone
+        self.grid = token_grid(backbone.config)
+        self.token_pool = check_token_pool(token_pool, self.grid)
         self.normalize = VideoNormalize(mean, std, input_norm)
         self.output_dim: int = backbone.config.hidden_size
         self.fallback_reason: str | None = None
@@ -127,7 +148,15 @@ class VideoMAEEncoder(nn.Module):
             # A mean-pooling checkpoint normalises after pooling (its classifier's fc_norm, not part of the model
             # loaded here), so its tokens arrive raw; a pre-norm transformer's tokens get a final norm like this.
             tokens = nn.functional.layer_norm(tokens, tokens.shape[-1:])
-        return tokens
+        return self._pooled(tokens)
+
+    def _pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, t·h·w, D) tokens, time slowest → the mean of each token_pool block, in the same order."""
+        if self.token_pool == (1, 1, 1):
+            return tokens
+        volume = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *self.grid)  # (B, D, t, h, w)
+        pooled = nn.functional.avg_pool3d(volume, kernel_size=self.token_pool)
+        return pooled.flatten(2).transpose(1, 2)
 
 
 def _processor_statistics(model_name: str) -> tuple[list[float], list[float]] | None:
@@ -174,6 +203,7 @@ def build_videomae_encoder(
     intermediate_size: int = 3072,
     fallback_feature_dim: int = 768,
     input_norm: str = "fixed",
+    token_pool: Sequence[int] = (1, 1, 1),
 ) -> nn.Module:
     """Build the video encoder for `conf/video_encoder/videomae_*.yaml`.
 
@@ -182,6 +212,7 @@ def build_videomae_encoder(
     weights still apply. The size fields (tubelet_size ... intermediate_size) come from the checkpoint.
     pretrained=False: random init from the size fields.
     input_norm: ``fixed`` (the checkpoint's mean / std) or ``clip`` (each clip's own; ``VideoNormalize``).
+    token_pool: (t, h, w) blocks of the token grid averaged into one token (``VideoMAEEncoder``).
     Returns a VideoMAEEncoder, or a CNN3DEncoder(fallback_feature_dim) with `fallback_reason` set when
     loading failed and on_load_failure="fallback". Raises PretrainedWeightsError when it failed and
     on_load_failure="raise"; ValueError for invalid settings.
@@ -202,7 +233,8 @@ def build_videomae_encoder(
             num_attention_heads=num_heads,
             intermediate_size=intermediate_size,
         )
-        return VideoMAEEncoder(VideoMAEModel(config), freeze_backbone=freeze_backbone, input_norm=input_norm)
+        return VideoMAEEncoder(VideoMAEModel(config), freeze_backbone=freeze_backbone, input_norm=input_norm,
+                               token_pool=token_pool)
 
     if not model_name:
         raise ValueError("video_encoder.model_name is required when video_encoder.pretrained=true")
@@ -212,7 +244,7 @@ def build_videomae_encoder(
         )
     except PretrainedWeightsError as err:
         return _stand_in(model_name, err, on_load_failure, freeze_backbone, fallback_feature_dim, input_norm)
-    return _loaded_encoder(backbone, model_name, freeze_backbone, input_norm)
+    return _loaded_encoder(backbone, model_name, freeze_backbone, input_norm, token_pool)
 
 
 def _stand_in(model_name: str, err: PretrainedWeightsError, on_load_failure: str, freeze_backbone: bool,
@@ -232,7 +264,8 @@ def _stand_in(model_name: str, err: PretrainedWeightsError, on_load_failure: str
     return encoder
 
 
-def _loaded_encoder(backbone: VideoMAEModel, model_name: str, freeze_backbone: bool, input_norm: str) -> VideoMAEEncoder:
+def _loaded_encoder(backbone: VideoMAEModel, model_name: str, freeze_backbone: bool, input_norm: str,
+                    token_pool: Sequence[int]) -> VideoMAEEncoder:
     """A loaded checkpoint wrapped with its processor's statistics and, on another token grid, resized positions."""
     statistics = _processor_statistics(model_name)
     if statistics is None:
@@ -249,4 +282,4 @@ def _loaded_encoder(backbone: VideoMAEModel, model_name: str, freeze_backbone: b
     config = backbone.config
     logger.info("Loaded VideoMAE '%s' (%d frames of %s px)", model_name, config.num_frames, config.image_size)
     return VideoMAEEncoder(backbone, mean=mean, std=std, freeze_backbone=freeze_backbone, position_table=positions,
-                           input_norm=input_norm)
+                           input_norm=input_norm, token_pool=token_pool)
