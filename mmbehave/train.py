@@ -29,10 +29,14 @@ def main(cfg: DictConfig) -> float | list[float]:
     # Imported here so that `--help` answers before torch and mlflow load.
     from mmbehave.analysis.test_at_end import test_at_end
     from mmbehave.perf.first_step import FirstStepClock
+    from mmbehave.sweeps.fold_resume import adopted_value
     from mmbehave.sweeps.hooks import sweep_hooks
     from mmbehave.training.hooks import HookChain
     from mmbehave.training.run import run_training
 
+    adopted = adopted_value(cfg)  # a killed cross-validation's fold that finished: not trained again
+    if adopted is not None:
+        return adopted
     return run_training(cfg, hooks=HookChain(sweep_hooks(), FirstStepClock(), test_at_end(cfg)))
 
 

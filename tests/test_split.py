@@ -11,6 +11,7 @@ from helpers import (
     TINY_SPLITS,
     compose_config,
     default_heads,
+    fresh_store,
     hydra_dir_override,
     run_module,
     train_here,
@@ -353,6 +354,68 @@ def test_site_cv_tests_each_fold_on_its_held_out_sites_and_the_parent_holds_the_
     per_fold = read(out / "report.csv")
     assert list(per_fold.sort_values("fold")["mean"].astype(float)) == pytest.approx(values)
     assert f"mean {statistics.mean(values):.4f}" in (out / "report.md").read_text() and (out / "report.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_site_cv_trains_only_its_missing_folds_when_run_again(tmp_path, synthetic_root):
+    import contextlib
+    import os
+    import signal
+    import sqlite3
+    import statistics
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from mmbehave.tracking.store import prepare_store
+
+    dataset, cv = dataset_with_site_folds(tmp_path, synthetic_root, folds=2)
+    command = ["experiment=site_cv", f"cv.dir={cv}", "debug=fast", f"data.root={dataset}", *TINY_SPLITS.split(),
+               "training.limit_train_batches=1", "mlflow.experiment_name=cv"]
+    db = tmp_path / "mlflow.db"
+    fresh_store(db, cwd=tmp_path)
+    prepare_store(f"sqlite:///{db}")
+    first = subprocess.Popen([sys.executable, "-m", "mmbehave.train", *command, f"hydra.sweep.dir={tmp_path / 'first'}"],
+                             cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def fold_statuses() -> dict[str, str]:
+        try:  # a short read-only look while the sweep writes; a failed read is "not yet"
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as store:
+                return dict(store.execute("SELECT tags.value, runs.status FROM runs JOIN tags ON tags.run_uuid = "
+                                          "runs.run_uuid WHERE tags.key = 'fold'"))
+        except sqlite3.DatabaseError:
+            return {}
+
+    deadline = time.time() + 240
+    while fold_statuses() != {"fold_0": "FINISHED", "fold_1": "RUNNING"}:
+        assert time.time() < deadline and first.poll() is None, first.stderr.read()[-3000:] if first.poll() else "timeout"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    client = MlflowClient(f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("cv").experiment_id
+    [fold_0_run] = client.search_runs([experiment], "tags.fold = 'fold_0'")
+
+    result = run_module("mmbehave.train", *command, f"hydra.sweep.dir={tmp_path / 'second'}", tmp_path=tmp_path)
+
+    assert "fold_0 finished in sweep" in result.stdout + result.stderr
+    parents = client.search_runs([experiment], "tags.sweeper != ''", order_by=["attributes.start_time DESC"])
+    new_parent, killed_parent = parents
+    assert killed_parent.info.status == "KILLED" and new_parent.info.status == "FINISHED"
+    assert new_parent.data.tags["continues"] == killed_parent.data.tags["sweep_id"]
+    children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{new_parent.info.run_id}'")
+    by_fold = {child.data.tags["fold"]: child for child in children}
+    assert sorted(by_fold) == ["fold_0", "fold_1"] and all(c.info.status == "FINISHED" for c in children)
+    # fold_0 moved, not trained again: the same run, now under the new parent; fold_1 trained anew
+    assert by_fold["fold_0"].info.run_id == fold_0_run.info.run_id
+    assert by_fold["fold_0"].data.tags["adopted_from"] == killed_parent.data.tags["sweep_id"]
+    assert len(client.search_runs([experiment], "tags.fold = 'fold_0'")) == 1
+    assert "adopted_from" not in by_fold["fold_1"].data.tags
+    values = [by_fold[fold].data.metrics["test/macro_f1"] for fold in ("fold_0", "fold_1")]
+    assert new_parent.data.metrics["mean/test/macro_f1"] == pytest.approx(statistics.mean(values))
 
 
 def test_site_cv_without_its_folds_is_one_line_before_hydra_starts(tmp_path):

@@ -119,6 +119,7 @@ class SweepCallback(Callback):
         self.trial_numbers: dict[int, int] = {}   # hydra.job.num -> Optuna trial number
         self.jobs_finish_trials = False           # mmbehave's sweeper: jobs tell Optuna their results themselves
         self.pruning: PruningSettings | None = None  # how jobs prune, when the study can be pruned
+        self.finished_folds: dict[str, str] = {}  # fold folder -> its finished run in a killed cross-validation
         self._previous_sigterm: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -154,6 +155,7 @@ class SweepCallback(Callback):
         self.sweep_id = f"{self.study_name or config.mlflow.experiment_name}-{datetime.now():%Y%m%d-%H%M%S-%f}"
         tags["sweep_id"] = self.sweep_id
         close_orphaned_sweeps(client, self.experiment_id, closed_by=self.sweep_id)
+        tags.update(self._continue_cross_validation(config, client, tags["hydra_overrides"]))
         run = client.create_run(self.experiment_id, run_name=self.sweep_id,
                                 tags={k: str(v) for k, v in tags.items() if v is not None})
         self.parent_run_id = run.info.run_id
@@ -188,6 +190,19 @@ class SweepCallback(Callback):
                      seed, before)
         return {"optuna_study": self.study_name, "optuna_storage": redact(self.storage),
                 "optuna_trials_before": before, "optuna_sampler_seed": sweeper.sampler.get("seed")}
+
+    def _continue_cross_validation(self, config: DictConfig, client: Any, overrides: str) -> dict[str, Any]:
+        """``cv.resume``: the folds an unfinished earlier run of this command finished are taken over by its jobs."""
+        from mmbehave.sweeps.fold_resume import finished_folds
+
+        if not config.get("cv", {}).get("resume", False):
+            return {}
+        earlier, self.finished_folds = finished_folds(client, self.experiment_id, overrides)
+        if not self.finished_folds:
+            return {}
+        log.info("Continuing cross-validation %s: %d fold(s) finished there and are taken over; the others train "
+                 "(cv.resume=false trains every fold anew).", earlier, len(self.finished_folds))
+        return {"continues": earlier}
 
     def _prepare_pruning(self, config: DictConfig) -> dict[str, Any]:
         """Whether jobs finish their own trials (mmbehave's sweeper) and prune (``pruning.pruner``); a
@@ -260,7 +275,8 @@ class SweepCallback(Callback):
                                        self.study_name, parallel_torch_threads(config), storage=self.storage,
                                        finishes_trial=self.jobs_finish_trials, pruning=self.pruning,
                                        num_epochs=int(config.training.num_epochs),
-                                       objectives=objectives_of(config.optimized_metric)))
+                                       objectives=objectives_of(config.optimized_metric),
+                                       adopt_run_id=self.finished_folds.get(str(config.data.get("labels_dir")))))
         if os.getpid() != self.launcher_pid and _main_thread():  # a worker: SIGTERM ends this trial only
             self._previous_sigterm = signal.signal(signal.SIGTERM, _fail_trial)
 

@@ -30,6 +30,7 @@ class SweepJob:
     pruning: Any = None               # PruningSettings when the sweep prunes; None otherwise
     num_epochs: int = 0               # the job's training.num_epochs (hyperband's budget)
     objectives: tuple[str, ...] = ()  # the job's optimized_metric
+    adopt_run_id: str | None = None   # a killed cross-validation's finished run of this fold: taken over, not retrained
 
     def trial_link(self) -> Any:
         """The job's line to its Optuna trial (``mmbehave.sweeps.trial_link``), or None if it has none."""
