@@ -73,3 +73,22 @@ def test_time_to_a_good_value_counts_only_finished_trials_from_the_first_start()
     assert seconds_to(trials, 0.75) == 70  # the 0.9 trial completed first, although started later
     assert seconds_to(trials, 0.85) == 70 and seconds_to(trials, 0.95) is None
     assert seconds_to(trials, None) == 80  # the whole sweep
+
+
+def test_learning_curves_draw_each_trials_epochs_in_trial_order_and_mark_the_pruned(tmp_path):
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from mmbehave.perf.time_to_good import learning_curves, trial_curves
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("benchmark")
+    for trial, values, pruned in ((1, [0.2, 0.3], True), (0, [0.4, 0.6, 0.8], False)):
+        run = client.create_run(experiment, tags={"optuna_trial": str(trial), **({"pruned": "true"} if pruned else {})})
+        client.log_batch(run.info.run_id, metrics=[Metric("val/macro_f1", v, 0, step) for step, v in enumerate(values)])
+    client.create_run(experiment)  # the sweep's parent: no trial, no curve
+
+    assert trial_curves(tmp_path / "mlflow.db") == [(0, [1, 2, 3], pytest.approx([0.4, 0.6, 0.8]), False),
+                                                     (1, [1, 2], pytest.approx([0.2, 0.3]), True)]
+    figure = learning_curves({"async": tmp_path / "mlflow.db"}, 0.8, tmp_path / "out" / "curves.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -203,7 +203,8 @@ def markdown(results: dict) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {mode} | {_seconds(row[mode]['to_value_s'])} | {_seconds(row[mode]['to_unpruned_best_s'])} | "
                   f"{row[mode]['wall_s']:.0f} | {row[mode]['best']:.3f} | {row[mode]['pruned']} |"
-                  for mode in ("basic", "batch", "async", "async_pruned")]
+                  for mode in row["modes"]]
+        lines += ["", f"pruned sweep: {' '.join(row['pruning'])}; learning curves: {row['learning_curves']}"]
     if "model" in results:
         model = results["model"]
         lines += ["", "| model on random inputs | value |", "|---|---|"]
