@@ -20,11 +20,12 @@ import logging
 from omegaconf import DictConfig
 
 from mmbehave.core.cli import command
+from mmbehave.sweeps.cv_folds import settle_folds
 
 log = logging.getLogger("mmbehave.train")
 
 
-@command("train")
+@command("train", before_hydra=settle_folds)  # experiment=site_cv's folds, checked or made
 def main(cfg: DictConfig) -> float | list[float]:
     # Imported here so that `--help` answers before torch and mlflow load.
     from mmbehave.analysis.test_at_end import test_at_end

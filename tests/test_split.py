@@ -280,16 +280,22 @@ def test_folds_that_cannot_work_are_one_line_and_write_nothing(tmp_path):
     make_and_write_folds(tmp_path, labels, folds=3, overwrite=True)
 
 
-def dataset_with_site_folds(tmp_path: Path, synthetic_root: Path, folds: int) -> tuple[Path, Path]:
-    """A copy of the session's dataset (a fold's preprocessing records its splits in the manifest) and folds of
-    all its clips, spread over six sites: (dataset root, folds folder)."""
+def dataset_with_sites(tmp_path: Path, synthetic_root: Path) -> tuple[Path, Path]:
+    """A copy of the session's dataset (a fold's preprocessing records its splits in the manifest) and one table
+    of all its clips, spread over six sites: (dataset root, tmp_path/all.csv)."""
     import shutil
 
     dataset = Path(shutil.copytree(synthetic_root, tmp_path / "dataset"))
     every = pd.concat([read(dataset / "raw" / "metadata" / f"{split}.csv") for split in SPLITS], ignore_index=True)
     every["site"] = [f"S{index % 6}" for index in range(len(every))]
     every.to_csv(tmp_path / "all.csv", index=False)
-    _, cv = make_and_write_folds(tmp_path, tmp_path / "all.csv", folds=folds)
+    return dataset, tmp_path / "all.csv"
+
+
+def dataset_with_site_folds(tmp_path: Path, synthetic_root: Path, folds: int) -> tuple[Path, Path]:
+    """``dataset_with_sites`` and its clips' folds: (dataset root, folds folder)."""
+    dataset, table = dataset_with_sites(tmp_path, synthetic_root)
+    _, cv = make_and_write_folds(tmp_path, table, folds=folds)
     return dataset, cv
 
 
@@ -371,9 +377,10 @@ def test_a_killed_site_cv_trains_only_its_missing_folds_when_run_again(tmp_path,
 
     from mmbehave.tracking.store import prepare_store
 
-    dataset, cv = dataset_with_site_folds(tmp_path, synthetic_root, folds=2)
-    command = ["experiment=site_cv", f"cv.dir={cv}", "debug=fast", f"data.root={dataset}", *TINY_SPLITS.split(),
-               "training.limit_train_batches=1", "mlflow.experiment_name=cv"]
+    dataset, table = dataset_with_sites(tmp_path, synthetic_root)
+    cv = tmp_path / "cv"  # one command: the first run writes the folds from cv.labels, the second finds them
+    command = ["experiment=site_cv", f"cv.dir={cv}", "cv.folds=2", f"cv.labels={table}", "debug=fast",
+               f"data.root={dataset}", *TINY_SPLITS.split(), "training.limit_train_batches=1", "mlflow.experiment_name=cv"]
     db = tmp_path / "mlflow.db"
     fresh_store(db, cwd=tmp_path)
     prepare_store(f"sqlite:///{db}")
@@ -413,16 +420,35 @@ def test_a_killed_site_cv_trains_only_its_missing_folds_when_run_again(tmp_path,
     assert by_fold["fold_0"].info.run_id == fold_0_run.info.run_id
     assert by_fold["fold_0"].data.tags["adopted_from"] == killed_parent.data.tags["sweep_id"]
     assert len(client.search_runs([experiment], "tags.fold = 'fold_0'")) == 1
+    assert sorted(path.name for path in cv.iterdir()) == ["fold_0", "fold_1", "folds.csv"]
     assert "adopted_from" not in by_fold["fold_1"].data.tags
     values = [by_fold[fold].data.metrics["test/macro_f1"] for fold in ("fold_0", "fold_1")]
     assert new_parent.data.metrics["mean/test/macro_f1"] == pytest.approx(statistics.mean(values))
 
 
-def test_site_cv_without_its_folds_is_one_line_before_hydra_starts(tmp_path):
-    from mmbehave.core.cli import cross_validation_problem
+def test_site_cv_settles_its_folds_on_the_command_line_in_one_line_each(tmp_path, capsys):
+    from mmbehave.sweeps.cv_folds import settle_folds
 
-    assert "needs cv.dir=" in cross_validation_problem(["experiment=site_cv", "debug=fast"])
-    assert "no fold_<i>/ folders" in cross_validation_problem(["experiment=site_cv", f"cv.dir={tmp_path}"])
-    (tmp_path / "fold_0").mkdir()
-    assert cross_validation_problem(["experiment=site_cv", f"cv.dir={tmp_path}"]) is None
-    assert cross_validation_problem(["experiment=guide"]) is None
+    table = tmp_path / "all.csv"
+    pd.DataFrame({"clip_id": [f"c{i}" for i in range(24)], "species": ["fox", "deer"] * 12,
+                  "behavior": ["walking", "feeding", "resting", "walking"] * 6,
+                  "camera": [f"K{i % 4}" for i in range(24)]}).to_csv(table, index=False)
+    cv = tmp_path / "cv"
+    assert "needs cv.dir=" in settle_folds(["experiment=site_cv", "debug=fast"])
+    assert "no fold_<i>/ folders" in settle_folds(["experiment=site_cv", f"cv.dir={cv}"])
+    assert "add cv.labels=" in settle_folds(["experiment=site_cv", f"cv.dir={cv}", "cv.folds=4"])
+    assert "'site'" in settle_folds(["experiment=site_cv", f"cv.dir={cv}", "cv.folds=4", f"cv.labels={table}"])
+    assert not cv.exists()  # a refused command wrote nothing
+
+    command = ["experiment=site_cv", f"cv.dir={cv}", "cv.folds=4", f"cv.labels={table}", "cv.group_by=camera"]
+    assert settle_folds(command) is None
+    assert "fold_3" in capsys.readouterr().out
+    folds = read(cv / "folds.csv")
+    for fold in ("fold_0", "fold_1", "fold_2", "fold_3"):  # each fold holds out its own camera
+        held_out = set(folds.loc[folds["fold"] == fold, "group"])
+        assert len(held_out) == 1 and set(read(cv / fold / "test.csv")["camera"]) == held_out
+    written = (cv / "folds.csv").stat().st_mtime_ns
+    assert settle_folds(command) is None and (cv / "folds.csv").stat().st_mtime_ns == written  # found, not rewritten
+    assert "holds 4 folds but cv.folds=3" in settle_folds([*command, "cv.folds=3"])
+    assert settle_folds(["experiment=site_cv", f"cv.dir={cv}"]) is None
+    assert settle_folds(["experiment=guide"]) is None

@@ -125,23 +125,10 @@ def with_preset_mode(argv: list[str]) -> list[str]:
     return [*argv, "hydra.mode=MULTIRUN"]
 
 
-def cross_validation_problem(argv: list[str]) -> str | None:
-    """What is wrong with ``experiment=site_cv``'s folds, before Hydra builds the sweep from them (its own
-    error there is a page of traceback): ``cv.dir`` missing, or holding no ``fold_<i>/`` folders."""
-    if "experiment=site_cv" not in argv:
-        return None
-    from mmbehave.core.folds import MAKE_FOLDS, fold_folders
-
-    given = [arg.split("=", 1)[1] for arg in argv if arg.startswith("cv.dir=")]
-    if not given or not given[-1]:
-        return f"experiment=site_cv needs cv.dir=<the folder of folds>, which `{MAKE_FOLDS}` writes."
-    if not fold_folders(given[-1]):
-        return f"cv.dir={given[-1]}: no fold_<i>/ folders there; make them with `{MAKE_FOLDS}` (out= that folder)."
-    return None
-
-
-def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
-    """``@hydra.main`` over ``conf/<config_name>.yaml`` plus what the module docstring lists."""
+def command(config_name: str, before_hydra: Callable[[list[str]], str | None] | None = None
+            ) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
+    """``@hydra.main`` over ``conf/<config_name>.yaml`` plus what the module docstring lists. ``before_hydra``
+    sees the command line first and may stop it with one line (its return value) where Hydra would fail raw."""
     import hydra
 
     def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
@@ -157,7 +144,7 @@ def command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable[[], A
         def entry() -> Any:
             redact_standard_streams()  # before Hydra sets up logging, so its console handlers write through it
             sys.argv = with_preset_mode([model_uri_alias(arg) for arg in sys.argv])
-            problem = cross_validation_problem(sys.argv[1:])
+            problem = before_hydra(sys.argv[1:]) if before_hydra else None
             if problem:
                 print(f"error: {problem}", file=sys.stderr)
                 sys.exit(2)

@@ -178,6 +178,11 @@ def markdown(results: dict) -> str:
         met = row["ratio"] >= target if sign == ">=" else row["ratio"] <= target
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
+    if "sweep" in results:
+        row = results["sweep"]
+        lines += ["", f"cached sweep: a trial {row['trial_s_cache_on']:.1f} s (its epochs {row['epochs_s_cache_on']:.1f} s "
+                      f"+ fixed {row['fixed_s_cache_on']:.1f} s) against {row['trial_s_cache_off']:.1f} s uncached; whole "
+                      f"sweeps {row['sweep_s_cache_on']:.0f} s (cache built inside) and {row['sweep_s_cache_off']:.0f} s."]
     if "predict" in results:
         row = results["predict"]
         lines += ["", f"predict before the archive pipeline (main process, every frame decoded): "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmbehave.perf.measurements import train_command
+from mmbehave.perf.measurements import train_command, trial_times
 from mmbehave.perf.processes import run_command
 
 
@@ -60,21 +60,3 @@ def frozen_sweep_against_one_training(cfg: DictConfig, overrides: list[str], wor
     return {"single_s": single.seconds, "sweep_s": sweep.seconds, "ratio": sweep.seconds / single.seconds,
             "trials": int(bench.frozen_trials), "epochs": int(bench.frozen_epochs), "clips": list(bench.frozen_clips),
             "input": f"{frames}x{size}px", "cache_build_s": cache_s, **trials}
-
-
-def trial_times(tracking_uri: str, storage: str) -> dict:
-    """Mean seconds per trial (Optuna's clock), and of those, the fusion's epochs (train + validation, as the
-    trials logged them); the rest is each trial's fixed part."""
-    import optuna
-    from mlflow.tracking import MlflowClient
-
-    study = optuna.load_study(study_name="mbt_frozen", storage=storage)
-    done = [t for t in study.trials if t.datetime_start and t.datetime_complete]
-    wall = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done) / len(done)
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("benchmark").experiment_id])
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    epochs = [sum(m.value for key in ("time/train_s", "time/val_s") for m in client.get_metric_history(r.info.run_id, key))
-              for r in children]
-    compute = sum(epochs) / len(epochs)
-    return {"trial_s": wall, "trial_epochs_s": compute, "trial_fixed_s": wall - compute}
