@@ -406,13 +406,17 @@ def test_a_killed_site_cv_trains_only_its_missing_folds_when_run_again(tmp_path,
     experiment = client.get_experiment_by_name("cv").experiment_id
     [fold_0_run] = client.search_runs([experiment], "tags.fold = 'fold_0'")
 
-    result = run_module("mmbehave.train", *command, f"hydra.sweep.dir={tmp_path / 'second'}", tmp_path=tmp_path)
+    # Continued side by side (a launcher is Hydra's business, not the command's): fold_0 is taken over in one
+    # joblib worker while fold_1 trains in the other.
+    result = run_module("mmbehave.train", *command, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+                        f"hydra.sweep.dir={tmp_path / 'second'}", tmp_path=tmp_path)
 
     assert "fold_0 finished in sweep" in result.stdout + result.stderr
     parents = client.search_runs([experiment], "tags.sweeper != ''", order_by=["attributes.start_time DESC"])
     new_parent, killed_parent = parents
     assert killed_parent.info.status == "KILLED" and new_parent.info.status == "FINISHED"
     assert new_parent.data.tags["continues"] == killed_parent.data.tags["sweep_id"]
+    assert new_parent.data.tags["launcher"] == "JoblibLauncher"
     children = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{new_parent.info.run_id}'")
     by_fold = {child.data.tags["fold"]: child for child in children}
     assert sorted(by_fold) == ["fold_0", "fold_1"] and all(c.info.status == "FINISHED" for c in children)
