@@ -156,6 +156,8 @@ def sweep_with_and_without_cache(cfg: DictConfig, overrides: list[str], work: Pa
     feature cache and without it, and each whole sweep (the cached one builds its cache inside it)."""
     bench = cfg.benchmark
     weights = frozen_weights(cfg, work / "weights")
+    # The trials' model is the one the FLOPs bound was counted on (the preset would pool VideoMAE's tokens).
+    weights.append(f"video_encoder.token_pool=[{','.join(str(k) for k in cfg.video_encoder.token_pool)}]")
     per_trial = {}
     for mode in ("false", "true"):
         folder = work / f"cache_{mode}"
