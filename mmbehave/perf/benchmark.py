@@ -182,7 +182,10 @@ def markdown(results: dict) -> str:
         row = results["sweep"]
         lines += ["", f"cached sweep: a trial {row['trial_s_cache_on']:.1f} s (its epochs {row['epochs_s_cache_on']:.1f} s "
                       f"+ fixed {row['fixed_s_cache_on']:.1f} s) against {row['trial_s_cache_off']:.1f} s uncached; whole "
-                      f"sweeps {row['sweep_s_cache_on']:.0f} s (cache built inside) and {row['sweep_s_cache_off']:.0f} s."]
+                      f"sweeps {row['sweep_s_cache_on']:.0f} s (cache built inside) and {row['sweep_s_cache_off']:.0f} s. "
+                      f"In seconds rather than FLOPs the bound is {row['time_bound']:.2f} (encoder forward "
+                      f"{row['encoder_forward_ms']:.0f} ms, fusion step {row['fusion_step_ms']:.0f} ms a batch): the "
+                      f"speed-up is {row['speedup'] / row['time_bound']:.2f} of it."]
     if "predict" in results:
         row = results["predict"]
         lines += ["", f"predict before the archive pipeline (main process, every frame decoded): "
