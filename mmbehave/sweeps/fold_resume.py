@@ -1,7 +1,8 @@
 """A killed cross-validation continues: the same command again trains only the folds that did not finish.
 
     on_multirun_start  ─► the latest earlier parent run of the same command (same overrides) in the experiment;
-                          if it did not finish (killed, failed), its FINISHED fold runs by fold folder
+                          if it ended unfinished (KILLED, FAILED; a killed process's run is closed as KILLED
+                          first), its FINISHED fold runs by fold folder
     each job           ─► its fold finished there: that run moves under the new parent (re-tagged, marked
                           ``adopted_from``) and its value is the job's; otherwise the fold trains as usual
     the parent         ─► mean, spread and per-fold values over all folds, adopted and new (``sweeps.over_runs``)
@@ -24,11 +25,12 @@ LABELS_PARAM = "data.labels_dir"
 
 def finished_folds(client: Any, experiment_id: str, overrides: str) -> tuple[str | None, dict[str, str]]:
     """(the unfinished earlier sweep's id, {fold folder: its FINISHED run id}) for a sweep of these overrides;
-    (None, {}) when the latest such sweep finished or there is none."""
+    (None, {}) when the latest such sweep finished, is still running, or there is none."""
     parents = client.search_runs([experiment_id], "tags.sweeper != ''", order_by=["attributes.start_time DESC"],
                                  max_results=1000)  # only a sweep's parent run has the sweeper tag
     same = [run for run in parents if run.data.tags.get("hydra_overrides") == overrides]
-    if not same or same[0].info.status == "FINISHED":
+    # Only a sweep that ended unfinished: a RUNNING one may be alive (here, or on another machine) and keeps its folds.
+    if not same or same[0].info.status not in ("KILLED", "FAILED"):
         return None, {}
     earlier = same[0]
     children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{earlier.info.run_id}' and "
