@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import resource
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from mmbehave.core.config_checks import check_config, configured_modalities
 from mmbehave.core.heads import heads_from_config
 from mmbehave.core.instantiate import build
 from mmbehave.core.precision import autocast
+from mmbehave.perf.measurements import timed
 from mmbehave.training.loss import HeadsLoss
 
 log = logging.getLogger("mmbehave.benchmark")
@@ -36,20 +36,6 @@ def synthetic_batch(cfg: DictConfig, modalities: tuple[str, ...], batch_size: in
         frames = cfg.benchmark.mel_frames or 1 + int(data.sample_rate * data.clip_seconds) // int(data.hop_length)
         batch["audio"] = torch.randn(batch_size, 1, data.n_mels, frames, device=device)
     return batch
-
-
-def timed(step, steps: int, warmup: int, device: torch.device) -> float:
-    """Seconds per call of ``step`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - started) / steps
 
 
 def model_on_random_inputs(cfg: DictConfig) -> dict:
@@ -178,14 +164,7 @@ def markdown(results: dict) -> str:
         met = row["ratio"] >= target if sign == ">=" else row["ratio"] <= target
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
-    if "sweep" in results:
-        row = results["sweep"]
-        lines += ["", f"cached sweep: a trial {row['trial_s_cache_on']:.1f} s (its epochs {row['epochs_s_cache_on']:.1f} s "
-                      f"+ fixed {row['fixed_s_cache_on']:.1f} s) against {row['trial_s_cache_off']:.1f} s uncached; whole "
-                      f"sweeps {row['sweep_s_cache_on']:.0f} s (cache built inside) and {row['sweep_s_cache_off']:.0f} s. "
-                      f"In seconds rather than FLOPs the bound is {row['time_bound']:.2f} (encoder forward "
-                      f"{row['encoder_forward_ms']:.0f} ms, fusion step {row['fusion_step_ms']:.0f} ms a batch): the "
-                      f"speed-up is {row['speedup'] / row['time_bound']:.2f} of it."]
+    lines += sweep_details(results)
     if "predict" in results:
         row = results["predict"]
         lines += ["", f"predict before the archive pipeline (main process, every frame decoded): "
@@ -197,6 +176,24 @@ def markdown(results: dict) -> str:
                   f"{row['workers']} workers) | wall s | trials/h | busy |", "|---|---|---|---|"]
         lines += [f"| {name} | {row[name]['wall_s']:.0f} | {row[name]['trials_per_hour']:.0f} | {row[name]['busy']:.2f} |"
                   for name in ("batch", "async")]
+    if "model" in results:
+        model = results["model"]
+        lines += ["", "| model on random inputs | value |", "|---|---|"]
+        lines += [f"| {key} | {value} |" for key, value in model.items()]
+    return "\n".join(lines)
+
+
+def sweep_details(results: dict) -> list[str]:
+    """What the sweep rows measured beyond their ratio: where a trial's time goes, and the time-to-good table."""
+    lines: list[str] = []
+    if "sweep" in results:
+        row = results["sweep"]
+        lines += ["", f"cached sweep: a trial {row['trial_s_cache_on']:.1f} s (its epochs {row['epochs_s_cache_on']:.1f} s "
+                      f"+ fixed {row['fixed_s_cache_on']:.1f} s) against {row['trial_s_cache_off']:.1f} s uncached; whole "
+                      f"sweeps {row['sweep_s_cache_on']:.0f} s (cache built inside) and {row['sweep_s_cache_off']:.0f} s. "
+                      f"In seconds rather than FLOPs the bound is {row['time_bound']:.2f} (encoder forward "
+                      f"{row['encoder_forward_ms']:.0f} ms, fusion step {row['fusion_step_ms']:.0f} ms a batch): the "
+                      f"speed-up is {row['speedup'] / row['time_bound']:.2f} of it."]
     if "frozen_sweep" in results:
         row = results["frozen_sweep"]
         lines += ["", f"frozen sweep: {row['trials']} trials of {row['epochs']} epochs on {row['clips'][0]} + "
@@ -213,11 +210,7 @@ def markdown(results: dict) -> str:
                   f"{row[mode]['wall_s']:.0f} | {row[mode]['best']:.3f} | {row[mode]['pruned']} |"
                   for mode in row["modes"]]
         lines += ["", f"pruned sweep: {' '.join(row['pruning'])}; learning curves: {row['learning_curves']}"]
-    if "model" in results:
-        model = results["model"]
-        lines += ["", "| model on random inputs | value |", "|---|---|"]
-        lines += [f"| {key} | {value} |" for key, value in model.items()]
-    return "\n".join(lines)
+    return lines
 
 
 def _seconds(value: float | None) -> str:

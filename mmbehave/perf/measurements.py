@@ -137,25 +137,12 @@ def cache_bound(parts: TrainingParts, batch: dict) -> dict:
 
     # The same bound in seconds: the encoders (convolutions, one wide ViT) run more FLOPs a second than the
     # fusion's many small matrices, so a cached trial cannot reach the FLOPs bound; this is what it can reach.
-    encoder_s, fusion_s = fastest(encoder_forward, step.device), fastest(fusion_step, step.device)
+    encoder_s, fusion_s = timed(encoder_forward, 7, 1, step.device), timed(fusion_step, 7, 1, step.device)
     model.zero_grad(set_to_none=True)
     return {"encoder_forward_gflops": encoder_flops / 1e9, "fusion_step_gflops": fusion_flops / 1e9,
             "bound": (encoder_flops + fusion_flops) / fusion_flops,
             "encoder_forward_ms": encoder_s * 1e3, "fusion_step_ms": fusion_s * 1e3,
             "time_bound": (encoder_s + fusion_s) / fusion_s}
-
-
-def fastest(function, device: torch.device, repeats: int = 7) -> float:
-    """Seconds of the fastest of ``repeats`` calls, after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        started = time.perf_counter()
-        function()
-        synchronize(device)
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def frozen_weights(cfg: DictConfig, folder: Path) -> list[str]:
@@ -222,6 +209,18 @@ def gpu_utilisation(parts: TrainingParts, batches: list[dict], seconds_per_epoch
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed(step, steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds per call of ``step`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return (time.perf_counter() - started) / steps
 
 
 def trial_times(tracking_uri: str, storage: str, study_name: str = "mbt_frozen") -> dict:

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import re
 
+import yaml
+from omegaconf import OmegaConf
+
 from mmbehave.core.errors import UserError
 from mmbehave.core.folds import MAKE_FOLDS, fold_folders
+from mmbehave.core.paths import config_dir
 
 PRESET = "experiment=site_cv"
 
@@ -53,11 +57,13 @@ def _write_folds(argv: list[str], folder: str, folds: str) -> str | None:
     if labels is None:
         return (f"cv.folds={folds} makes the folds from a label table: add cv.labels=<a CSV of every clip with "
                 "clip_id, the heads and the group column> (or make them with `" + MAKE_FOLDS + "`).")
-    heads = (given(argv, "cv.heads") or "species,behavior").strip("[]")
-    settings = {"labels": labels, "out": folder, "folds": folds, "group_by": given(argv, "cv.group_by") or "site",
-                "heads": [head.strip() for head in heads.split(",")]}
-    if given(argv, "cv.seed") is not None:
-        settings["seed"] = given(argv, "cv.seed")
+    # The preset's own cv defaults (group_by, heads, seed), overridden as the command line says.
+    settings = dict(OmegaConf.to_container(OmegaConf.load(config_dir() / "experiment" / "site_cv.yaml").cv))
+    for key in ("group_by", "heads", "seed"):
+        value = given(argv, f"cv.{key}")
+        if value is not None:
+            settings[key] = yaml.safe_load(value)  # as Hydra reads a value: [a,b] a list, 3 a number
+    settings.update(labels=labels, out=folder, folds=folds)
     try:
         result = make_folds(SplitOptions.from_config(settings))
         write_folds(result)
