@@ -195,17 +195,23 @@ def test_a_killed_sweep_keeps_the_values_of_its_finished_trials(tmp_path, synthe
     process.wait()
     finished = {int(r.data.tags["optuna_trial"]): r.data.metrics["val/macro_f1"] for r in client.search_runs(
         [client.get_experiment_by_name("debug").experiment_id], "attributes.status = 'FINISHED'") if "optuna_trial" in r.data.tags}
+    # Every trial a run finished is in the study as the kill left it (the kill loses nothing already written).
+    killed = {t.number: t.state.name for t in optuna.load_study(study_name="mbt", storage=storage).trials}
+    assert set(finished) <= set(killed), f"finished runs of trials {sorted(finished)}; the study after the kill: {killed}"
 
     # The next sweep on the study cleans up after the killed one.
-    run_module("mmbehave.train", *command[3:-2], "hydra.sweeper.n_trials=1", "hydra.sweeper.n_jobs=1",
-               f"hydra.sweep.dir={tmp_path / 'second'}", tmp_path=tmp_path)
+    second = run_module("mmbehave.train", *command[3:-2], "hydra.sweeper.n_trials=1", "hydra.sweeper.n_jobs=1",
+                        f"hydra.sweep.dir={tmp_path / 'second'}", tmp_path=tmp_path)
     trials = optuna.load_study(study_name="mbt", storage=storage).trials
+    by_number = {t.number: t for t in trials}
+    seen = (f"finished runs {finished}; after the kill {killed}; after the next sweep "
+            f"{ {t.number: t.state.name for t in trials} }; its log: {second.stderr[-2000:]}")
     for number, value in finished.items():
-        assert trials[number].state == optuna.trial.TrialState.COMPLETE, number
-        assert trials[number].value == pytest.approx(value)
+        assert number in by_number and by_number[number].state == optuna.trial.TrialState.COMPLETE, seen
+        assert by_number[number].value == pytest.approx(value), seen
     first_sweep = {t.user_attrs["sweep_id"] for t in trials if t.number in finished}
     others = [t for t in trials if t.user_attrs.get("sweep_id") in first_sweep and t.number not in finished]
-    assert others and all(t.state == optuna.trial.TrialState.FAIL for t in others)
+    assert others and all(t.state == optuna.trial.TrialState.FAIL for t in others), seen
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
 
 

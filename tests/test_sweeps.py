@@ -177,6 +177,20 @@ def test_a_two_objective_study_reports_its_pareto_front_and_plots(tmp_path):
     assert {"pareto_front.png", "optimization_history.png"} <= written
 
 
+def test_sweeps_sharing_a_study_ask_enqueued_trials_first_and_leave_none_waiting(tmp_path):
+    from mmbehave.sweeps.async_trials import ask_marked
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    first, second = (optuna.create_study(study_name="shared", storage=storage, load_if_exists=True) for _ in range(2))
+    first.enqueue_trial({}, user_attrs={"from": "user"})
+    asked = [ask_marked(study, {"sweep_pid": pid}) for study, pid in [(first, 1), (second, 2), (first, 1), (second, 2)]]
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    assert [t.number for t in asked] == [0, 1, 2, 3]
+    assert trials[0].user_attrs == {"from": "user"}  # the user's enqueued trial first; the sweep marks it next
+    assert [t.user_attrs for t in trials[1:]] == [{"sweep_pid": 2}, {"sweep_pid": 1}, {"sweep_pid": 2}]
+    assert all(t.state == optuna.trial.TrialState.RUNNING for t in trials)  # none left WAITING for another sweep
+
+
 @pytest.mark.slow
 def test_asynchronous_trials_do_not_wait_for_the_slowest_one(tmp_path, synthetic_root):
     # Two workers; the study's first trial is long (40 epochs), the three after it short (1 epoch). In batches of

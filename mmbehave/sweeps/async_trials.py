@@ -137,11 +137,7 @@ class _Scheduler:
     def _ask(self) -> tuple[optuna.trial.Trial, list[str], int]:
         from mmbehave.sweeps.callback import trial_marks
 
-        # Marked before it is RUNNING, so that a sweep killed right after asking leaves a trial the next sweep
-        # can close; trials the user enqueued come first (ask takes the oldest waiting one) and are marked after.
-        if not self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-            self.study.enqueue_trial({}, user_attrs=trial_marks())
-        trial = self.study.ask()
+        trial = ask_marked(self.study, trial_marks())
         distributions, fixed_params, fixed_overrides = self.space
         [overrides] = self.impl._configure_trials([trial], distributions, fixed_params, fixed_overrides)
         job_idx = self.impl.job_idx
@@ -175,6 +171,21 @@ class _Scheduler:
         if len(self.failed) < self.window:
             return False
         return sum(self.failed[-self.window:]) / self.window > self.impl.max_failure_rate
+
+
+def ask_marked(study: optuna.Study, marks: dict[str, Any]) -> optuna.trial.Trial:
+    """``study.ask()``, but a new trial is created RUNNING with ``marks`` (its sweep, host, process) in one write,
+    so that a sweep killed right after asking leaves a trial the next sweep can close. Trials the user enqueued
+    still come first (ask takes the oldest WAITING one; the sweep's custom_search_space marks it right after).
+
+    Not enqueue-then-ask: ask pops the oldest WAITING trial, which may be another sweep's on a shared study, and a
+    sweep that popped another's left its own WAITING for good (seen with two workers on one SQLite study)."""
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        return study.ask()
+    template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, user_attrs=marks)
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+    study._thread_local.cached_all_trials = None  # as ask() does: the sampler sees every trial as of now
+    return optuna.trial.Trial(study, trial_id)
 
 
 def _next(finished: queue.Queue) -> tuple[int, Any]:
