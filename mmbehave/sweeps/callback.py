@@ -61,8 +61,10 @@ def record_trial(config: DictConfig, trial: Any) -> None:
         return
     # A new dict, not an update: under sweep.schedule=async a slot thread may be pickling the old one.
     sweep.trial_numbers = {**sweep.trial_numbers, len(sweep.trial_numbers): trial.number}
+    carried = trial.user_attrs  # async trials are created with their marks: no second write to a shared storage
     for name, value in trial_marks().items():
-        trial.set_user_attr(name, value)
+        if carried.get(name) != value:
+            trial.set_user_attr(name, value)
 
 
 def trial_marks() -> dict[str, Any]:
