@@ -72,6 +72,29 @@ def _shared_folders(tmp_path_factory):
     helpers.TMP_PATH_FACTORY = tmp_path_factory
 
 
+@pytest.fixture(autouse=True)
+def _stores_close_with_their_folder(request):
+    """A passing test's folder is removed as it ends (tmp_path_retention_policy), and pytest 9.0 (CI's Python has
+    9.0.3; 9.2 counts instead) numbers the next folder by listing the existing ones, so the next test of this process
+    whose name starts alike gets the same path. MLflow's cached connections to the removed folder's stores would
+    serve that test the old files: CI read the [batch] variant's runs in the [async] one's store. They close with
+    the folder (mmbehave's own commands notice a replaced store themselves: ``prepare_store``)."""
+    yield
+    folder = request.node.funcargs.get("tmp_path")
+    if folder is None:
+        return
+    from mlflow.store.model_registry.sqlalchemy_store import (
+        SqlAlchemyStore as RegistryStore,
+    )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from mmbehave.tracking.store import forget_store
+
+    for uri in {*SqlAlchemyStore._engine_map, *RegistryStore._engine_map}:
+        if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_relative_to(folder):
+            forget_store(uri)
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A tiny synthetic dataset (raw clips, metadata and processed tensors), generated once per test run."""

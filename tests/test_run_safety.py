@@ -178,8 +178,7 @@ def test_a_killed_sweep_keeps_the_values_of_its_finished_trials(tmp_path, synthe
 
     def two_trials_finished_and_a_third_started() -> bool:
         # Polled through a short read-only connection, and a read that fails while the sweep writes is only "not
-        # yet" (CI once saw "disk image is malformed" from MLflow's pooled one here); the reads after the kill
-        # and the second sweep on the same store are what must find it intact.
+        # yet"; the reads after the kill and the second sweep on the same store are what must find it intact.
         try:
             with contextlib.closing(sqlite3.connect(f"file:{tmp_path / 'mlflow.db'}?mode=ro", uri=True)) as db:
                 statuses = [status for (status,) in db.execute(

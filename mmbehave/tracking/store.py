@@ -38,7 +38,8 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
 
 
-_ready_stores: set[str] = set()
+# URI -> the SQLite file's (device, inode) when this process made it ready; None for a server or database URL.
+_ready_stores: dict[str, tuple[int, int] | None] = {}
 HTTP_SCHEMES = ("http", "https")
 # MLflow retries an unreachable server 7 times with a growing backoff (minutes of apparent hang); a run that
 # cannot log should say so within about half a minute. MLflow's own variables, set by the user, win.
@@ -118,7 +119,9 @@ def prepare_store(tracking_uri: str, attempts: int = 6) -> None:
     same ALTER TABLE. SQLite: one at a time under a file lock. A database server (workers on several machines
     share no file system): whoever loses the race retries once the winner's migration is done."""
     if tracking_uri in _ready_stores:
-        return
+        if _ready_stores[tracking_uri] == _sqlite_file(tracking_uri):
+            return
+        forget_store(tracking_uri)  # the SQLite file was deleted or replaced since: its new one gets ready below
     check_server_answers(tracking_uri)
     if tracking_uri.startswith("sqlite:///"):
         from mmbehave.core.locks import exclusive
@@ -134,7 +137,44 @@ def prepare_store(tracking_uri: str, attempts: int = 6) -> None:
                 if attempt == attempts - 1:
                     raise
                 time.sleep(1 + attempt)
-    _ready_stores.add(tracking_uri)
+    _ready_stores[tracking_uri] = _sqlite_file(tracking_uri)
+
+
+def _sqlite_file(tracking_uri: str) -> tuple[int, int] | None:
+    """Which file a SQLite URI names now, as (device, inode); None for other stores or a file not there."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    try:
+        status = Path(tracking_uri.removeprefix("sqlite:///")).stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def forget_store(tracking_uri: str) -> None:
+    """Close this process's MLflow connections to ``tracking_uri``, so that its next use opens the store anew.
+
+    MLflow keeps one engine, and a store on it, per URI for the life of the process, and a pooled SQLite connection
+    holds the file it opened: after mlflow.db is deleted (or replaced) and made again at the same path, a long-lived
+    process (a notebook, a test session) would go on reading the old file, and its writes would fail ("attempt to
+    write a readonly database": SQLite refuses to write a deleted file)."""
+    from mlflow.store.model_registry.sqlalchemy_store import (
+        SqlAlchemyStore as RegistryStore,
+    )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    _ready_stores.pop(tracking_uri, None)
+    for store_class in (SqlAlchemyStore, RegistryStore):
+        with store_class._engine_map_lock:
+            engine = store_class._engine_map.pop(tracking_uri, None)
+        if engine is not None:
+            engine.dispose()
+    # The stores built on those engines are cached per URI as well, by each store registry.
+    for registry in (tracking_utils._tracking_store_registry, registry_utils._model_registry_store_registry):
+        if registry is not None:
+            type(registry)._get_store_with_resolved_uri.cache_clear()
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
