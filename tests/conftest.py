@@ -11,6 +11,7 @@ it and reuse it (``helpers.built_once``).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,18 +82,10 @@ def _stores_close_with_their_folder(request):
     the folder (mmbehave's own commands notice a replaced store themselves: ``prepare_store``)."""
     yield
     folder = request.node.funcargs.get("tmp_path")
-    if folder is None:
-        return
-    from mlflow.store.model_registry.sqlalchemy_store import (
-        SqlAlchemyStore as RegistryStore,
-    )
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    if folder is not None and "mlflow" in sys.modules:  # no MLflow loaded, no connections to close
+        from mmbehave.tracking.store import forget_stores_in
 
-    from mmbehave.tracking.store import forget_store
-
-    for uri in {*SqlAlchemyStore._engine_map, *RegistryStore._engine_map}:
-        if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_relative_to(folder):
-            forget_store(uri)
+        forget_stores_in(folder)
 
 
 @pytest.fixture(scope="session")

@@ -93,11 +93,13 @@ def fresh_store(db: Path, cwd: Path) -> None:
 def fresh_store_for(overrides, env: dict | None, default: Path, cwd: Path) -> None:
     """``fresh_store`` for the SQLite store a command started in ``cwd`` will use: ``mlflow.tracking_uri=`` among
     its overrides, else ``$MLFLOW_TRACKING_URI`` in ``env``, else ``default``."""
+    from mmbehave.tracking.store import sqlite_path
+
     uri = next((o.split("=", 1)[1] for o in overrides if o.startswith("mlflow.tracking_uri=")), None)
     if uri is None:
         uri = (env or {}).get("MLFLOW_TRACKING_URI", f"sqlite:///{default}")
-    if uri.startswith("sqlite:///"):
-        fresh_store(Path(uri.removeprefix("sqlite:///")), cwd)
+    if sqlite_path(uri) is not None:
+        fresh_store(sqlite_path(uri), cwd)
 
 
 def free_port() -> int:

@@ -30,12 +30,16 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The file of a SQLite store URI; None for a server or database URL."""
+    return Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
+
+
 def artifact_location(tracking_uri: str) -> str | None:
     """Artifacts beside a SQLite store (``<store dir>/mlartifacts``). MLflow's own default is ``./mlruns``
     of whatever directory the experiment happened to be created from; servers choose their own."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    path = sqlite_path(tracking_uri)
+    return None if path is None else (path.parent / "mlartifacts").as_uri()
 
 
 # URI -> the SQLite file's (device, inode) when this process made it ready; None for a server or database URL.
@@ -123,10 +127,10 @@ def prepare_store(tracking_uri: str, attempts: int = 6) -> None:
             return
         forget_store(tracking_uri)  # the SQLite file was deleted or replaced since: its new one gets ready below
     check_server_answers(tracking_uri)
-    if tracking_uri.startswith("sqlite:///"):
+    if sqlite_path(tracking_uri) is not None:
         from mmbehave.core.locks import exclusive
 
-        with exclusive(Path(tracking_uri.removeprefix("sqlite:///"))):
+        with exclusive(sqlite_path(tracking_uri)):
             mlflow.MlflowClient(tracking_uri).search_experiments(max_results=1)
     elif tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
         for attempt in range(attempts):
@@ -142,10 +146,11 @@ def prepare_store(tracking_uri: str, attempts: int = 6) -> None:
 
 def _sqlite_file(tracking_uri: str) -> tuple[int, int] | None:
     """Which file a SQLite URI names now, as (device, inode); None for other stores or a file not there."""
-    if not tracking_uri.startswith("sqlite:///"):
+    path = sqlite_path(tracking_uri)
+    if path is None:
         return None
     try:
-        status = Path(tracking_uri.removeprefix("sqlite:///")).stat()
+        status = path.stat()
     except OSError:
         return None
     return status.st_dev, status.st_ino
@@ -158,15 +163,11 @@ def forget_store(tracking_uri: str) -> None:
     holds the file it opened: after mlflow.db is deleted (or replaced) and made again at the same path, a long-lived
     process (a notebook, a test session) would go on reading the old file, and its writes would fail ("attempt to
     write a readonly database": SQLite refuses to write a deleted file)."""
-    from mlflow.store.model_registry.sqlalchemy_store import (
-        SqlAlchemyStore as RegistryStore,
-    )
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     _ready_stores.pop(tracking_uri, None)
-    for store_class in (SqlAlchemyStore, RegistryStore):
+    for store_class in _mlflow_store_classes():
         with store_class._engine_map_lock:
             engine = store_class._engine_map.pop(tracking_uri, None)
         if engine is not None:
@@ -175,6 +176,25 @@ def forget_store(tracking_uri: str) -> None:
     for registry in (tracking_utils._tracking_store_registry, registry_utils._model_registry_store_registry):
         if registry is not None:
             type(registry)._get_store_with_resolved_uri.cache_clear()
+
+
+def forget_stores_in(folder: Path) -> None:
+    """``forget_store`` for every store this process has open whose SQLite file lies in ``folder`` (one going away)."""
+    cached = {uri for store_class in _mlflow_store_classes() for uri in store_class._engine_map}
+    for uri in cached:
+        path = sqlite_path(uri)
+        if path is not None and path.is_relative_to(folder):
+            forget_store(uri)
+
+
+def _mlflow_store_classes() -> tuple[type, ...]:
+    """MLflow's database-backed stores (runs, model registry): each keeps one engine per URI in ``_engine_map``."""
+    from mlflow.store.model_registry.sqlalchemy_store import (
+        SqlAlchemyStore as RegistryStore,
+    )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    return SqlAlchemyStore, RegistryStore
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
