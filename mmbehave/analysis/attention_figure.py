@@ -142,7 +142,7 @@ def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, 
         num_bottlenecks,
         pick_clips,
     )
-    from mmbehave.analysis.predictions import model_inputs
+    from mmbehave.analysis.predictions import encoder_inputs_and_presence
     from mmbehave.data.dataset import collate
 
     if count <= 0:
@@ -155,7 +155,7 @@ def attention_figures(trained, dataset, predictions, out_dir: Path, count: int, 
     first = next((head for head in trained.heads if not head.multi), None)
     indices = pick_clips(dataset.targets[first.name] if first else [0] * len(dataset), count)
     items = [dataset[i] for i in indices]
-    inputs, present = model_inputs(collate(items), torch.device(device))
+    inputs, present = encoder_inputs_and_presence(collate(items), torch.device(device))
     with torch.no_grad():
         output = trained.model(**inputs, **{f"{m}_present": f for m, f in present.items()}, return_attention=True)
     video_shape = tuple(items[0]["video"].shape) if "video" in items[0] else None

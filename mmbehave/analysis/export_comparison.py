@@ -18,10 +18,10 @@ def latency_ms(model, clips: list[dict], warmup: int) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from mmbehave.analysis.predictions import model_inputs
+    from mmbehave.analysis.predictions import encoder_inputs_and_presence
     from mmbehave.data.dataset import collate
 
-    batches = [model_inputs(collate([clip]), torch.device("cpu")) for clip in clips]
+    batches = [encoder_inputs_and_presence(collate([clip]), torch.device("cpu")) for clip in clips]
     timings = []
     with torch.no_grad():
         for index in range(warmup + len(batches)):

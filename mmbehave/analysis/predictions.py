@@ -64,7 +64,8 @@ class SplitPredictions:
         return next(head for head in self.heads if head.name == name)
 
 
-def model_inputs(batch: dict, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def encoder_inputs_and_presence(batch: dict, device: torch.device
+                                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(encoder inputs {video, audio}, presence flags {modality: (B,) bool}) from a collated batch."""
     inputs = {m: batch[m].to(device) for m in ("video", "audio") if m in batch}
     present = {m: batch[f"{m}_present"].to(device) for m in ("video", "audio") if f"{m}_present" in batch}
@@ -85,7 +86,7 @@ def predict_split(model: nn.Module, loader, *, heads: Sequence[HeadSpec], device
     probs: dict[str, dict[str, list]] = {v: {head.name: [] for head in heads} for v in variants}
     flags: dict[str, list] = {"video": [], "audio": []}
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        inputs, present = model_inputs(batch, device)
+        inputs, present = encoder_inputs_and_presence(batch, device)
         tokens = model.encode(**inputs, present=present)
         for variant, kept in variants.items():
             kept_tokens = {m: tokens[m] for m in kept if m in tokens}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mmbehave.core.errors import InputError
 from mmbehave.predicting.outputs import write_tables
+from mmbehave.predicting.shards import check_whole_season
 from mmbehave.predicting.state import (
     append_errors,
     append_whole,
@@ -17,17 +18,22 @@ from mmbehave.predicting.state import (
 )
 
 
-def merge_shards(tables: list[Path], trained, request) -> tuple[Path | None, list[dict], list[tuple[Path, str]]]:
-    """One set of tables from the records of the shards' outputs (``merge=[p0.csv,p1.csv,...]``)."""
-    records, failures = {}, {}
+def merge_shards(tables: list[Path], trained, request, allow_partial: bool = False
+                 ) -> tuple[Path | None, list[dict], list[tuple[Path, str]]]:
+    """One set of tables from the records of the shards' outputs (``merge=[p0.csv,p1.csv,...]``), after
+    checking they are every shard of one input, each finished, by this model (shards.py)."""
+    records, failures, counted = {}, {}, {}
     for table in tables:
         records_path, errors_path = state_paths(table)
-        if not records_path.is_file():
+        if not records_path.is_file() and not errors_path.is_file():
             raise InputError(f"merge: {table} has no {records_path.name} beside it; give the output= tables of "
                              "the shards' predict runs (same checkpoint).")
-        records.update(read_records(records_path))
-        failures.update(read_errors(errors_path))
+        shard_records, shard_failures = read_records(records_path), read_errors(errors_path)
+        counted[table] = len(shard_records.keys() | shard_failures.keys())
+        records.update(shard_records)
+        failures.update(shard_failures)
     model = request.provenance["model_sha256"]
+    check_whole_season(tables, counted, model, allow_partial)
     others = sorted({record.model for record in records.values()} - {model})
     if others:
         raise InputError(f"merge: the shards were predicted with another model ({', '.join(others)}), not this "

@@ -17,18 +17,21 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmbehave.core.errors import ConfigError, InputError
+from mmbehave.core.errors import ConfigError, InputError, StorageError
+from mmbehave.core.locks import exclusive
 from mmbehave.core.signals import stop_on_signals
 from mmbehave.data.media_files import MEDIA_EXTENSIONS, find_media
 from mmbehave.predicting.options import AnswerOptions, positive_int, read_answer_options
 from mmbehave.predicting.output_checks import check_output
 from mmbehave.predicting.outputs import RowStream
+from mmbehave.predicting.shards import shard_of, write_manifest
 from mmbehave.predicting.state import (
     append_errors,
     append_records,
     file_key,
     read_errors,
     read_records,
+    repair_torn_tail,
     state_paths,
 )
 
@@ -66,20 +69,6 @@ def find_clips(input_path: str, extensions: list[str], recursive: bool) -> list[
     return search.files
 
 
-def shard_of(clips: list[Path], shard: str | None) -> list[Path]:
-    """``shard=i/N``: every N-th clip from the i-th of the sorted input, so N machines share it evenly."""
-    if not shard:
-        return clips
-    try:
-        index, count = (int(part) for part in str(shard).split("/"))
-    except ValueError:
-        raise ConfigError(f"shard={shard}: give i/N with 0 <= i < N, e.g. shard=0/16 (SLURM: "
-                          "shard=${{oc.env:SLURM_ARRAY_TASK_ID}}/16).") from None
-    if not 0 <= index < count:
-        raise ConfigError(f"shard={shard}: i must be in [0, {count}) for N={count}.")
-    return clips[index::count]
-
-
 def run_prediction(cfg: DictConfig) -> PredictResult:
     from mmbehave.checkpoints.loading import load_command_model
 
@@ -90,8 +79,9 @@ def run_prediction(cfg: DictConfig) -> PredictResult:
         raise ConfigError(f"format={output_format}: use {' or '.join(FORMATS)}.")
     options = read_answer_options(cfg, output_format)  # before the model loads or a clip is decoded
     merged = [Path(str(p)).expanduser() for p in (cfg.get("merge") or [])]
-    clips = [] if merged else shard_of(find_clips(cfg.input, list(cfg.get("extensions") or MEDIA_EXTENSIONS),
-                                                  bool(cfg.recursive)), cfg.get("shard"))
+    every_clip = [] if merged else find_clips(cfg.input, list(cfg.get("extensions") or MEDIA_EXTENSIONS),
+                                              bool(cfg.recursive))
+    clips = shard_of(every_clip, cfg.get("shard"))
     camtrap = prepare_camtrap(cfg) if output_format == "camtrap_dp" else None
     output = output_path(cfg, output_format)
 
@@ -105,8 +95,8 @@ def run_prediction(cfg: DictConfig) -> PredictResult:
     if merged:
         from mmbehave.predicting.merge import merge_shards
 
-        return PredictResult(*merge_shards(merged, trained, request))
-    from mmbehave.predicting.clip_loading import ClipFiles, Segmenting
+        return PredictResult(*merge_shards(merged, trained, request, bool(cfg.get("allow_partial", False))))
+    from mmbehave.predicting.clip_loading import Segmenting
 
     segmenting = Segmenting(options.segment_length(trained), options.segment_stride)
     if cfg.get("estimate"):
@@ -115,8 +105,25 @@ def run_prediction(cfg: DictConfig) -> PredictResult:
         estimate(trained, clips, segmenting, cfg.device, batch_size, workers, decoder_threads(workers))
         return PredictResult(None, [], [])
     records_path, errors_path = state_paths(output)
+    # one run per output: a second waits, then finds this one's clips done (without it both did all the work)
+    with exclusive(records_path, waiting=f"another predict run is writing {output}; waiting for it to end (the "
+                                         "clips it predicts are then skipped here)"):
+        return predict_into(cfg, loaded, request, every_clip, clips, segmenting, batch_size, workers)
+
+
+def predict_into(cfg: DictConfig, loaded, request, every_clip: list[Path], clips: list[Path], segmenting,
+                 batch_size: int, workers: int) -> PredictResult:
+    """Predict the clips not yet in the output's records (holding its lock), then rebuild the tables."""
+    from mmbehave.predicting.clip_loading import ClipFiles
+
+    trained, model = loaded.trained, request.provenance["model_sha256"]
+    records_path, errors_path = state_paths(request.output)
+    for path in (records_path, errors_path):  # before anything is appended: a torn line would swallow the next one
+        repair_torn_tail(path)
+    shard = cfg.get("shard")
+    if shard is not None:  # before any record: merge= checks the season is whole by these
+        write_manifest(request.output, shard, every_clip, Path(cfg.input).expanduser(), model)
     records = read_records(records_path)
-    model = request.provenance["model_sha256"]
     todo = [clip for clip in clips if not is_done(records.get(str(clip)), clip, model)]
     log.info("Predicting %d clip(s) with %s (%d already in %s), %d worker(s)", len(todo), loaded.path,
              len(clips) - len(todo), records_path, workers)
@@ -134,9 +141,11 @@ def archive_pass(trained, files, cfg: DictConfig, batch_size: int, workers: int,
     from mmbehave.core.progress import show_progress
     from mmbehave.predicting.archive import predict_archive
 
+    shard = "" if cfg.get("shard") is None else str(cfg.shard)
+
     def on_batch(records, failures) -> None:  # on disk before the next batch: a kill loses at most this one
         for record in records:
-            record.model = model
+            record.model, record.shard = model, shard
         append_records(records_path, records)
         if rows is not None:
             rows.append(records)
@@ -158,13 +167,24 @@ def finish(clips: list[Path], records_path: Path, errors_path: Path, trained, re
 
     records, errors = read_records(records_path), read_errors(errors_path)
     model = request.provenance["model_sha256"]
-    done = [records[str(clip)] for clip in clips if is_done(records.get(str(clip)), clip, model)]
-    failures = [(clip, errors[str(clip)]) for clip in clips if str(clip) in errors
-                and not is_done(records.get(str(clip)), clip, model)]
+    done_keys = {str(clip) for clip in clips if is_done(records.get(str(clip)), clip, model)}
+    done = [records[str(clip)] for clip in clips if str(clip) in done_keys]
+    failures = [(clip, errors[str(clip)]) for clip in clips if str(clip) in errors and str(clip) not in done_keys]
+    check_every_clip_accounted(clips, done_keys, {str(path) for path, _ in failures}, records_path)
     if not done:
         return PredictResult(None, [], failures)
     rows = write_tables(done, trained, request)
     return PredictResult(request.output, rows, failures)
+
+
+def check_every_clip_accounted(clips: list[Path], done: set[str], failed: set[str], records_path: Path) -> None:
+    """Each input clip is in the records or in the errors table; else the run says which, and exits non-zero,
+    instead of writing a table with a hole in it."""
+    missing = [str(clip) for clip in clips if str(clip) not in done and str(clip) not in failed]
+    if missing:
+        raise StorageError(f"{len(missing)} of {len(clips)} clip(s) are neither in {records_path.name} nor in the "
+                           f"errors table (first: {', '.join(missing[:3])}); run the same command again to predict "
+                           "them.")
 
 
 def is_done(record, clip: Path, model: str) -> bool:

@@ -5,7 +5,8 @@
     <stem>_errors.csv            one row per clip that could not be read: path, reason
 
 Both are append-only: each batch's lines go out in one write and are flushed to disk, so a killed run leaves
-whole lines (a line cut by a crash in the middle of the write is dropped when the file is read back). Running
+whole lines. A line cut by a crash or a full disk in the middle of a write is cut off the file (``repair_torn_tail``)
+before the next run appends, so that run's first line is never glued onto it, and its clip is predicted again. Running
 the same command again skips every clip whose path and key are already there and appends the rest; the tables
 (``output=``, segments, events, review) are rebuilt from these lines at the end, so they are the same row for
 row as one uninterrupted run's.
@@ -42,9 +43,11 @@ class ClipRecord:
     windows: list[tuple[float, float | None]]        # (start_s, end_s) per segment; end None: the whole clip
     probs: list[dict[str, np.ndarray]]               # {head: float32 probabilities} per segment
     model: str = ""                                  # the model file's SHA-256 prefix: another model predicts anew
+    shard: str = ""                                  # "i/N" of a sharded run (shards.py); "": the whole input
 
     def to_json(self) -> str:
-        return json.dumps({"path": self.path, "key": self.key, "model": self.model, "has_video": self.has_video,
+        return json.dumps({"path": self.path, "key": self.key, "model": self.model,
+                           **({"shard": self.shard} if self.shard else {}), "has_video": self.has_video,
                            "has_audio": self.has_audio, "windows": [list(w) for w in self.windows],
                            "probs": [{head: values.tolist() for head, values in probs.items()} for probs in self.probs]})
 
@@ -54,7 +57,7 @@ class ClipRecord:
         return cls(data["path"], data["key"], bool(data["has_video"]), bool(data["has_audio"]),
                    [(float(s), None if e is None else float(e)) for s, e in data["windows"]],
                    [{head: np.asarray(values, dtype=np.float32) for head, values in probs.items()}
-                    for probs in data["probs"]], str(data.get("model", "")))
+                    for probs in data["probs"]], str(data.get("model", "")), str(data.get("shard", "")))
 
 
 def state_paths(output: Path) -> tuple[Path, Path]:
@@ -76,6 +79,38 @@ def append_whole(path: Path, text: str) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Cut an unfinished last line (no newline: a write cut short) off ``path``; the bytes dropped (0: whole).
+    Appending after it would glue the next record onto it and lose both clips' lines as one unreadable line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with path.open("rb+") as stream:
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(size - 1)
+        if stream.read(1) == b"\n":
+            return 0
+        kept = last_newline_end(stream, size)
+        stream.truncate(kept)
+        stream.flush()
+        os.fsync(stream.fileno())
+    log.warning("%s ended in an unfinished line (%d bytes, a write cut short); it was cut off and its clip is "
+                "predicted again.", path, size - kept)
+    return size - kept
+
+
+def last_newline_end(stream, size: int, chunk: int = 1 << 16) -> int:
+    """The offset just past the file's last newline (0: none), read backwards in chunks."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        stream.seek(start)
+        found = stream.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
 
 
 def whole_lines(path: Path) -> Iterator[str]:
