@@ -43,9 +43,15 @@ def only_run(tmp_path: Path):
 
 
 def test_debug_fast_run_writes_checkpoints_log_and_a_complete_mlflow_run(tmp_path, synthetic_root):
-    run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
-               f"hydra.run.dir={tmp_path / 'run'}", "fusion.num_layers=4", tmp_path=tmp_path)
+    result = run_module("mmbehave.train", "debug=fast", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
+                        f"hydra.run.dir={tmp_path / 'run'}", "fusion.num_layers=4", tmp_path=tmp_path)
     run_dir = tmp_path / "run"
+    summary = result.stdout.rstrip().splitlines()[-8:]  # the command ends on what it made and what to type next
+    assert summary[0] == "Training done." and summary[1].split()[:2] == ["best", "val/macro_f1"], summary
+    assert f"checkpoint         {run_dir / 'checkpoints' / 'best.pth'}" in summary[2]
+    assert summary[4] == "Next:" and summary[5].startswith("  python -m mmbehave.evaluate checkpoint=")
+    assert summary[7] == f"  mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}"
+    assert "Warning" not in result.stderr and "Downloading artifacts" not in result.stderr, result.stderr[-3000:]
     for name in ("latest.pth", "best.pth"):
         checkpoint = read_checkpoint(run_dir / "checkpoints" / name)  # weights_only=True inside
         assert checkpoint["classes"]["species"] == ["badger", "red_deer", "red_fox", "wild_boar"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import mlflow
 from mlflow.pyfunc import PythonModel
+from mlflow.types.type_hints import TypeFromExample
 
 
 class MMBehaveModel(PythonModel):
@@ -28,7 +29,9 @@ class MMBehaveModel(PythonModel):
 
         self.trained = load_trained_model(context.artifacts["checkpoint"], "cpu")
 
-    def predict(self, context, model_input, params=None):
+    # The input is what the logged input example is (a dict of named arrays), which no other MLflow type hint
+    # describes; the signature beside it names the shapes (mlflow_models.py).
+    def predict(self, context, model_input: TypeFromExample, params=None):
         import numpy as np
         import pandas as pd
         import torch

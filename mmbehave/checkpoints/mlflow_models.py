@@ -32,21 +32,33 @@ def should_log(setting, in_sweep: bool) -> bool:
 
 
 def signature(trained):
-    """Inputs as mmbehave.preprocess writes them (per used modality), outputs one row per clip."""
+    """Inputs as mmbehave.preprocess writes them (per used modality), outputs one row per clip: the columns
+    ``MMBehaveModel.predict`` returns, for this model's heads and classes."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-    settings = trained.preprocess
-    inputs = []
+    inputs = [TensorSpec(np.dtype(example.dtype), (-1, *example.shape[1:]), name)
+              for name, example in input_example(trained).items()]
+    outputs = []
+    for head in trained.heads:
+        outputs.append(ColSpec("string", head.name))
+        if not head.multi:
+            outputs.append(ColSpec("double", f"{head.name}_prob"))
+    outputs += [ColSpec("double", f"p({head.name}={name})") for head in trained.heads
+                for name in trained.classes[head.name]]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def input_example(trained) -> dict[str, np.ndarray]:
+    """One clip of zeros in the model's input shapes: MLflow stores it, so that ``mlflow models serve`` shows
+    what /invocations takes, and checks it against the signature when the model is logged."""
+    settings, example = trained.preprocess, {}
     if "video" in trained.modalities:
-        inputs.append(TensorSpec(np.dtype(np.uint8), (-1, settings.num_frames, 3, settings.image_size,
-                                                       settings.image_size), "frames"))
+        example["frames"] = np.zeros((1, settings.num_frames, 3, settings.image_size, settings.image_size), np.uint8)
     if "audio" in trained.modalities:
         time = 1 + int(round(settings.sample_rate * settings.clip_seconds)) // settings.hop_length
-        inputs.append(TensorSpec(np.dtype(np.float32), (-1, settings.n_mels, time), "mel"))
-    outputs = [ColSpec("string", "species"), ColSpec("double", "species_prob"), ColSpec("string", "behavior"),
-               ColSpec("double", "behavior_prob")]
-    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+        example["mel"] = np.zeros((1, settings.n_mels, time), np.float32)
+    return example
 
 
 def log_model(checkpoint: Path, registered_name: str | None = None) -> str:
@@ -85,7 +97,7 @@ def _log_pyfunc(trained, checkpoint: Path, registered_name: str | None) -> None:
 
     mlflow.pyfunc.log_model(
         name=ARTIFACT_NAME, python_model=str(MODEL_CODE), artifacts={"checkpoint": str(checkpoint)},
-        signature=signature(trained),
+        signature=signature(trained), input_example=input_example(trained),
         # Stated, not inferred (inference loads the model in a subprocess): the serving side needs mmbehave.
         pip_requirements=[f"mmbehave=={__version__}", f"torch=={torch.__version__.split('+')[0]}",
                           f"mlflow=={mlflow.__version__}"],

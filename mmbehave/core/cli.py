@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -142,6 +143,8 @@ def command(config_name: str, before_hydra: Callable[[list[str]], str | None] | 
 
         @functools.wraps(task)
         def entry() -> Any:
+            # MLflow's own artifact progress bars would end up in log files and bury a command's summary
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             redact_standard_streams()  # before Hydra sets up logging, so its console handlers write through it
             sys.argv = with_preset_mode([model_uri_alias(arg) for arg in sys.argv])
             problem = before_hydra(sys.argv[1:]) if before_hydra else None

@@ -198,8 +198,24 @@ def finish(settings: RunSettings, hooks: RunHooks, *, monitor: Monitor, tracker:
         if group.is_main and should_log(settings.mlflow.log_model, in_sweep=hooks.part_of_sweep) and best.is_file():
             log_model(best, settings.mlflow.registered_model_name)
         hooks.run_finished(value, tracker.set_tags)
+        if group.is_main and not hooks.part_of_sweep:  # a sweep's trials end in the sweep's own summary
+            summarise_run(monitor, best, tracker)
     discard_own_folder(settings.output_dir, run_dir, group)
     return value
+
+
+def summarise_run(monitor: Monitor, best: Path, tracker: TrackedRun) -> None:
+    """The run's last lines: the best monitored value and its epoch, best.pth, the MLflow run, what next."""
+    from mmbehave.core.summary import print_summary
+
+    uri = redact(tracker.tracking_uri)
+    value = "no epoch finished" if monitor.best is None else f"{monitor.best:.4f} (epoch {monitor.best_epoch + 1})"
+    checkpoint = str(best) if best.is_file() else "none (no epoch improved on the monitored metric)"
+    print_summary("Training done.", [(f"best {monitor.metric}", value), ("checkpoint", checkpoint),
+                                     ("MLflow run", f"{tracker.run_id} in {uri}")],
+                  [f"python -m mmbehave.evaluate checkpoint={best}",
+                   f"python -m mmbehave.predict checkpoint={best} input=<clips> output=predictions.csv",
+                   f"mlflow ui --backend-store-uri {uri}"])
 
 
 def resume_hint(run_dir: Path) -> str:
