@@ -40,7 +40,7 @@ def _cv_folds(folder) -> str:
     """``${cv_folds:${cv.dir}}``: the fold folders ``python -m mmbehave.split ... folds=k`` wrote, as the
     comma-separated sweep of conf/experiment/site_cv.yaml (absolute, so the runs find them from any folder).
     The command line checks that there are some before Hydra gets here (``sweeps.cv_folds.settle_folds``)."""
-    from mmbehave.core.folds import fold_folders
+    from mmbehave.domain.folds import fold_folders
 
     return ",".join(str(path.resolve()) for path in fold_folders(str(folder)))
 

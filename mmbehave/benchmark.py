@@ -22,7 +22,8 @@ from mmbehave.core.cli import command
 @command("benchmark")
 def main(cfg: DictConfig) -> None:
     from mmbehave.core.atomic import write_text_atomic
-    from mmbehave.perf.benchmark import markdown, run_benchmark
+    from mmbehave.perf.benchmark import run_benchmark
+    from mmbehave.perf.benchmark_table import markdown
 
     results = run_benchmark(cfg)
     table = markdown(results)

@@ -264,7 +264,7 @@ def hydra_dir_override(tmp_path: Path) -> list[str]:
 
 def default_heads():
     """The heads of the default config (model/heads=guide: species and behavior), as the run reads them."""
-    from mmbehave.core.heads import heads_from_config
+    from mmbehave.domain.heads import heads_from_config
 
     return heads_from_config(compose_config())
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import compose_config, hydra_dir_override, run_module
 
-from mmbehave.core.config_checks import check_config, configured_modalities
+from mmbehave.domain.config_checks import check_config, configured_modalities
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.instantiate import build
 from mmbehave.core.paths import config_dir, project_root

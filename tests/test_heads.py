@@ -15,7 +15,7 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from mmbehave.checkpoints.trained_model import load_trained_model
 from mmbehave.core.errors import CheckpointError, ConfigError, DataError
-from mmbehave.core.heads import HeadSpec, head_specs
+from mmbehave.domain.heads import HeadSpec, head_specs
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import class_lists, read_metadata
 from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
@@ -177,7 +177,7 @@ def test_a_checkpoint_from_before_configurable_heads_is_one_line_saying_to_train
 
 def test_the_mammalps_preset_has_its_three_heads_with_a_multi_label_action():
     cfg = compose_config(["model/heads=mammalps"])
-    from mmbehave.core.heads import heads_from_config
+    from mmbehave.domain.heads import heads_from_config
 
     heads = heads_from_config(cfg)
     assert [(h.name, h.column, h.type) for h in heads] == [("species", "species", "single"),

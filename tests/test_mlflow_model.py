@@ -102,7 +102,7 @@ def test_console_scripts_behave_like_python_m(tmp_path):
 
 
 def test_a_run_prints_its_config_as_a_tree(capsys):
-    from mmbehave.core.config_tree import print_config_tree
+    from mmbehave.training.config_tree import print_config_tree
 
     print_config_tree(compose_config(["mlflow.tracking_uri=http://u:secret@h"]))
     stdout = capsys.readouterr().out

@@ -6,7 +6,7 @@ import pytest
 import torch
 from helpers import TINY_SPLITS, compose_config, default_heads
 
-from mmbehave.core.config_checks import check_config
+from mmbehave.domain.config_checks import check_config
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.instantiate import build
 from mmbehave.data.prepared import make_dataset, make_loader, prepare_data

@@ -218,7 +218,7 @@ def test_videomae_on_another_grid_keeps_the_checkpoints_space_time_layout(videom
 def test_freezing_is_refused_where_it_would_freeze_random_weights(tmp_path):
     from helpers import compose_config
 
-    from mmbehave.core.config_checks import check_config
+    from mmbehave.domain.config_checks import check_config
     from mmbehave.core.errors import ConfigError
 
     for group in ("video_encoder", "audio_encoder"):

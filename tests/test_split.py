@@ -431,6 +431,7 @@ def test_a_killed_site_cv_trains_only_its_missing_folds_when_run_again(tmp_path,
 
 
 def test_site_cv_settles_its_folds_on_the_command_line_in_one_line_each(tmp_path, capsys):
+    from mmbehave.core.errors import ConfigError
     from mmbehave.sweeps.cv_folds import settle_folds
 
     table = tmp_path / "all.csv"
@@ -438,21 +439,57 @@ def test_site_cv_settles_its_folds_on_the_command_line_in_one_line_each(tmp_path
                   "behavior": ["walking", "feeding", "resting", "walking"] * 6,
                   "camera": [f"K{i % 4}" for i in range(24)]}).to_csv(table, index=False)
     cv = tmp_path / "cv"
-    assert "needs cv.dir=" in settle_folds(["experiment=site_cv", "debug=fast"])
-    assert "no fold_<i>/ folders" in settle_folds(["experiment=site_cv", f"cv.dir={cv}"])
-    assert "add cv.labels=" in settle_folds(["experiment=site_cv", f"cv.dir={cv}", "cv.folds=4"])
-    assert "'site'" in settle_folds(["experiment=site_cv", f"cv.dir={cv}", "cv.folds=4", f"cv.labels={table}"])
+
+    def refused(*argv: str) -> str:
+        with pytest.raises(ConfigError) as error:
+            settle_folds(["experiment=site_cv", *argv])
+        return str(error.value)
+
+    assert "needs cv.folds=" in refused("debug=fast")
+    assert "no fold_<i>/ folders" in refused(f"cv.dir={cv}")
+    assert "none of the usual group columns" in refused(f"cv.dir={cv}", "cv.folds=4", f"cv.labels={table}")
+    assert "'site'" in refused(f"cv.dir={cv}", "cv.folds=4", f"cv.labels={table}", "cv.group_by=site")
     assert not cv.exists()  # a refused command wrote nothing
 
     command = ["experiment=site_cv", f"cv.dir={cv}", "cv.folds=4", f"cv.labels={table}", "cv.group_by=camera"]
-    assert settle_folds(command) is None
+    assert settle_folds(command) == []
     assert "fold_3" in capsys.readouterr().out
     folds = read(cv / "folds.csv")
     for fold in ("fold_0", "fold_1", "fold_2", "fold_3"):  # each fold holds out its own camera
         held_out = set(folds.loc[folds["fold"] == fold, "group"])
         assert len(held_out) == 1 and set(read(cv / fold / "test.csv")["camera"]) == held_out
     written = (cv / "folds.csv").stat().st_mtime_ns
-    assert settle_folds(command) is None and (cv / "folds.csv").stat().st_mtime_ns == written  # found, not rewritten
-    assert "holds 4 folds but cv.folds=3" in settle_folds([*command, "cv.folds=3"])
-    assert settle_folds(["experiment=site_cv", f"cv.dir={cv}"]) is None
-    assert settle_folds(["experiment=guide"]) is None
+    assert settle_folds(command) == [] and (cv / "folds.csv").stat().st_mtime_ns == written  # found, not rewritten
+    assert "holds 4 folds but cv.folds=3" in refused(*command[1:], "cv.folds=3")
+    assert settle_folds(["experiment=site_cv", f"cv.dir={cv}"]) == []
+    assert settle_folds(["experiment=guide"]) == []
+
+
+@pytest.mark.slow
+def test_site_cv_on_the_built_in_field_data_is_one_command(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from mmbehave.sweeps.cv_folds import settle_folds
+
+    # the command the docs give, on a smaller field dataset (240 clips: every behaviour in every fold's train)
+    command = ["experiment=site_cv", "data=synthetic_field", "cv.folds=3", "debug=fast", f"paths.root={tmp_path}",
+               f"data.root={tmp_path / 'field'}", "data.clips_per_split.train=144", "data.clips_per_split.val=48",
+               "data.clips_per_split.test=48", "data.raw_frame_size=32", "data.fps=8", "data.raw_sample_rate=16000"]
+    result = run_module("mmbehave.train", *command, "training.limit_train_batches=1", "mlflow.experiment_name=cv",
+                        f"hydra.sweep.dir={tmp_path / 'sweep'}", tmp_path=tmp_path, timeout=600)
+    cv = tmp_path / "outputs" / "cv" / "field_site_id_3"  # named by dataset, grouping and k: no timestamp
+    assert f"cv.dir={cv} " in result.stdout
+    folds = read(cv / "folds.csv")
+    assert sorted(set(folds["fold"])) == ["fold_0", "fold_1", "fold_2"]
+    for fold in ("fold_0", "fold_1", "fold_2"):  # grouped by the field data's own site column
+        held_out = set(folds.loc[folds["fold"] == fold, "group"])
+        assert set(read(cv / fold / "test.csv")["site_id"]) == held_out
+        assert held_out.isdisjoint(read(cv / fold / "train.csv")["site_id"])
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("cv").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(c.data.tags["fold"] for c in children) == ["fold_0", "fold_1", "fold_2"]
+    assert all(c.info.status == "FINISHED" and "test/macro_f1" in c.data.metrics for c in children)
+    written = (cv / "folds.csv").stat().st_mtime_ns
+    assert settle_folds(command) == [f"cv.dir={cv}"]  # the same command again: the same folder, its folds kept
+    assert (cv / "folds.csv").stat().st_mtime_ns == written

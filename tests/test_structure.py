@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ import mmbehave
 from mmbehave.core import errors
 
 PACKAGE = Path(mmbehave.__file__).parent
-# Lower layers first; a module may import its own layer and the ones before it, never one after it.
-LAYERS = {"core": 0, "data": 1, "models": 1, "metrics": 1, "tracking": 2, "checkpoints": 3, "training": 4,
-          "sweeps": 5, "analysis": 5, "perf": 5, "predicting": 5, "commands": 6}
+# Lower layers first; a module may import its own package and the layers before it: never a layer after it,
+# nor another package of its own layer (docs/architecture.md, "Layers").
+LAYERS = {"core": 0, "domain": 1, "data": 2, "models": 2, "metrics": 2, "tracking": 3, "checkpoints": 4,
+          "training": 5, "sweeps": 6, "analysis": 6, "predicting": 6, "perf": 7, "commands": 8}
 COMMANDS = {"train", "evaluate", "predict", "export", "report", "benchmark", "preprocess", "synthetic", "cache",
             "import_camtrap_dp", "split"}
 
@@ -49,16 +51,40 @@ def package_modules() -> list[tuple[Path, str]]:
     return modules
 
 
-def test_no_module_imports_from_a_layer_above_its_own():
-    upward = []
+def test_no_module_imports_from_a_layer_above_its_own_or_a_sibling_package():
+    wrong = []
     for path, name in package_modules():
-        own = LAYERS[layer_of(name)]
+        own = layer_of(name)
         for line, module in imported_modules(path):
             if module == "mmbehave":
                 continue  # the package root (its version)
-            if LAYERS[layer_of(module)] > own:
-                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
-    assert not upward, "\n".join(upward)
+            other = layer_of(module)
+            upward = LAYERS[other] > LAYERS[own]
+            sibling = LAYERS[other] == LAYERS[own] and other != own and own != "commands"
+            if upward or sibling:
+                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module} "
+                             f"({'a layer above' if upward else 'a package of its own layer'})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_layer_table_of_the_docs_is_the_one_tested():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    by_layer: dict[int, set[str]] = {}
+    for package, layer in LAYERS.items():
+        by_layer.setdefault(layer, set()).add(package)
+    for layer, packages in by_layer.items():
+        row = re.search(rf"^\| {layer} \| ([^|]+) \|", text, re.MULTILINE)
+        assert row, f"docs/architecture.md has no row for layer {layer}"
+        named = set(re.findall(r"`(\w+)`", row.group(1))) or {"commands"}
+        assert named == packages - {"commands"} or packages == {"commands"}, (layer, named, packages)
+
+
+def test_architecture_names_every_module():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    unnamed = [str(path.relative_to(PACKAGE.parent)) for path, name in package_modules()
+               if path.name != "__init__.py" and path.parent != PACKAGE
+               and not re.search(rf"(?<!\w){re.escape(path.stem)}(?!\w)", text)]
+    assert not unnamed, f"docs/architecture.md does not name: {', '.join(unnamed)}"
 
 
 def test_the_top_of_the_package_holds_only_commands():

@@ -9,7 +9,7 @@ import torch
 from helpers import default_heads
 from sklearn.metrics import accuracy_score, f1_score
 
-from mmbehave.core.heads import HeadSpec
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.data.dataset import Augmentation, ClipDataset
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import ClassLists

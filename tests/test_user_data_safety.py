@@ -21,7 +21,7 @@ import torch
 from helpers import TINY_SPLITS, compose_config, default_heads, free_port, run_module
 from omegaconf import OmegaConf
 
-from mmbehave.core.config_checks import check_config
+from mmbehave.domain.config_checks import check_config
 from mmbehave.core.errors import CheckpointError, ConfigError, DataError, InputError
 from mmbehave.core.locks import exclusive
 from mmbehave.core.redact import RedactingFilter
@@ -422,7 +422,7 @@ def test_a_second_preprocessing_run_waits_for_the_first(synthetic_root, tmp_path
 # ---- 7. silent or raw: each a line
 
 def test_overrides_that_change_nothing_and_heads_that_train_nothing_are_refused():
-    from mmbehave.core.config_checks import check_overrides
+    from mmbehave.domain.config_checks import check_overrides
 
     cfg = compose_config([])
     with pytest.raises(ConfigError, match=r"model.heads=\{\} changes nothing.*model.heads.<name>=null"):

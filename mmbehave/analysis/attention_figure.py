@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mmbehave.analysis.attention_maps import TokenAttention
-from mmbehave.analysis.plotting import plt, save_figure
+from mmbehave.core.figures import plt, save_figure
 from mmbehave.core.errors import ConfigError
 
 log = logging.getLogger(__name__)

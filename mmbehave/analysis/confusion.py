@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmbehave.analysis.plotting import plt, save_figure, short_label
+from mmbehave.core.figures import plt, save_figure, short_label
 from mmbehave.metrics.confusion import confusion_matrix
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from mmbehave.analysis.predictions import FULL, SplitPredictions
 from mmbehave.core.atomic import atomic_path, write_text_atomic
-from mmbehave.core.heads import HeadSpec
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.data.metadata import ClassLists
 from mmbehave.metrics.class_scores import (
     HeadScores,

@@ -22,9 +22,9 @@ from mmbehave.analysis.metrics_tables import (
     head_summary,
     per_class_table,
 )
-from mmbehave.analysis.plotting import plt, save_figure, short_label
+from mmbehave.core.figures import plt, save_figure, short_label
 from mmbehave.analysis.predictions import FULL, SplitPredictions
-from mmbehave.core.heads import HeadSpec
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.data.metadata import ClassLists
 
 ACCURACY, MACRO_F1 = "accuracy", "macro-F1"  # the two summary rows, before the per-class F1 rows

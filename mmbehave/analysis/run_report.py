@@ -123,7 +123,7 @@ def plot(table, per_run, group_by: str, metric: str, path: Path) -> None:
 
 
 def write_report(cfg: DictConfig, tracking_uri: str) -> Path:
-    from mmbehave.sweeps.results import markdown_table
+    from mmbehave.core.markdown import markdown_table
 
     runs, swept = load_runs(tracking_uri, cfg.experiment_name, cfg.sweep_id)
     if runs.empty:

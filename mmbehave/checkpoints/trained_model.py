@@ -39,7 +39,7 @@ from mmbehave.checkpoints.frozen_weights import (
     not_loadable,
 )
 from mmbehave.core.errors import CheckpointError, ConfigError, UserError
-from mmbehave.core.heads import HeadSpec, heads_from_config
+from mmbehave.domain.heads import HeadSpec, heads_from_config
 from mmbehave.core.instantiate import build
 from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.metadata import ClassLists

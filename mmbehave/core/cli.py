@@ -126,10 +126,11 @@ def with_preset_mode(argv: list[str]) -> list[str]:
     return [*argv, "hydra.mode=MULTIRUN"]
 
 
-def command(config_name: str, before_hydra: Callable[[list[str]], str | None] | None = None
+def command(config_name: str, before_hydra: Callable[[list[str]], list[str]] | None = None
             ) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
     """``@hydra.main`` over ``conf/<config_name>.yaml`` plus what the module docstring lists. ``before_hydra``
-    sees the command line first and may stop it with one line (its return value) where Hydra would fail raw."""
+    sees the command line first: it returns overrides to add (settled defaults), or stops the command with one
+    line (a UserError) where Hydra would fail raw."""
     import hydra
 
     def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
@@ -147,8 +148,9 @@ def command(config_name: str, before_hydra: Callable[[list[str]], str | None] | 
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             redact_standard_streams()  # before Hydra sets up logging, so its console handlers write through it
             sys.argv = with_preset_mode([model_uri_alias(arg) for arg in sys.argv])
-            problem = before_hydra(sys.argv[1:]) if before_hydra else None
-            if problem:
+            try:
+                sys.argv += before_hydra(sys.argv[1:]) if before_hydra else []
+            except UserError as problem:
                 print(f"error: {problem}", file=sys.stderr)
                 sys.exit(2)
             return main()

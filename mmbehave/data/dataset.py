@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from mmbehave.core.heads import HeadSpec, encode_targets
+from mmbehave.domain.heads import HeadSpec, encode_targets
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import ClassLists
 

@@ -20,7 +20,7 @@ from typing import Sequence
 import pandas as pd
 
 from mmbehave.core.errors import ConfigError, DataError
-from mmbehave.core.heads import HeadSpec, label_columns
+from mmbehave.domain.heads import HeadSpec, label_columns
 from mmbehave.data.layout import SPLITS, DatasetLayout
 
 ID_COLUMN = "clip_id"

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from mmbehave.core.errors import ConfigError, DataError
-from mmbehave.core.heads import HeadSpec
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.core.instantiate import build
 from mmbehave.core.progress import show_progress
 from mmbehave.data.clip_inputs import PreprocessSettings

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from omegaconf import DictConfig
 
 from mmbehave.core.errors import ConfigError
-from mmbehave.core.heads import HeadSpec, heads_from_config
+from mmbehave.domain.heads import HeadSpec, heads_from_config
 from mmbehave.core.settings import objectives_of
 
 # Long-tail scores (class_metrics.py) logged each epoch besides accuracy and macro-F1: the ranking quality

@@ -10,7 +10,7 @@
 One fused representation, several heads (by default species and behaviour) predicted jointly (multi-task),
 so the evidence that tells a red deer from a roe deer is shared with the one that tells grazing
 from alarm calling. Heads output logits; whether they are read with a softmax (single-label) or a sigmoid
-(multi-label) is the head's type, which the loss and the metrics apply (``mmbehave.core.heads``).
+(multi-label) is the head's type, which the loss and the metrics apply (``mmbehave.domain.heads``).
 Either encoder may be None (ablation, `conf/<group>/none.yaml`); the fusion is then built for the one
 remaining modality. Fusion: Nagrani et al., "Attention Bottlenecks for
 Multimodal Fusion", NeurIPS 2021 (`mmbehave.models.mbt`), or the late-fusion baseline.

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mmbehave.core.config_checks import check_mbt_exchange
+from mmbehave.domain.config_checks import check_mbt_exchange
 
 
 @dataclass

@@ -99,7 +99,7 @@ def trial_curves(store: Path) -> list[tuple[int, list[int], list[float], bool]]:
 
 def learning_curves(stores: dict[str, Path], unpruned_best: float, path: Path) -> Path:
     """Every trial's val/macro_f1 per epoch, a panel per sweep; a pruned trial's curve ends in a cross."""
-    from mmbehave.analysis.plotting import plt, save_figure
+    from mmbehave.core.figures import plt, save_figure
 
     figure, axes = plt.subplots(1, len(stores), figsize=(5.2 * len(stores), 3.6), sharey=True, squeeze=False)
     for axis, (mode, store) in zip(axes[0], stores.items()):

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mmbehave.core.heads import HeadSpec
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.predicting.thresholds import Threshold, label_or_uncertain
 
 AGGREGATES = ("mean", "max")

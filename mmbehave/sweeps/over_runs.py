@@ -75,7 +75,7 @@ def write_over_runs(children: list, over_runs: dict[str, dict[str, Any]], folder
 def plot_over_runs(rows: list[dict[str, Any]], headline: dict[str, Any], path: Path) -> Path:
     """The headline test metric per run (fold), its mean and the mean ± std band: how far one held-out site
     can fall from the average is the point of a cross-validation, so each fold is a bar of its own."""
-    from mmbehave.analysis.plotting import plt, save_figure, short_label
+    from mmbehave.core.figures import plt, save_figure, short_label
 
     labels = [short_label(f"{row['fold']}: {row['held_out']}" if row["fold"] else str(row["run_name"]), 24)
               for row in rows]

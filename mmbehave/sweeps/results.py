@@ -8,7 +8,6 @@ the modality ablation) get ``sweep_results.yaml`` in the same sweep folder.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -18,6 +17,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from mmbehave.core.markdown import markdown_table
 from mmbehave.core.redact import redact
 from mmbehave.sweeps.over_runs import (
     HEADLINE,
@@ -66,22 +66,6 @@ def grid_results(children: list, objectives: list[str]) -> dict[str, Any]:
             job["reason"] = run.data.tags.get("failure_reason", run.info.status)
         jobs.append(job)
     return {"jobs": jobs, "failures": [job for job in jobs if job["status"] != "FINISHED"]}
-
-
-def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
-    """A GitHub Markdown table; floats to 4 significant digits."""
-    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            if math.isnan(value):
-                return ""
-            return str(int(value)) if value.is_integer() and abs(value) >= 1e4 else f"{value:.4g}"  # counts whole
-        return "" if value is None else str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def pareto_table(front: list[dict[str, Any]], objectives: list[str]) -> str:

@@ -34,7 +34,7 @@ def record_failed_job(tracking_uri: str, experiment_id: str, config: DictConfig,
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
-    from mmbehave.core.config_checks import configured_modalities
+    from mmbehave.domain.config_checks import configured_modalities
     from mmbehave.tracking.runs import flatten_config
 
     task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])

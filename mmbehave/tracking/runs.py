@@ -14,7 +14,7 @@ from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.errors import TrackingError
-from mmbehave.core.folds import fold_tags
+from mmbehave.domain.folds import fold_tags
 from mmbehave.core.paths import project_root
 from mmbehave.core.redact import redact
 from mmbehave.core.signals import RunInterrupted, signals_held

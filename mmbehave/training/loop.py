@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mmbehave.core.heads import HeadSpec
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.core.precision import autocast
 from mmbehave.core.progress import show_progress
 from mmbehave.metrics.epoch_scores import head_metrics, probabilities

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmbehave.core.heads import HeadSpec
+from mmbehave.domain.heads import HeadSpec
 
 # A class seen in a handful of training clips would otherwise weigh hundreds of times a common one: clip the
 # positive weight so one rare label cannot dominate the gradient (timm / MMAction2 cap theirs alike).

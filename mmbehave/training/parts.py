@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from mmbehave.checkpoints.frozen_weights import frozen_digests
-from mmbehave.core.heads import HeadSpec, class_counts
+from mmbehave.domain.heads import HeadSpec, class_counts
 from mmbehave.core.instantiate import build
 from mmbehave.data.dataset import ClipDataset
 from mmbehave.data.metadata import ClassLists

@@ -28,7 +28,7 @@ from mmbehave.checkpoints.files import (
     remove_stale_temp_files,
 )
 from mmbehave.checkpoints.mlflow_models import log_model, should_log
-from mmbehave.core.config_tree import print_config_tree
+from mmbehave.training.config_tree import print_config_tree
 from mmbehave.core.redact import RedactingFilter, redact
 from mmbehave.core.signals import stop_on_signals
 from mmbehave.data.prepared import PreparedData, make_dataset_files, prepare_data

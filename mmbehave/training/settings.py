@@ -3,7 +3,7 @@
     cfg ─► read_run_settings ─► RunSettings(seed, training, hardware, data, modalities, heads, objectives,
                                             resume, output_dir, mlflow, print_config)
 
-Every check that needs neither data nor a model runs here (``core.config_checks``, the metric names), so a
+Every check that needs neither data nor a model runs here (``domain.config_checks``, the metric names), so a
 mistake is one line before any work. After this, the raw config reaches only the builders of its ``_target_``
 nodes (model, optimizer, schedule, loss, ``data.prepare``) and the run's record of itself (params, the stored
 config); everything the run decides by is read from the settings.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmbehave.core.config_checks import check_config, configured_modalities
-from mmbehave.core.heads import HeadSpec, heads_from_config
+from mmbehave.domain.config_checks import check_config, configured_modalities
+from mmbehave.domain.heads import HeadSpec, heads_from_config
 from mmbehave.core.settings import (
     HardwareSettings,
     MlflowSettings,

@@ -21,7 +21,7 @@ import pandas as pd
 
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import DataError, InputError
-from mmbehave.core.folds import FOLDS_NAME, fold_names, short_list
+from mmbehave.domain.folds import FOLDS_NAME, fold_names, short_list
 from mmbehave.data.splits.group_split import (
     GroupCounts,
     assign_covering,
@@ -50,10 +50,11 @@ class FoldsResult:
         return [fold.options.out.name for fold in self.folds]
 
 
-def make_folds(options: SplitOptions) -> FoldsResult:
-    """Every fold's split, checked and assigned before anything is written."""
+def make_folds(options: SplitOptions, table: pd.DataFrame | None = None) -> FoldsResult:
+    """Every fold's split, checked and assigned before anything is written; from ``options.labels``, or from
+    ``table`` made in memory (``options.labels`` then only names it in messages)."""
     _refuse_foreign_folds(options)
-    table = read_label_table(options)
+    table = read_label_table(options, table)
     groups, labels = row_groups(table, options), row_labels(table, options)
     counts = GroupCounts.build(groups, labels, options.heads)
     count = len(counts.groups) if options.folds == "loo" else int(options.folds)

@@ -95,6 +95,15 @@ def refuse_overwrite(options: SplitOptions) -> None:
                          "of its own); overwrite=true replaces only the split's own outputs. Choose another out=.")
 
 
+def read_table_file(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError(f"labels={path}: no such file; give the label table to split (CSV, or TSV named .tsv).")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if path.suffix == ".tsv" else ",")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable table ({error}).") from error
+
+
 def has_header(path: Path, columns: list[str]) -> bool:
     """Whether ``path`` is a table with exactly these columns: how the split command knows its own outputs
     (splits.csv, folds.csv) from files it must not replace."""
@@ -105,15 +114,12 @@ def has_header(path: Path, columns: list[str]) -> bool:
     return list(header) == columns
 
 
-def read_label_table(options: SplitOptions) -> pd.DataFrame:
-    """The table as text (no cell read as a number or NaN), with clip ids present and unique."""
+def read_label_table(options: SplitOptions, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The table as text (no cell read as a number or NaN), with clip ids present and unique; ``table``, when
+    given, is checked the same way instead of reading ``options.labels``."""
     path = options.labels
-    if not path.is_file():
-        raise InputError(f"labels={path}: no such file; give the label table to split (CSV, or TSV named .tsv).")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if path.suffix == ".tsv" else ",")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: not a readable table ({error}).") from error
+    if table is None:
+        table = read_table_file(path)
     table.columns = [str(column).strip() for column in table.columns]
     wanted = ("clip_id", options.group_by, *options.heads)
     fixes = {"clip_id": "; the table needs one naming each clip",

@@ -1,4 +1,5 @@
-"""The figure conventions every analysis plot shares: a headless backend, readable sizes, atomic PNGs."""
+"""The figure conventions every plot shares (analysis, sweeps, benchmark): a headless backend, readable sizes,
+atomic PNGs. In core because three layers draw figures and none may import another's."""
 
 from __future__ import annotations
 

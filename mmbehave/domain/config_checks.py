@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.errors import ConfigError
-from mmbehave.core.heads import heads_from_config
+from mmbehave.domain.heads import heads_from_config
 from mmbehave.core.precision import PRECISION_NAMES
 from mmbehave.core.settings import CoreSettings, read_settings
 
