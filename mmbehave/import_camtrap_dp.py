@@ -1,6 +1,6 @@
 """Command line: a Camtrap DP 1.0 package (TDWG; GBIF, Agouti, Wildlife Insights) -> an mmbehave dataset.
 
-    python -m mmbehave.import_camtrap_dp package=<dir | datapackage.json | .zip> media_dir=<media files> out=<root>
+    python -m mmbehave.import_camtrap_dp package=<dir | datapackage.json | .zip> media_dir=<media files> output_dir=<root>
     python -m mmbehave.preprocess data.root=<root>        # then as any dataset
 
 Observations give the labels (scientificName -> species, behavior -> behavior); video and audio files become
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from mmbehave.core.cli import command
 
 
-@command("import_camtrap_dp")
+@command("import_camtrap_dp", renamed={"out": "output_dir", "split.by": "split.group_by"})  # before 2026-12
 def main(cfg: DictConfig) -> None:
     from mmbehave.data.camtrap_dp.importer import (
         check_not_empty,

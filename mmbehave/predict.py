@@ -33,9 +33,10 @@ Ctrl-C, SIGTERM or a scheduler's time limit loses at most one batch, and running
 continues (clips already predicted with this model, and unchanged since, are skipped); the tables are rebuilt
 in input order at the end. A folder is searched (recursively by default) for the containers cameras and
 recorders write, in any case; other files are counted in the log by extension. A clip that cannot be decoded
-is reported on stderr and in <stem>_errors.csv (path, reason) and left out; the others are predicted. A clip without an audio track is
-predicted from its video alone (has_audio=false), an audio file from its sound alone (has_video=false); a clip
-with none of the model's modalities is predicted from the model's biases, with a warning in its row.
+is reported on stderr and in <stem>_errors.csv (path, reason) and left out; the others are predicted. A clip
+without an audio track is predicted from its video alone (has_audio=false), an audio file from its sound alone
+(has_video=false); a clip with none of the model's modalities is predicted from the model's biases, with a
+warning in its row.
 Options are checked before any clip is decoded. Exit status: 0 written; 1 no clip could be read; 2 bad
 option, checkpoint or input (one line on stderr, nothing written).
 """

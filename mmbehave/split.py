@@ -1,8 +1,8 @@
 """Command line: one label table -> train / val / test tables that never share a site (or camera, event).
 
-    python -m mmbehave.split labels=<table.csv> out=<dir> group_by=site fractions=[0.7,0.15,0.15] seed=0
+    python -m mmbehave.split labels=<table.csv> output_dir=<dir> group_by=site 'fractions={train:0.7,val:0.15,test:0.15}' seed=0
     cp <dir>/{train,val,test}.csv <root>/raw/metadata/      # then preprocess and train as usual
-    python -m mmbehave.split labels=<table.csv> out=<dir> group_by=site folds=5   # or folds=loo: <dir>/fold_<i>/
+    python -m mmbehave.split labels=<table.csv> output_dir=<dir> group_by=site folds=5   # or folds=loo: <dir>/fold_<i>/
 
 Whole groups go to one split each, so the test split measures places the model never saw; among such
 splits, the one that puts every class of every head in every split (where the groups allow it) and comes
@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from mmbehave.core.cli import command
 
 
-@command("split")
+@command("split", renamed={"out": "output_dir"})  # the spelling before 2026-12
 def main(cfg: DictConfig) -> None:
     from mmbehave.data.splits.maker import split_table, summary_lines, write_outputs
     from mmbehave.data.splits.options import SplitOptions
@@ -34,12 +34,12 @@ def main(cfg: DictConfig) -> None:
         folds = make_folds(options)
         write_folds(folds)
         print("\n".join(folds_summary_lines(folds)))
-        print(f"\nWrote folds.csv and {len(folds.folds)} fold folders in {options.out}")
+        print(f"\nWrote folds.csv and {len(folds.folds)} fold folders in {options.output_dir}")
         return
     result = split_table(options)
     written = write_outputs(result)
     print("\n".join(summary_lines(result)))
-    print(f"\nWrote {', '.join(path.name for path in written)} in {result.options.out}")
+    print(f"\nWrote {', '.join(path.name for path in written)} in {result.options.output_dir}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ log = logging.getLogger("mmbehave.train")
 @command("train", before_hydra=settle_folds)  # experiment=site_cv's folds, checked or made
 def main(cfg: DictConfig) -> float | list[float]:
     # Imported here so that `--help` answers before torch and mlflow load.
-    from mmbehave.analysis.test_at_end import test_at_end
+    from mmbehave.analysis.evaluate_at_end import evaluate_at_end
     from mmbehave.perf.first_step import FirstStepClock
     from mmbehave.sweeps.fold_resume import adopted_value
     from mmbehave.sweeps.hooks import sweep_hooks
@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> float | list[float]:
     adopted = adopted_value(cfg)  # a killed cross-validation's fold that finished: not trained again
     if adopted is not None:
         return adopted
-    return run_training(cfg, hooks=HookChain(sweep_hooks(), FirstStepClock(), test_at_end(cfg)))
+    return run_training(cfg, hooks=HookChain(sweep_hooks(), FirstStepClock(), evaluate_at_end(cfg)))
 
 
 if __name__ == "__main__":

@@ -144,10 +144,10 @@ def package(tmp_path) -> PackageBuilder:
 
 
 def options(builder: PackageBuilder, out: Path, **changes) -> dict:
-    base = {"package": str(builder.package_dir), "media_dir": str(builder.media_dir), "out": str(out),
+    base = {"package": str(builder.package_dir), "media_dir": str(builder.media_dir), "output_dir": str(out),
             "species_fallback": "observation_type", "missing_behavior": None, "non_animal_behavior": "none",
             "skip_observation_types": ["unclassified"], "prefer_level": {"image": "event", "video": "media"},
-            "split": {"by": "deploymentID", "fractions": {"train": 0.7, "val": 0.15, "test": 0.15}, "seed": 0,
+            "split": {"group_by": "deploymentID", "fractions": {"train": 0.7, "val": 0.15, "test": 0.15}, "seed": 0,
                       "assign": {}},
             "transfer": "hardlink", "burst": {"fps": 2, "max_side": 1280}}
     for key, value in changes.items():
@@ -174,7 +174,7 @@ def report_counts(path: Path) -> dict[tuple[str, str, str], int]:
 def test_import_makes_labelled_clips_bursts_and_a_report(tmp_path, package):
     out = tmp_path / "dataset"
     result = run_module("mmbehave.import_camtrap_dp", f"package={package.package_dir}",
-                        f"media_dir={package.media_dir}", f"out={out}", ASSIGN, *hydra_dir_override(tmp_path),
+                        f"media_dir={package.media_dir}", f"output_dir={out}", ASSIGN, *hydra_dir_override(tmp_path),
                         tmp_path=tmp_path)
     assert "| observations | skipped | 1 | no behavior (missing_behavior=null) | B-nobehavior |" in result.stdout
     assert "10 clip(s): 6 train, 2 val, 2 test" in result.stdout
@@ -226,7 +226,7 @@ def test_splits_keep_whole_sites_and_follow_the_seed(tmp_path, package):
     assert {clip.clip_id: clip.split for clip in again.clips} == {clip.clip_id: clip.split for clip in first.clips}
     assert set(sites.values()) == set(SPLITS)
 
-    by_place = import_package(options(package, tmp_path / "c", split={"by": "locationID", "seed": 3}))
+    by_place = import_package(options(package, tmp_path / "c", split={"group_by": "locationID", "seed": 3}))
     places = {clip.deployment_id: clip.split for clip in by_place.clips}
     assert places["cam-A"] == places["cam-D"]                                   # one location, one split
     assert metadata(tmp_path / "c").loc["cam-D/D-v1", "locationID"] == "loc-1"
@@ -261,7 +261,7 @@ def test_labels_follow_the_config_and_a_zip_reads_like_a_folder(tmp_path, packag
 def test_bad_packages_fail_in_one_line(tmp_path, package):
     empty = tmp_path / "not_a_package"
     empty.mkdir()
-    result = run_module("mmbehave.import_camtrap_dp", f"package={empty}", f"out={tmp_path / 'out'}",
+    result = run_module("mmbehave.import_camtrap_dp", f"package={empty}", f"output_dir={tmp_path / 'out'}",
                         *hydra_dir_override(tmp_path), tmp_path=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -311,7 +311,7 @@ def test_predictions_of_loose_clips_become_a_package_with_placeholders(tmp_path)
     assert [r["name"] for r in descriptor["resources"]] == ["deployments", "media", "observations"]
     assert descriptor["taxonomic"] == [{"scientificName": ROE}]
 
-    back = import_package({"package": str(folder), "media_dir": str(field), "out": str(tmp_path / "again"),
+    back = import_package({"package": str(folder), "media_dir": str(field), "output_dir": str(tmp_path / "again"),
                            "split": {"assign": {"mmbehave-unknown": "train"}}})
     assert sorted((c.clip_id, c.kind, c.species, c.behavior) for c in back.clips) == [
         ("mmbehave-unknown/recorder.wav", "audio", "blank", "none"),
@@ -327,7 +327,7 @@ def test_import_preprocess_train_predict_export_and_import_again(tmp_path, packa
     from mmbehave.checkpoints.files import read_checkpoint
 
     out, predicted = tmp_path / "dataset", tmp_path / "predicted"
-    run_here("import_camtrap_dp", f"package={package.package_dir}", f"media_dir={package.media_dir}", f"out={out}",
+    run_here("import_camtrap_dp", f"package={package.package_dir}", f"media_dir={package.media_dir}", f"output_dir={out}",
              ASSIGN, tmp_path=tmp_path, run="import")
     done = run_here("preprocess", f"data.root={out}", *SETTINGS, "preprocess.num_workers=1", tmp_path=tmp_path,
                     run="preprocess").value
@@ -366,7 +366,7 @@ def test_import_preprocess_train_predict_export_and_import_again(tmp_path, packa
 
     # Read back with the importer: every clip again, labelled with what the model said.
     again = tmp_path / "again"
-    run_here("import_camtrap_dp", f"package={predicted}", f"media_dir={package.media_dir}", f"out={again}", ASSIGN,
+    run_here("import_camtrap_dp", f"package={predicted}", f"media_dir={package.media_dir}", f"output_dir={again}", ASSIGN,
              tmp_path=tmp_path, run="again_run")
     reread = metadata(again)
     assert sorted(reread.index) == sorted(metadata(out).index)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from helpers import compose_config, hydra_dir_override, run_module
 
-from mmbehave.domain.config_checks import check_config, configured_modalities
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.instantiate import build
 from mmbehave.core.paths import config_dir, project_root
+from mmbehave.domain.config_checks import check_config, configured_modalities
 
 # Small sizes so that every option builds in well under a second.
 TINY = ["data.num_frames=4", "data.image_size=32", "fusion.hidden_dim=32", "fusion.num_layers=2"]

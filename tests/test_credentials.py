@@ -37,7 +37,7 @@ def mlflow_server(tmp_path_factory):
         except OSError:
             if time.time() > deadline or server.poll() is not None:
                 server.kill()
-                raise AssertionError("mlflow server did not start")
+                raise AssertionError("mlflow server did not start") from None
             time.sleep(0.5)
     yield url, root
     os.killpg(server.pid, 15)

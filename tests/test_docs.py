@@ -170,6 +170,27 @@ def commands_in(where: str, text: str) -> list[Command]:
     return found
 
 
+def source_snippets(path: Path) -> list[tuple[int, str]]:
+    """The lines of a module's strings (docstrings, messages; an f-string's ``{...}`` as a placeholder) that
+    show a command: what a user copies from a docstring or an error message must work when pasted."""
+    import ast
+
+    snippets = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr):
+            text = "".join(part.value if isinstance(part, ast.Constant) else PLACEHOLDER for part in node.values)
+        else:
+            continue
+        text = text.replace("``", "").replace("`", " ")
+        # an example line starts with the command (a usage block), or is a whole string naming one (a message's
+        # example, such as MAKE_FOLDS); a command named mid-sentence in prose is not an example
+        snippets += [(node.lineno + offset, line) for offset, line in enumerate(text.splitlines())
+                     if re.match(r"\s*(python -m mmbehave\.|mmbehave-)", line)]
+    return snippets
+
+
 def all_commands() -> list[Command]:
     commands = []
     for path in MARKDOWN:
@@ -177,6 +198,9 @@ def all_commands() -> list[Command]:
             commands += commands_in(f"{relative(path)}:{number}", text)
     for path in CONFIGS:
         for number, text in config_snippets(path):
+            commands += commands_in(f"{relative(path)}:{number}", text)
+    for path in sorted((ROOT / "mmbehave").rglob("*.py")):
+        for number, text in source_snippets(path):
             commands += commands_in(f"{relative(path)}:{number}", text)
     return commands
 
@@ -217,7 +241,8 @@ def compose_error(command: str, overrides: tuple[str, ...]) -> str | None:
 def test_the_docs_show_commands():
     """The extraction finds what it should: a sanity check, so an empty list cannot pass everything below."""
     places = {c.where.split(":")[0] for c in COMMANDS}
-    assert {"README.md", "docs/camtrap_dp.md", "conf/hardware/ddp.yaml"} <= places
+    assert {"README.md", "docs/camtrap_dp.md", "conf/hardware/ddp.yaml", "mmbehave/predict.py",
+            "mmbehave/domain/folds.py", "mmbehave/training/run.py"} <= places
     assert {c.command for c in COMMANDS} >= {"train", "evaluate", "predict", "export", "report", "benchmark",
                                              "preprocess", "cache", "import_camtrap_dp", "split"}
 

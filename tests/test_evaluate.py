@@ -128,7 +128,8 @@ def test_contribution_table_reports_the_drop_per_head_and_class():
                "without_video": {"species": wrong, "behavior": right},   # species needs the video
                "without_audio": {"species": right, "behavior": right}},  # nothing needs the audio
     )
-    table = contribution_table(predictions, ClassLists({"species": ["a", "b"], "behavior": ["x", "y"]})).set_index(["head", "metric"])
+    classes = ClassLists({"species": ["a", "b"], "behavior": ["x", "y"]})
+    table = contribution_table(predictions, classes).set_index(["head", "metric"])
     assert table.loc[("species", "accuracy"), "drop_without_video"] == 1.0
     assert table.loc[("species", "b"), "drop_without_video"] == 1.0  # per-class F1 1 -> 0
     assert table.loc[("behavior", "macro-F1"), "drop_without_video"] == 0.0

@@ -15,10 +15,10 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from mmbehave.checkpoints.trained_model import load_trained_model
 from mmbehave.core.errors import CheckpointError, ConfigError, DataError
-from mmbehave.domain.heads import HeadSpec, head_specs
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import class_lists, read_metadata
 from mmbehave.data.synthetic.generator import ensure_synthetic_dataset
+from mmbehave.domain.heads import HeadSpec, head_specs
 from mmbehave.metrics.class_scores import best_f1_thresholds
 
 SMALL_FIELD = ["data.clips_per_split.train=40", "data.clips_per_split.val=16", "data.clips_per_split.test=16",

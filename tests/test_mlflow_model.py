@@ -1,4 +1,4 @@
-"""Trained models in MLflow (``mmbehave/checkpoints/mlflow_models.py``, ``mlflow_model.py``): logged from code with
+"""Trained models in MLflow (``mmbehave/checkpoints/mlflow_models.py``, ``mlflow_pyfunc_model.py``): logged from code with
 no pickles, loaded by ``mlflow.pyfunc`` to predict on processed clips, registered, and used by evaluate and
 predict through ``model=models:/...`` (in this process on composed configs, and the command line's ``model=``
 alias and exit status once); sweeps log only their best trial's (a real multirun). Also the console scripts and
@@ -40,7 +40,7 @@ def test_a_runs_best_model_is_an_mlflow_model_from_code_that_predicts(trained_ru
     local = Path(mlflow.artifacts.download_artifacts(f"runs:/{trained_run.run_id}/model", dst_path=str(tmp_path)))
     assert not list(local.rglob("*.pkl")), "a pickled object in the model"
     spec = yaml.safe_load((local / "MLmodel").read_text())
-    assert spec["flavors"]["python_function"]["model_code_path"].endswith("mlflow_model.py")
+    assert spec["flavors"]["python_function"]["model_code_path"].endswith("mlflow_pyfunc_model.py")
     assert spec["metadata"]["classes"]["species"] == ["badger", "red_deer", "red_fox", "wild_boar"]
     assert "inputs" in spec["signature"]
 

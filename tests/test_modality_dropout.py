@@ -6,11 +6,11 @@ import pytest
 import torch
 from helpers import TINY_SPLITS, compose_config, default_heads
 
-from mmbehave.domain.config_checks import check_config
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.instantiate import build
 from mmbehave.data.prepared import make_dataset, make_loader, prepare_data
 from mmbehave.data.settings import DataSettings
+from mmbehave.domain.config_checks import check_config
 from mmbehave.training.loop import StepSettings, train_one_epoch
 from mmbehave.training.loss import HeadsLoss
 from mmbehave.training.modality_dropout import drop_modalities

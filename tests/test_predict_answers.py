@@ -80,8 +80,8 @@ def test_each_segment_is_preprocessed_as_a_clip_cut_to_its_window(tmp_path):
 def test_threshold_option_is_a_probability_per_head_of_the_model():
     from types import SimpleNamespace
 
-    from mmbehave.domain.heads import HeadSpec
     from mmbehave.data.metadata import ClassLists
+    from mmbehave.domain.heads import HeadSpec
 
     assert thresholds_from_option(None) == {}
     assert thresholds_from_option({"species": 0.7}) == {"species": 0.7}

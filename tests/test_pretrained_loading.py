@@ -218,8 +218,8 @@ def test_videomae_on_another_grid_keeps_the_checkpoints_space_time_layout(videom
 def test_freezing_is_refused_where_it_would_freeze_random_weights(tmp_path):
     from helpers import compose_config
 
-    from mmbehave.domain.config_checks import check_config
     from mmbehave.core.errors import ConfigError
+    from mmbehave.domain.config_checks import check_config
 
     for group in ("video_encoder", "audio_encoder"):
         with pytest.raises(ConfigError, match=f"{group}.freeze_backbone=true with {group}.pretrained=false"):

@@ -15,8 +15,9 @@ from mmbehave.analysis.run_report import ReportError, compare, load_runs
 def test_the_modality_ablation_gives_three_runs_and_the_report_compares_them(tmp_path, synthetic_root):
     # debug=fast would send the grid to the `debug` experiment; keep the preset's own name for the report.
     run_module("mmbehave.train", "--multirun", "experiment=modality_ablation", "debug=fast",
-               "mlflow.experiment_name=modality_ablation", f"data.root={synthetic_root}", *TINY_SPLITS.split(), "training.limit_train_batches=1",
-               "training.limit_val_batches=1", f"hydra.sweep.dir={tmp_path / 'ablation'}", tmp_path=tmp_path)
+               "mlflow.experiment_name=modality_ablation", f"data.root={synthetic_root}", *TINY_SPLITS.split(),
+               "training.limit_train_batches=1", "training.limit_val_batches=1", f"hydra.sweep.dir={tmp_path / 'ablation'}",
+               tmp_path=tmp_path)
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("modality_ablation").experiment_id])

@@ -192,8 +192,8 @@ def test_a_killed_sweep_keeps_the_values_of_its_finished_trials(tmp_path, synthe
     # batch: mid-batch, Optuna was told nothing yet; async: the first two are told, the third is running.
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = {int(r.data.tags["optuna_trial"]): r.data.metrics["val/macro_f1"] for r in client.search_runs(
-        [client.get_experiment_by_name("debug").experiment_id], "attributes.status = 'FINISHED'") if "optuna_trial" in r.data.tags}
+    runs = client.search_runs([client.get_experiment_by_name("debug").experiment_id], "attributes.status = 'FINISHED'")
+    finished = {int(r.data.tags["optuna_trial"]): r.data.metrics["val/macro_f1"] for r in runs if "optuna_trial" in r.data.tags}
     # Every trial a run finished is in the study as the kill left it (the kill loses nothing already written).
     killed = {t.number: t.state.name for t in optuna.load_study(study_name="mbt", storage=storage).trials}
     assert set(finished) <= set(killed), f"finished runs of trials {sorted(finished)}; the study after the kill: {killed}"

@@ -4,8 +4,9 @@ trials with no trial number used twice and no result lost, and every trial is on
 Run on SQLite (one host) and on a real PostgreSQL server started for the test on 127.0.0.1, holding both the
 study and the MLflow store, as a lab sharing one database between machines would. PostgreSQL needs Debian's
 ``postgresql`` package (``.ci/run`` installs it when missing; locally: ``sudo apt-get install postgresql``) and
-``psycopg`` (the postgres extra, part of the test extra); without them that case is skipped with the reason. That case is marked ``infra``
-(``-m "not infra"`` leaves it out); the workers are real processes started together, as on several machines.
+``psycopg`` (the postgres extra, part of the test extra); without them that case is skipped with the reason. That
+case is marked ``infra`` (``-m "not infra"`` leaves it out); the workers are real processes started together, as on
+several machines.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def postgres():
         except psycopg.OperationalError:
             if time.time() > deadline or server.poll() is not None:
                 server.kill()
-                raise AssertionError("the PostgreSQL server did not start")
+                raise AssertionError("the PostgreSQL server did not start") from None
             time.sleep(0.3)
     with connection.cursor() as cursor:
         cursor.execute("CREATE DATABASE optuna")

@@ -45,8 +45,9 @@ def common_sites(count: int, size: int = 6, first: int = 1) -> dict[str, list[tu
 
 
 def split_and_write(tmp_path: Path, labels: Path, out: str = "out", **keys) -> Path:
-    cfg = {"labels": str(labels), "out": str(tmp_path / out), "group_by": "site", "fractions": [0.7, 0.15, 0.15],
-           "seed": 0, "heads": ["species", "behavior"], "label_separator": "|", **keys}
+    cfg = {"labels": str(labels), "output_dir": str(tmp_path / out), "group_by": "site",
+           "fractions": {"train": 0.7, "val": 0.15, "test": 0.15}, "seed": 0, "heads": ["species", "behavior"],
+           "label_separator": "|", **keys}
     write_outputs(make_splits(cfg))
     return tmp_path / out
 
@@ -140,14 +141,14 @@ def test_the_command_prints_the_summary_and_too_few_sites_is_one_line_and_writes
     sites = common_sites(6)
     sites["S2"] = sites["S2"] + [("wolf", "walking")] * 4
     labels = label_table(tmp_path / "labels.csv", sites)
-    done = run_module("mmbehave.split", f"labels={labels}", "out=out", "group_by=site", "fractions=[0.7,0.15,0.15]",
-                      "seed=0", *hydra_dir_override(tmp_path), tmp_path=tmp_path)
+    done = run_module("mmbehave.split", f"labels={labels}", "output_dir=out", "group_by=site",
+                      "fractions={train:0.7,val:0.15,test:0.15}", "seed=0", *hydra_dir_override(tmp_path), tmp_path=tmp_path)
     assert "| | train | val | test |" in done.stdout and "| site groups |" in done.stdout
     assert "| species | wolf | 4 | val, test | all 4 clips of `wolf` come from site S2 |" in done.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(OUTPUT_NAMES)
 
     small = label_table(tmp_path / "small.csv", common_sites(2))
-    refused = run_module("mmbehave.split", f"labels={small}", "out=small_out", *hydra_dir_override(tmp_path),
+    refused = run_module("mmbehave.split", f"labels={small}", "output_dir=small_out", *hydra_dir_override(tmp_path),
                          tmp_path=tmp_path, check=False)
     assert refused.returncode == 2
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
@@ -156,16 +157,18 @@ def test_the_command_prints_the_summary_and_too_few_sites_is_one_line_and_writes
 
 
 def test_a_split_without_a_share_gets_no_table(tmp_path):
-    out = split_and_write(tmp_path, label_table(tmp_path / "labels.csv", common_sites(2)), fractions=[0.8, 0.2, 0])
+    out = split_and_write(tmp_path, label_table(tmp_path / "labels.csv", common_sites(2)),
+                          fractions={"train": 0.8, "val": 0.2, "test": 0})
     assert not (out / "test.csv").exists() and set(read(out / "splits.csv")["split"]) == {"train", "val"}
 
 
 @pytest.mark.parametrize("fractions, message", [
-    ([0.5, 0.5], "give three shares for train, val and test"),
-    ([0.7, 0.2, 0.2], "sum to 1.1; they must sum to 1"),
-    ([1.1, -0.05, -0.05], "a share cannot be negative"),
-    (["most", 0.1, 0.1], "the shares must be numbers"),
-    ([0, 0.5, 0.5], "train needs a share above 0"),
+    ({"train": 0.5, "tset": 0.5}, "fractions has tset; the splits are train, val, test"),
+    ({"train": 0.7, "val": 0.2, "test": 0.2}, "sum to 1.1; they must sum to 1"),
+    ({"train": 1.1, "val": -0.05, "test": -0.05}, "a share cannot be negative"),
+    ({"train": "most", "val": 0.1, "test": 0.1}, "the shares must be numbers"),
+    ({"train": 0, "val": 0.5, "test": 0.5}, "train needs a share above 0"),
+    ("0.7", "give a share for each split"),
 ])
 def test_bad_fractions_are_refused(tmp_path, fractions, message):
     labels = label_table(tmp_path / "labels.csv", common_sites(4))
@@ -226,8 +229,9 @@ def make_and_write_folds(tmp_path: Path, labels: Path, **keys):
     from mmbehave.data.splits.folds import make_folds, write_folds
     from mmbehave.data.splits.options import SplitOptions
 
-    cfg = {"labels": str(labels), "out": str(tmp_path / "folds"), "group_by": "site", "fractions": [0.7, 0.15, 0.15],
-           "seed": 0, "heads": ["species", "behavior"], "label_separator": "|", **keys}
+    cfg = {"labels": str(labels), "output_dir": str(tmp_path / "folds"), "group_by": "site",
+           "fractions": {"train": 0.7, "val": 0.15, "test": 0.15}, "seed": 0, "heads": ["species", "behavior"],
+           "label_separator": "|", **keys}
     result = make_folds(SplitOptions.from_config(cfg))
     write_folds(result)
     return result, tmp_path / "folds"
@@ -274,7 +278,7 @@ def test_folds_that_cannot_work_are_one_line_and_write_nothing(tmp_path):
     with pytest.raises(DataError, match="leaves 1 site group\\(s\\) for train and val"):
         make_and_write_folds(tmp_path, label_table(tmp_path / "two.csv", common_sites(2)), folds="loo")
     assert not (tmp_path / "folds").exists()
-    make_and_write_folds(tmp_path, labels, folds=3, fractions=[1, 0, 0])
+    make_and_write_folds(tmp_path, labels, folds=3, fractions={"train": 1, "val": 0, "test": 0})
     with pytest.raises(InputError, match="already holds folds.csv; pass overwrite=true"):
         make_and_write_folds(tmp_path, labels, folds=3)
     make_and_write_folds(tmp_path, labels, folds=3, overwrite=True)
@@ -493,3 +497,20 @@ def test_site_cv_on_the_built_in_field_data_is_one_command(tmp_path):
     written = (cv / "folds.csv").stat().st_mtime_ns
     assert settle_folds(command) == [f"cv.dir={cv}"]  # the same command again: the same folder, its folds kept
     assert (cv / "folds.csv").stat().st_mtime_ns == written
+
+
+def test_an_old_option_spelling_is_one_line_naming_the_new_one(tmp_path):
+    from mmbehave.core.cli import renamed_option
+    from mmbehave.core.errors import ConfigError
+    from mmbehave.data.splits.options import parse_fractions
+
+    message = renamed_option(["labels=t.csv", f"out={tmp_path}"], {"out": "output_dir"})
+    assert message.startswith("out= is now output_dir=") and message.endswith(f"give output_dir={tmp_path}")
+    assert "split.group_by=locationID" in renamed_option(["split.by=locationID"], {"split.by": "split.group_by"})
+    assert renamed_option(["output_dir=x", "group_by=site"], {"out": "output_dir"}) is None
+    with pytest.raises(ConfigError, match=r"fractions=\[0.7, 0.15, 0.15\]: a list is the old spelling.*"
+                                          r"fractions=\{train:0.7,val:0.15,test:0.15\}"):
+        parse_fractions([0.7, 0.15, 0.15])
+    result = run_module("mmbehave.split", "labels=t.csv", "out=x", tmp_path=tmp_path, check=False)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: " + renamed_option(["out=x"], {"out": "output_dir"})]

@@ -133,3 +133,34 @@ def test_sweep_presets_start_a_sweep_by_themselves(preset):
 def test_the_monitored_metric_is_the_default_objective():
     cfg = compose_config(["training.monitor=val/loss", "training.monitor_mode=min"])
     assert cfg.optimized_metric == "val/loss"
+
+
+# After read_run_settings the run's functions take the typed settings; the raw config reaches only what
+# instantiates its _target_ nodes and the settings' own reading of it (training/settings.py says why).
+RAW_CONFIG_READERS = {
+    "training/run.py": {"run_training"},                       # reads the settings, hands cfg to the builders
+    "training/settings.py": {"read_run_settings"},
+    "training/parts.py": {"build_parts"},                      # and RunBuilders, which holds it as a field
+    "training/feature_cache.py": {"prepare_feature_caches", "encoder_key"},  # the encoders' _target_ nodes
+    "training/config_tree.py": {"config_tree", "print_config_tree"},  # printing: the record, or any config
+}
+
+
+def takes_raw_config(function: ast.FunctionDef) -> bool:
+    arguments = function.args.args + function.args.kwonlyargs
+    return any(arg.arg in ("cfg", "config") or "DictConfig" in ast.unparse(arg.annotation or ast.Constant(""))
+               for arg in arguments)
+
+
+def test_the_raw_config_reaches_only_the_builders_and_the_record_after_the_settings():
+    reached = []
+    for path in sorted((PACKAGE / "training").glob("*.py")):
+        allowed = RAW_CONFIG_READERS.get(f"training/{path.name}", set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and takes_raw_config(node) and node.name not in allowed:
+                reached.append(f"training/{path.name}:{node.lineno} {node.name}")
+    assert not reached, "functions of the run that take the raw config:\n" + "\n".join(reached)
+    run = ast.parse((PACKAGE / "training" / "run.py").read_text())
+    uses = {function.name for function in ast.walk(run) if isinstance(function, ast.FunctionDef)
+            for name in ast.walk(function) if isinstance(name, ast.Name) and name.id == "cfg"}
+    assert uses == {"run_training"}, uses  # and run_training hands it to RunBuilders only

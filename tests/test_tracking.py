@@ -12,6 +12,7 @@ from mmbehave.core.paths import project_root
 from mmbehave.tracking.store import (
     artifact_location,
     ensure_experiment,
+    forget_store,
     resolve_tracking_uri,
 )
 
@@ -56,3 +57,24 @@ def test_a_store_deleted_and_made_again_in_one_process_is_the_new_file(tmp_path)
         on_disk = {name for (name,) in db.execute("SELECT name FROM experiments")}
         runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
     assert on_disk == {"Default", "after"} and runs == 1, "the new store on disk lacks what was just logged"
+
+
+def test_the_mlflow_internals_forget_store_closes_are_still_there(tmp_path):
+    """tracking/store.py closes MLflow's cached engines and stores by private names (MLflow offers no public
+    way); a release that renames them fails here, by name, instead of a stale store deep in a test session."""
+    from mmbehave.tracking.store import mlflow_caches
+
+    caches = mlflow_caches()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()  # opens an engine and a store for the URI
+    for store_class in caches.store_classes:
+        assert hasattr(store_class, "_engine_map_lock"), f"{store_class.__module__}: _engine_map_lock is gone"
+        assert isinstance(store_class._engine_map, dict), f"{store_class.__module__}: _engine_map is gone"
+    assert uri in caches.store_classes[0]._engine_map, "MLflow no longer keeps its engine in _engine_map"
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    assert hasattr(tracking_utils, "_tracking_store_registry") and hasattr(registry_utils, "_model_registry_store_registry")
+    assert caches.clear_store_caches and all(callable(clear) for clear in caches.clear_store_caches)
+    forget_store(uri)
+    assert uri not in caches.store_classes[0]._engine_map

@@ -9,10 +9,10 @@ import torch
 from helpers import default_heads
 from sklearn.metrics import accuracy_score, f1_score
 
-from mmbehave.domain.heads import HeadSpec
 from mmbehave.data.dataset import Augmentation, ClipDataset
 from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.metadata import ClassLists
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.metrics.confusion import accuracy_and_macro_f1, confusion_matrix
 from mmbehave.training.loss import (
     HeadsLoss,

@@ -40,7 +40,7 @@ def serve(command: list[str], url: str, cwd: Path) -> subprocess.Popen:
         except OSError:
             if time.time() > deadline or server.poll() is not None:
                 server.kill()
-                raise AssertionError(f"{command[:3]} did not start")
+                raise AssertionError(f"{command[:3]} did not start") from None
             time.sleep(0.5)
 
 
@@ -113,8 +113,9 @@ def test_optuna_dashboard_lists_the_study_and_its_trials(finished_sweep):
     work = finished_sweep[0]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = serve([str(Path(sys.executable).with_name("optuna-dashboard")), f"sqlite:///{work / 'optuna.db'}", "--host", "127.0.0.1",
-                    "--port", str(port)], f"{url}/api/studies", work)
+    dashboard = str(Path(sys.executable).with_name("optuna-dashboard"))
+    server = serve([dashboard, f"sqlite:///{work / 'optuna.db'}", "--host", "127.0.0.1", "--port", str(port)],
+                   f"{url}/api/studies", work)
     try:
         studies = json.loads(urllib.request.urlopen(f"{url}/api/studies", timeout=10).read())["study_summaries"]
         study = next(s for s in studies if s["study_name"] == "mbt")

@@ -21,7 +21,6 @@ import torch
 from helpers import TINY_SPLITS, compose_config, default_heads, free_port, run_module
 from omegaconf import OmegaConf
 
-from mmbehave.domain.config_checks import check_config
 from mmbehave.core.errors import CheckpointError, ConfigError, DataError, InputError
 from mmbehave.core.locks import exclusive
 from mmbehave.core.redact import RedactingFilter
@@ -32,6 +31,7 @@ from mmbehave.data.synthetic.generator import (
     ensure_synthetic_dataset,
     generator_settings,
 )
+from mmbehave.domain.config_checks import check_config
 
 SECRET = "Pl4nted-Secret"
 TINY_DATA = ["data.clips_per_split.train=4", "data.clips_per_split.val=2", "data.clips_per_split.test=2"]
@@ -264,21 +264,21 @@ def test_split_never_overwrites_its_own_input_nor_tables_it_did_not_write(tmp_pa
     folder = tmp_path / "d"
     folder.mkdir()
     pd.DataFrame(rows).to_csv(folder / "train.csv", index=False)
-    keys = {"group_by": "site", "fractions": [0.7, 0.15, 0.15], "seed": 0, "heads": ["species", "behavior"],
-            "label_separator": "|"}
+    keys = {"group_by": "site", "fractions": {"train": 0.7, "val": 0.15, "test": 0.15}, "seed": 0,
+            "heads": ["species", "behavior"], "label_separator": "|"}
     before = tree_digest(folder)
     with pytest.raises(InputError, match=r"labels=.*train.csv is the train.csv this split writes"):
-        make_splits({"labels": str(folder / "train.csv"), "out": str(folder), "overwrite": True, **keys})
+        make_splits({"labels": str(folder / "train.csv"), "output_dir": str(folder), "overwrite": True, **keys})
     elsewhere = tmp_path / "labels.csv"
     shutil.copy(folder / "train.csv", elsewhere)
     with pytest.raises(InputError, match="which an earlier split did not write"):  # a user's own train.csv
-        make_splits({"labels": str(elsewhere), "out": str(folder), "overwrite": True, **keys})
+        make_splits({"labels": str(elsewhere), "output_dir": str(folder), "overwrite": True, **keys})
     with pytest.raises(InputError, match="is a file"):
-        make_splits({"labels": str(elsewhere), "out": str(elsewhere), **keys})
+        make_splits({"labels": str(elsewhere), "output_dir": str(elsewhere), **keys})
     assert tree_digest(folder) == before
     out = tmp_path / "splits"
-    write_outputs(make_splits({"labels": str(elsewhere), "out": str(out), **keys}))
-    write_outputs(make_splits({"labels": str(elsewhere), "out": str(out), "overwrite": True, **keys, "seed": 1}))
+    write_outputs(make_splits({"labels": str(elsewhere), "output_dir": str(out), **keys}))
+    write_outputs(make_splits({"labels": str(elsewhere), "output_dir": str(out), "overwrite": True, **keys, "seed": 1}))
     assert len(pd.read_csv(out / "splits.csv")) == 32  # its own outputs are replaced with overwrite=true
 
 
@@ -475,7 +475,7 @@ def test_split_fractions_must_be_finite():
     from mmbehave.data.splits.options import parse_fractions
 
     with pytest.raises(ConfigError, match="every share must be a finite number"):
-        parse_fractions([float("nan"), 0.5, 0.5])
+        parse_fractions({"train": float("nan"), "val": 0.5, "test": 0.5})
 
 
 def test_evaluation_of_a_missing_dataset_is_one_line(trained_run, tmp_path):

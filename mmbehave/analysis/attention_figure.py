@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from mmbehave.analysis.attention_maps import TokenAttention
-from mmbehave.core.figures import plt, save_figure
 from mmbehave.core.errors import ConfigError
+from mmbehave.core.figures import plt, save_figure
 
 log = logging.getLogger(__name__)
 

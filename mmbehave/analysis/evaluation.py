@@ -38,7 +38,8 @@ def run_evaluation(cfg: DictConfig) -> dict:
     """Everything in the module docstring; returns the metrics.json contents."""
     loaded = load_command_model(cfg, cfg.device, Path(cfg.output_dir) / "model")
     path, tracking_uri, trained = loaded.path, loaded.tracking_uri, loaded.trained
-    log.info("Evaluating %s (%s, %s) on the %s split", path, trained.modalities, "int8" if trained.quantization else "fp32", cfg.split)
+    log.info("Evaluating %s (%s, %s) on the %s split", path, trained.modalities,
+             "int8" if trained.quantization else "fp32", cfg.split)
     dataset = split_dataset(trained, cfg.split, cfg.data_root)
     predictions = predict_split(trained.model, make_loader(dataset, int(cfg.batch_size)), device=cfg.device,
                                 with_variants=bool(cfg.modality_contributions), progress=show_progress(),
@@ -88,13 +89,13 @@ def write_confusions(trained, predictions, split: str, out_dir: Path) -> None:
     """confusion_<head>.csv / .png of every single-label head (a multi-label head's labels are not exclusive:
     per_class.csv has each one's precision, recall and AP)."""
     from mmbehave.analysis.confusion import confusion_frame, plot_confusion
-    from mmbehave.analysis.metrics_tables import class_names, write_csv
+    from mmbehave.analysis.metrics_tables import classes_of, write_csv
 
     for head in trained.heads:
         if head.multi:
             continue
         frame = confusion_frame(predictions.targets[head.name], predictions.predicted(head.name),
-                                class_names(trained.classes, head.name))
+                                classes_of(trained.classes, head.name))
         write_csv(frame.reset_index(), out_dir / f"confusion_{head.name}.csv")
         plot_confusion(frame, f"{head.name} confusion, {split} split ({len(predictions.clip_ids)} clips)",
                        out_dir / f"confusion_{head.name}.png")

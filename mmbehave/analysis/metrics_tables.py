@@ -25,8 +25,8 @@ import pandas as pd
 
 from mmbehave.analysis.predictions import FULL, SplitPredictions
 from mmbehave.core.atomic import atomic_path, write_text_atomic
-from mmbehave.domain.heads import HeadSpec
 from mmbehave.data.metadata import ClassLists
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.metrics.class_scores import (
     HeadScores,
     exact_match_ratio,
@@ -41,7 +41,7 @@ Thresholds = dict[str, list[float]]  # {multi head: per-class probability thresh
 SUMMARY_COLUMNS = ("macro_precision", "macro_recall", "micro_f1", "macro_ap", "frequent_macro_f1", "rare_macro_f1")
 
 
-def class_names(classes: ClassLists, head: str) -> list[str]:
+def classes_of(classes: ClassLists, head: str) -> list[str]:
     return list(classes[head])
 
 
@@ -141,7 +141,7 @@ def per_class_tables(predictions: SplitPredictions, classes: ClassLists, variant
     frames = []
     for head in predictions.heads:
         table = per_class_table(predictions.targets[head.name], predictions.probs[variant][head.name],
-                                class_names(classes, head.name), train_counts[head.name] if train_counts else None,
+                                classes_of(classes, head.name), train_counts[head.name] if train_counts else None,
                                 head, thresholds)
         frames.append(table.assign(head=head.name)[["head", *table.columns]])
     return pd.concat(frames, ignore_index=True)
@@ -165,7 +165,7 @@ def predictions_table(predictions: SplitPredictions, classes: ClassLists,
     predicted labels joined by its separator, predicted at its thresholds."""
     table = {"clip_id": predictions.clip_ids}
     for head in predictions.heads:
-        names = np.array(class_names(classes, head.name))
+        names = np.array(classes_of(classes, head.name))
         probs, targets = predictions.probs[FULL][head.name], predictions.targets[head.name]
         if head.multi:
             chosen = probs >= threshold_of(head, thresholds, len(names))

@@ -18,14 +18,14 @@ import pandas as pd
 
 from mmbehave.analysis.metrics_tables import (
     Thresholds,
-    class_names,
+    classes_of,
     head_summary,
     per_class_table,
 )
-from mmbehave.core.figures import plt, save_figure, short_label
 from mmbehave.analysis.predictions import FULL, SplitPredictions
-from mmbehave.domain.heads import HeadSpec
+from mmbehave.core.figures import plt, save_figure, short_label
 from mmbehave.data.metadata import ClassLists
+from mmbehave.domain.heads import HeadSpec
 
 ACCURACY, MACRO_F1 = "accuracy", "macro-F1"  # the two summary rows, before the per-class F1 rows
 
@@ -52,7 +52,7 @@ def contribution_table(predictions: SplitPredictions, classes: ClassLists,
         return pd.DataFrame()
     rows = []
     for head in predictions.heads:
-        names = class_names(classes, head.name)
+        names = classes_of(classes, head.name)
         targets = predictions.targets[head.name]
         support = targets.sum(axis=0) if head.multi else np.bincount(targets, minlength=len(names))
         scores = {v: _scores(head, targets, predictions.probs[v][head.name], names, thresholds)

@@ -41,7 +41,8 @@ def load_runs(tracking_uri: str, experiment_name: str, sweep_id: str | None = No
             raise ReportError(f"sweep_id={sweep_id}: no such sweep in {experiment_name} (sweeps: {known}).")
         keep = runs["tags.sweep_id"] == sweep_id
         runs, is_parent = runs[keep], is_parent[keep]
-    swept = [c.removeprefix("params.search.") for c in runs if c.startswith("params.search.") and runs[is_parent][c].notna().any()]
+    swept = [c.removeprefix("params.search.") for c in runs
+             if c.startswith("params.search.") and runs[is_parent][c].notna().any()]
     return runs[~is_parent & (runs["status"] == "FINISHED")].reset_index(drop=True), swept
 
 

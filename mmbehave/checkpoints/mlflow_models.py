@@ -1,6 +1,6 @@
 """Trained models in MLflow: logged with their run (models from code, no pickles), registered, and found again.
 
-    log_model(best.pth)  ─► runs:/<run id>/model   (mmbehave/checkpoints/mlflow_model.py + the checkpoint, a
+    log_model(best.pth)  ─► runs:/<run id>/model   (mmbehave/checkpoints/mlflow_pyfunc_model.py + the checkpoint, a
                             signature of the processed inputs, the class lists and preprocessing as metadata)
     register ─► models:/<name>/<version>
     local_checkpoint(models:/... | runs:/...) ─► the checkpoint file, for evaluate / predict / export
@@ -22,7 +22,7 @@ from mmbehave.core.errors import CheckpointError
 from mmbehave.core.redact import redact
 
 log = logging.getLogger(__name__)
-MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+MODEL_CODE = Path(__file__).with_name("mlflow_pyfunc_model.py")
 ARTIFACT_NAME = "model"
 
 
@@ -123,7 +123,8 @@ def local_checkpoint(model_uri: str, tracking_uri: str, into: Path) -> Path:
     try:
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(into)))
     except (MlflowException, OSError) as error:
-        raise CheckpointError(f"model={model_uri}: no such MLflow model in {redact(tracking_uri)} ({str(error).splitlines()[0]}); "
+        raise CheckpointError(f"model={model_uri}: no such MLflow model in {redact(tracking_uri)} "
+                              f"({str(error).splitlines()[0]}); "
                               "check the name and version in the MLflow UI, or set mlflow.tracking_uri.") from error
     found = sorted(folder.rglob("*.pth"))
     if not found:

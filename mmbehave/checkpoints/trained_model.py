@@ -39,10 +39,10 @@ from mmbehave.checkpoints.frozen_weights import (
     not_loadable,
 )
 from mmbehave.core.errors import CheckpointError, ConfigError, UserError
-from mmbehave.domain.heads import HeadSpec, heads_from_config
 from mmbehave.core.instantiate import build
 from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.metadata import ClassLists
+from mmbehave.domain.heads import HeadSpec, heads_from_config
 from mmbehave.models.components import ENV_VAR, foreign_targets, malformed_keys
 from mmbehave.models.pretrained import OFFLINE_VARIABLES
 

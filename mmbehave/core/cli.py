@@ -126,11 +126,22 @@ def with_preset_mode(argv: list[str]) -> list[str]:
     return [*argv, "hydra.mode=MULTIRUN"]
 
 
-def command(config_name: str, before_hydra: Callable[[list[str]], list[str]] | None = None
-            ) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
+def renamed_option(argv: list[str], renamed: dict[str, str]) -> str | None:
+    """The one-line error for an option given by its old name (Hydra's own says only that the key is unknown)."""
+    for arg in argv:
+        key = arg.lstrip("+~").split("=", 1)[0]
+        if key in renamed:
+            return (f"{key}= is now {renamed[key]}= (one spelling across the commands: output_dir= for a folder, "
+                    f"output= for a file, group_by= for the column whose groups stay together); give "
+                    f"{arg.replace(key, renamed[key], 1)}")
+    return None
+
+
+def command(config_name: str, before_hydra: Callable[[list[str]], list[str]] | None = None,
+            renamed: dict[str, str] | None = None) -> Callable[[Callable[[Any], Any]], Callable[[], Any]]:
     """``@hydra.main`` over ``conf/<config_name>.yaml`` plus what the module docstring lists. ``before_hydra``
     sees the command line first: it returns overrides to add (settled defaults), or stops the command with one
-    line (a UserError) where Hydra would fail raw."""
+    line (a UserError) where Hydra would fail raw. ``renamed``: {old option: new one}, refused in one line."""
     import hydra
 
     def decorate(task: Callable[[Any], Any]) -> Callable[[], Any]:
@@ -148,6 +159,10 @@ def command(config_name: str, before_hydra: Callable[[list[str]], list[str]] | N
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             redact_standard_streams()  # before Hydra sets up logging, so its console handlers write through it
             sys.argv = with_preset_mode([model_uri_alias(arg) for arg in sys.argv])
+            old_name = renamed_option(sys.argv[1:], renamed or {})
+            if old_name:
+                print(f"error: {old_name}", file=sys.stderr)
+                sys.exit(2)
             try:
                 sys.argv += before_hydra(sys.argv[1:]) if before_hydra else []
             except UserError as problem:

@@ -11,9 +11,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.errors import ConfigError
-from mmbehave.domain.heads import heads_from_config
 from mmbehave.core.precision import PRECISION_NAMES
 from mmbehave.core.settings import CoreSettings, read_settings
+from mmbehave.domain.heads import heads_from_config
 
 # The `none` option of an encoder group targets this; everything else builds an encoder.
 ABSENT_TARGET = "mmbehave.models.ablation.absent_modality"
@@ -73,7 +73,8 @@ def check_config(cfg: DictConfig) -> CoreSettings:
     if "input_norm" in video:
         _one_of("video_encoder.input_norm", video.input_norm, ("fixed", "clip"))
     if "hidden_size" in video and "num_heads" in video and not video.get("pretrained") and video.hidden_size % video.num_heads:
-        raise ConfigError(f"video_encoder.hidden_size={video.hidden_size} is not divisible by video_encoder.num_heads={video.num_heads}.")
+        raise ConfigError(f"video_encoder.hidden_size={video.hidden_size} is not divisible by "
+                          f"video_encoder.num_heads={video.num_heads}.")
 
     _check_training(settings.training)
     _check_optimizer_and_schedule(cfg)

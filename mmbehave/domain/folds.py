@@ -1,4 +1,4 @@
-"""Where cross-validation folds live: ``python -m mmbehave.split ... folds=k out=<dir>`` writes ``<dir>/fold_<i>/``,
+"""Where cross-validation folds live: ``python -m mmbehave.split ... folds=k output_dir=<dir>`` writes ``<dir>/fold_<i>/``,
 ``experiment=site_cv cv.dir=<dir>`` trains one run per such folder. One naming rule for both sides."""
 
 from __future__ import annotations
@@ -50,4 +50,4 @@ def fold_tags(labels_dir: str | Path | None) -> dict[str, str]:
     return {"fold": Path(str(labels_dir)).name, "held_out": short_list(held_out_groups(labels_dir), most=20)}
 
 
-MAKE_FOLDS = "python -m mmbehave.split labels=<table> out=cv/ group_by=site folds=5"
+MAKE_FOLDS = "python -m mmbehave.split labels=<table> output_dir=cv/ group_by=site folds=5"

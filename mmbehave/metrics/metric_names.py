@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from omegaconf import DictConfig
 
 from mmbehave.core.errors import ConfigError
-from mmbehave.domain.heads import HeadSpec, heads_from_config
 from mmbehave.core.settings import objectives_of
+from mmbehave.domain.heads import HeadSpec, heads_from_config
 
 # Long-tail scores (class_metrics.py) logged each epoch besides accuracy and macro-F1: the ranking quality
 # (macro AP), the pooled score (micro-F1, the accuracy of a single-label head) and the rare classes' macro-F1.
@@ -33,7 +33,7 @@ def per_head_keys(head: HeadSpec) -> tuple[str, ...]:
 
 
 def validation_metric_names(heads: Sequence[HeadSpec], prefix: str = "val") -> list[str]:
-    """What ``loop.evaluate`` returns: the loss, each head's scores and the mean of the heads' macro-F1."""
+    """What ``loop.validate`` returns: the loss, each head's scores and the mean of the heads' macro-F1."""
     return [f"{prefix}/loss", *(f"{prefix}/{head.name}_{key}" for head in heads for key in per_head_keys(head)),
             f"{prefix}/macro_f1"]
 

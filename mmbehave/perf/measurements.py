@@ -33,7 +33,7 @@ def train_command(overrides: list[str], work: Path, *extra: str) -> list[str]:
             f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}", "mlflow.experiment_name=benchmark", *extra]
 
 
-def logged_epochs(tracking_uri: str) -> list[dict[str, float]]:
+def epoch_timings(tracking_uri: str) -> list[dict[str, float]]:
     """Per epoch of the store's one run, the times it logged: ``train_s`` (the training phase: loading,
     augmentation, steps, progress bar), ``val_s``, ``save_s``."""
     from mlflow.tracking import MlflowClient
@@ -46,19 +46,19 @@ def logged_epochs(tracking_uri: str) -> list[dict[str, float]]:
 
 
 def real_loop(overrides: list[str], work: Path, epochs: int, batches: int, batch_size: int) -> dict:
-    """``python -m mmbehave.train`` as users run it, in its own process: clips/s of the training phase of its
+    """The training command as users run it, in its own process: clips/s of the training phase of its
     fastest epoch after the first (``time/train_s``, as the run logs it). The fastest, not the mean: the first
     epochs warm up (allocator, caches), and on a shared machine the slower ones also measure the neighbours."""
     run_command(train_command(overrides, work, f"training.num_epochs={epochs}",
                               f"training.limit_train_batches={batches}", "training.limit_val_batches=1"), cwd=work)
-    rows = logged_epochs(f"sqlite:///{work / 'mlflow.db'}")[1:]
+    rows = epoch_timings(f"sqlite:///{work / 'mlflow.db'}")[1:]
     seconds = min(row["train_s"] for row in rows)
     return {"clips_per_s": batches * batch_size / seconds, "epoch_s": seconds,
             "save_s": sum(row["save_s"] for row in rows) / len(rows)}
 
 
 def startup(overrides: list[str], work: Path) -> dict:
-    """``python -m mmbehave.train`` from process start to its first training step (it logs when)."""
+    """The training command, from process start to its first training step (it logs when)."""
     finished = run_command(train_command(overrides, work, "training.num_epochs=1", "training.limit_train_batches=1",
                                          "training.limit_val_batches=1"), cwd=work)
     first_step = re.search(r"First training step done ([0-9.]+) s", finished.stdout + finished.stderr)

@@ -8,10 +8,10 @@ import resource
 import torch
 from omegaconf import DictConfig
 
-from mmbehave.domain.config_checks import configured_modalities
-from mmbehave.domain.heads import heads_from_config
 from mmbehave.core.instantiate import build
 from mmbehave.core.precision import autocast
+from mmbehave.domain.config_checks import configured_modalities
+from mmbehave.domain.heads import heads_from_config
 from mmbehave.perf.measurements import timed
 from mmbehave.training.loss import HeadsLoss
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from mmbehave.core.instantiate import build
 from mmbehave.domain.config_checks import configured_modalities
 from mmbehave.domain.heads import heads_from_config
-from mmbehave.core.instantiate import build
 
 
 def random_checkpoint(cfg: DictConfig, path: Path) -> Path:

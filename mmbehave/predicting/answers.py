@@ -1,11 +1,11 @@
 """Class probabilities -> the columns of a prediction table, and segment probabilities -> one clip's.
 
-    label_columns  single head: <head>, <head>_prob  (label ``uncertain`` below the threshold)
-                   multi head:  <head>               (every label at or above its threshold, joined by the
-                                                      head's separator: walking|vocalizing; empty for none)
-    top_k_columns  <head>_top<k>                     ("name:prob|...", best first)
-    wide_columns   p(<head>=<class>) ...             (columns=wide; the names mlflow_model uses)
-    combine        a clip's segment probabilities -> its own (aggregate=mean | max)
+    answer_columns  single head: <head>, <head>_prob  (label ``uncertain`` below the threshold)
+                    multi head:  <head>               (every label at or above its threshold, joined by the
+                                                       head's separator: walking|vocalizing; empty for none)
+    top_k_columns   <head>_top<k>                     ("name:prob|...", best first)
+    wide_columns    p(<head>=<class>) ...             (columns=wide; the names mlflow_pyfunc_model uses)
+    combine         a clip's segment probabilities -> its own (aggregate=mean | max)
 
 A single head's probabilities sum to 1 (softmax), in every table. ``max`` takes each class's highest
 probability over the segments (so a class seen clearly in one segment of a long clip is not averaged away);
@@ -27,7 +27,7 @@ AGGREGATES = ("mean", "max")
 DECIMALS = 4
 
 
-def class_names(trained) -> dict[str, list[str]]:
+def classes_by_head(trained) -> dict[str, list[str]]:
     return trained.classes.to_dict()
 
 
@@ -45,7 +45,7 @@ def combine(segment_probs: list[dict[str, np.ndarray]], aggregate: str,
     return combined
 
 
-def label_columns(heads: Sequence[HeadSpec], names: dict[str, list[str]], probs: dict[str, np.ndarray],
+def answer_columns(heads: Sequence[HeadSpec], names: dict[str, list[str]], probs: dict[str, np.ndarray],
                   thresholds: dict[str, Threshold]) -> dict[str, object]:
     row: dict[str, object] = {}
     for head in heads:

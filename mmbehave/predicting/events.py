@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mmbehave.core.errors import ConfigError
-from mmbehave.predicting.answers import combine, label_columns, wide_columns
+from mmbehave.predicting.answers import answer_columns, combine, wide_columns
 from mmbehave.predicting.clip_times import ClipTime, clip_time, iso_time
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def event_rows(plan: EventPlan, clip_probs: dict[Path, dict[str, np.ndarray]], n
         row = {"event_id": event_id, "clips": len(paths), "first_clip": str(paths[0]), "last_clip": str(paths[-1]),
                "start_time": iso_time(plan.times[paths[0]].time), "end_time": iso_time(plan.times[paths[-1]].time),
                "time_source": "+".join(sorted({plan.times[path].source for path in paths})),
-               **label_columns(heads, names, probs, thresholds)}
+               **answer_columns(heads, names, probs, thresholds)}
         if wide:
             row.update(wide_columns(names, probs))
         rows.append({**row, **provenance})

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mmbehave.core.atomic import atomic_path
-from mmbehave.predicting.answers import class_names, combine
+from mmbehave.predicting.answers import classes_by_head, combine
 from mmbehave.predicting.events import event_rows, plan_events
 from mmbehave.predicting.options import AnswerOptions
 from mmbehave.predicting.review import review_rows
@@ -83,10 +83,10 @@ def write_tables(records: list[ClipRecord], trained, request: TableRequest) -> l
                                                                request.provenance)]
     if options.events:
         plan = plan_events([p.path for p in predictions], options.events, request.input_root)
-        tables[companion_path(output, "events")] = event_rows(plan, clip_probs, class_names(trained), request.thresholds,
+        tables[companion_path(output, "events")] = event_rows(plan, clip_probs, classes_by_head(trained), request.thresholds,
                                                               options.wide, request.provenance, trained.heads)
     if request.review_head:
-        tables[companion_path(output, "review")] = review_rows(clip_probs, class_names(trained), request.review_head,
+        tables[companion_path(output, "review")] = review_rows(clip_probs, classes_by_head(trained), request.review_head,
                                                                request.top_k)
     for table_path, table_rows in tables.items():
         with atomic_path(table_path) as tmp:

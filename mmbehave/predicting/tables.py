@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from mmbehave.predicting.answers import (
-    class_names,
-    label_columns,
+    answer_columns,
+    classes_by_head,
     top_k_columns,
     wide_columns,
 )
@@ -39,9 +39,9 @@ class ClipPrediction:
 def clip_row(prediction: ClipPrediction, probs: dict[str, np.ndarray], warning: str, trained, options: AnswerOptions,
              thresholds: dict[str, float], top_k: int, provenance: dict[str, str]) -> dict:
     """``probs``: the clip's probabilities, its segments' combined."""
-    names = class_names(trained)
+    names = classes_by_head(trained)
     row = {"path": str(prediction.path), "clip_id": prediction.path.stem, "has_video": prediction.has_video,
-           "has_audio": prediction.has_audio, **label_columns(trained.heads, names, probs, thresholds),
+           "has_audio": prediction.has_audio, **answer_columns(trained.heads, names, probs, thresholds),
            **top_k_columns(names, probs, top_k), "warning": warning}
     if options.segment_stride is not None:
         row["segments"] = len(prediction.probs)
@@ -52,12 +52,12 @@ def clip_row(prediction: ClipPrediction, probs: dict[str, np.ndarray], warning: 
 
 def segment_rows(prediction: ClipPrediction, trained, options: AnswerOptions, thresholds: dict[str, float],
                  provenance: dict[str, str]) -> list[dict]:
-    names = class_names(trained)
+    names = classes_by_head(trained)
     rows = []
     for number, ((start, end), probs) in enumerate(zip(prediction.windows, prediction.probs), 1):
         row = {"path": str(prediction.path), "clip_id": prediction.path.stem, "segment": number,
                "start_s": round(start, 3), "end_s": round(end, 3),
-               **label_columns(trained.heads, names, probs, thresholds)}
+               **answer_columns(trained.heads, names, probs, thresholds)}
         if options.wide:
             row.update(wide_columns(names, probs))
         rows.append({**row, **provenance})

@@ -2,7 +2,7 @@
 
     cv.dir holds fold_<i>/            ─► used as they are (cv.folds, when given, must say as many)
     cv.dir has none, cv.folds=k|loo   ─► written there first from cv.labels (grouped by cv.group_by), as
-                                         ``python -m mmbehave.split labels= out= group_by= folds=`` would
+                                         the split command would (``folds=``, ``group_by=``)
     neither                           ─► one line saying how to get them
 
 Each has a default that fits the dataset, so ``experiment=site_cv data=synthetic_field cv.folds=3`` runs as is:
@@ -27,8 +27,8 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from mmbehave.core.errors import ConfigError, UserError
-from mmbehave.domain.folds import MAKE_FOLDS, fold_folders
 from mmbehave.core.paths import config_dir
+from mmbehave.domain.folds import MAKE_FOLDS, fold_folders
 
 PRESET = "experiment=site_cv"
 
@@ -69,7 +69,7 @@ def settle_folds(argv: list[str]) -> list[str]:
                               "use them, or give another cv.dir for new ones.")
         return added
     if cv.folds is None:
-        raise ConfigError(f"cv.dir={folder}: no fold_<i>/ folders there; make them with `{MAKE_FOLDS}` (out= that "
+        raise ConfigError(f"cv.dir={folder}: no fold_<i>/ folders there; make them with `{MAKE_FOLDS}` (output_dir= that "
                           "folder), or add cv.folds=5 to make them there from the dataset's tables (or cv.labels=).")
     write_folds_from(cv, folder)
     return added
@@ -80,7 +80,7 @@ def read_cross_validation(argv: list[str]) -> CrossValidation:
     from hydra import compose, initialize_config_dir
 
     overrides = [arg for arg in argv if not arg.startswith(("-", "hydra.", "hydra/", "+hydra"))]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+    with initialize_config_dir(config_dir=str(config_dir())):
         cfg = compose("train", overrides=overrides)
     node = cfg.cv
 
@@ -100,8 +100,8 @@ def default_folder(cv: CrossValidation) -> Path:
 
 
 def group_column_of(cv: CrossValidation) -> str:
-    """cv.group_by, else the one column data.group_column names, else the first usual group column the
-    dataset's tables have."""
+    """cv.group_by, else the one column data.group_column names, else the first usual group column of the
+    table the folds are made from (cv.labels, or the dataset's own tables)."""
     from mmbehave.data.metadata import GROUP_COLUMNS
 
     if cv.group_by:
@@ -110,13 +110,23 @@ def group_column_of(cv: CrossValidation) -> str:
     declared = list(declared) if OmegaConf.is_list(declared) else [declared] if declared else []
     if len(declared) == 1:
         return str(declared[0])
-    columns = set(dataset_table(cv).columns)
+    columns = set(label_table(cv).columns)
     found = [column for column in GROUP_COLUMNS if column in columns]
     if not found:
-        raise ConfigError(f"cv.group_by: the dataset's tables ({cv.data.root}) have none of the usual group columns "
+        where = f"cv.labels={cv.labels}" if cv.labels else f"the dataset's tables ({cv.data.root})"
+        raise ConfigError(f"cv.group_by: {where} have none of the usual group columns "
                           f"({', '.join(GROUP_COLUMNS)}); give cv.group_by=<the column whose values are held out "
                           f"together> (its columns: {', '.join(sorted(columns))}).")
     return found[0]
+
+
+def label_table(cv: CrossValidation) -> pd.DataFrame:
+    """The table the folds are made from: cv.labels, or every clip of the dataset's own tables."""
+    if cv.labels:
+        from mmbehave.data.splits.maker import read_table_file
+
+        return read_table_file(cv.labels)
+    return dataset_table(cv)
 
 
 def dataset_table(cv: CrossValidation) -> pd.DataFrame:
@@ -140,7 +150,7 @@ def write_folds_from(cv: CrossValidation, folder: Path) -> None:
 
     source = cv.labels or Path(str(cv.data.root)) / "raw" / "metadata"  # names the tables in messages
     table = None if cv.labels else dataset_table(cv)
-    settings = {"labels": str(source), "out": str(folder), "folds": cv.folds, "group_by": group_column_of(cv),
+    settings = {"labels": str(source), "output_dir": str(folder), "folds": cv.folds, "group_by": group_column_of(cv),
                 "heads": cv.heads, "seed": cv.seed}
     try:
         result = make_folds(SplitOptions.from_config(settings), table=table)

@@ -13,11 +13,12 @@ import mlflow
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
+from mmbehave.core.config_record import ConfigRecord
 from mmbehave.core.errors import TrackingError
-from mmbehave.domain.folds import fold_tags
 from mmbehave.core.paths import project_root
 from mmbehave.core.redact import redact
 from mmbehave.core.signals import RunInterrupted, signals_held
+from mmbehave.domain.folds import fold_tags
 from mmbehave.tracking.store import (
     check_server_answers,
     ensure_experiment,
@@ -32,9 +33,10 @@ UNLOGGED_TOP_LEVEL_KEYS = ("hydra", "paths")
 MLFLOW_PARAM_MAX_CHARS = 6000
 
 
-def flatten_config(cfg: DictConfig) -> dict[str, Any]:
-    """Resolved config as ``{"fusion.num_layers": 4, ...}``; lists become their string form."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+def flatten_config(cfg: DictConfig | dict) -> dict[str, Any]:
+    """Resolved config (a DictConfig, or a record's resolved dict) as ``{"fusion.num_layers": 4, ...}``; lists
+    become their string form."""
+    container = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -178,19 +180,19 @@ def hydra_overrides() -> str:
     return " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
 
 
-def log_run_setup(tracker: TrackedRun, cfg: DictConfig, model, classes, run_dir: Path, modalities,
+def log_run_setup(tracker: TrackedRun, record: ConfigRecord, model, classes, run_dir: Path, modalities,
                   extra_params: dict | None = None) -> None:
     """What a new training run records once: every config value as a param (plus ``extra_params``, such as
-    which feature caches it reads), parameter counts, tags (overrides, commit, folder, pretrained-weight
+    which feature caches it reads), parameter counts, tags (overrides, commit, folder, fold, pretrained-weight
     fallbacks), the resolved config and the class lists."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    tracker.log_params({**flatten_config(cfg), "modalities": "+".join(modalities),
+    tracker.log_params({**flatten_config(record.resolved), "modalities": "+".join(modalities),
                         "num_params_total": total, "num_params_trainable": trainable, **(extra_params or {})})
     tracker.set_tags({"hydra_overrides": redact(hydra_overrides()), "git_commit": git_commit(), "run_dir": str(run_dir),
-                      **fold_tags(cfg.data.get("labels_dir")),
+                      **fold_tags(record.section("data").get("labels_dir")),
                       **{f"fallback.{name}": reason for name, reason in model.fallbacks.items()}})
-    tracker.log_text(redact(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+    tracker.log_text(record.yaml(), "config.yaml")
     tracker.log_text(json.dumps(classes.to_dict(), indent=2), "classes.json")
     log.info("Model: %s, %s parameters (%s trainable)", "+".join(modalities), f"{total:,}", f"{trainable:,}")
 

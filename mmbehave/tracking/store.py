@@ -11,8 +11,9 @@ import contextlib
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import mlflow
 
@@ -163,38 +164,47 @@ def forget_store(tracking_uri: str) -> None:
     holds the file it opened: after mlflow.db is deleted (or replaced) and made again at the same path, a long-lived
     process (a notebook, a test session) would go on reading the old file, and its writes would fail ("attempt to
     write a readonly database": SQLite refuses to write a deleted file)."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     _ready_stores.pop(tracking_uri, None)
-    for store_class in _mlflow_store_classes():
+    # MLflow has no public way to close these: the private names it uses are listed in mlflow_caches() and
+    # tests/test_tracking.py fails loudly when an MLflow release renames them (pyproject bounds mlflow < 4).
+    caches = mlflow_caches()
+    for store_class in caches.store_classes:
         with store_class._engine_map_lock:
             engine = store_class._engine_map.pop(tracking_uri, None)
         if engine is not None:
             engine.dispose()
-    # The stores built on those engines are cached per URI as well, by each store registry.
-    for registry in (tracking_utils._tracking_store_registry, registry_utils._model_registry_store_registry):
-        if registry is not None:
-            type(registry)._get_store_with_resolved_uri.cache_clear()
+    for clear in caches.clear_store_caches:  # the stores built on those engines, cached per URI too
+        clear()
 
 
 def forget_stores_in(folder: Path) -> None:
     """``forget_store`` for every store this process has open whose SQLite file lies in ``folder`` (one going away)."""
-    cached = {uri for store_class in _mlflow_store_classes() for uri in store_class._engine_map}
+    cached = {uri for store_class in mlflow_caches().store_classes for uri in store_class._engine_map}
     for uri in cached:
         path = sqlite_path(uri)
         if path is not None and path.is_relative_to(folder):
             forget_store(uri)
 
 
-def _mlflow_store_classes() -> tuple[type, ...]:
-    """MLflow's database-backed stores (runs, model registry): each keeps one engine per URI in ``_engine_map``."""
+@dataclass(frozen=True)
+class MlflowCaches:
+    store_classes: tuple[type, ...]               # each keeps one engine per URI: _engine_map, _engine_map_lock
+    clear_store_caches: tuple[Callable[[], None], ...]  # the store registries' per-URI caches
+
+
+def mlflow_caches() -> MlflowCaches:
+    """What MLflow caches per store URI, by its private names (the one place that knows them)."""
     from mlflow.store.model_registry.sqlalchemy_store import (
         SqlAlchemyStore as RegistryStore,
     )
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    return SqlAlchemyStore, RegistryStore
+    registries = (tracking_utils._tracking_store_registry, registry_utils._model_registry_store_registry)
+    return MlflowCaches((SqlAlchemyStore, RegistryStore),
+                        tuple(type(registry)._get_store_with_resolved_uri.cache_clear for registry in registries
+                              if registry is not None))
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:

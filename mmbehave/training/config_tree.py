@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from mmbehave.core.config_record import ConfigRecord
 from mmbehave.core.redact import redact
 
 FIRST = ("data", "video_encoder", "audio_encoder", "fusion", "model", "optimizer", "training", "hardware")
@@ -27,7 +28,10 @@ def config_tree(cfg: DictConfig):
     return tree
 
 
-def print_config_tree(cfg: DictConfig) -> None:
+def print_config_tree(cfg: DictConfig | ConfigRecord) -> None:
+    """The config as a tree on the console (a run prints its record: the values it resolved once)."""
     from rich.console import Console
 
+    if isinstance(cfg, ConfigRecord):
+        cfg = OmegaConf.create(cfg.resolved)
     Console(soft_wrap=True).print(config_tree(cfg))

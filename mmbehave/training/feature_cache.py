@@ -195,6 +195,6 @@ def prepare_feature_caches(model_cfg: DictConfig, model: nn.Module, prepared, *,
             inputs = inputs_digest(input_files(prepared, modality, dataset.clip_ids))
             cached[split][modality] = cached_split(
                 folder, split, dataset.clip_ids, inputs,
-                lambda d=dataset: encode_split(encoder, d, modality, device, batch_size))
+                lambda d=dataset, e=encoder, m=modality: encode_split(e, d, m, device, batch_size))
         info[modality] = key
     return cached, info

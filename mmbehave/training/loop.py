@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mmbehave.domain.heads import HeadSpec
 from mmbehave.core.precision import autocast
 from mmbehave.core.progress import show_progress
+from mmbehave.domain.heads import HeadSpec
 from mmbehave.metrics.epoch_scores import head_metrics, probabilities
 from mmbehave.training.distributed import ProcessGroup, gather
 from mmbehave.training.modality_dropout import drop_modalities
@@ -119,9 +119,9 @@ def validate(model: nn.Module, loader, *, loss_fn: nn.Module, device: torch.devi
              heads: Sequence[HeadSpec], limit_batches: int | None = None,
              train_counts: dict[str, list[int]] | None = None, group: ProcessGroup = ProcessGroup()) -> Validation:
     """The validation pass: loss, accuracy, macro-F1 and the per-epoch long-tail scores per head (metric_names.py
-    names them all, ``val/<name>``), and ``val/macro_f1`` = mean of the heads' macro-F1. ``train_counts``: {head: training clips per
-    class}, which split classes into frequent and rare; without them the rare-class score is left out. Under torchrun
-    each process predicts its share of the clips and every process scores them all (``group``)."""
+    names them all, ``val/<name>``), and ``val/macro_f1`` = mean of the heads' macro-F1. ``train_counts``: {head:
+    training clips per class}, which split classes into frequent and rare; without them the rare-class score is left
+    out. Under torchrun each process predicts its share of the clips and every process scores them all (``group``)."""
     model.eval()
     losses, clips = [], 0
     targets: dict[str, list] = {head.name: [] for head in heads}

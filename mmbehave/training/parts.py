@@ -21,11 +21,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from mmbehave.checkpoints.frozen_weights import frozen_digests
-from mmbehave.domain.heads import HeadSpec, class_counts
 from mmbehave.core.instantiate import build
 from mmbehave.data.dataset import ClipDataset
 from mmbehave.data.metadata import ClassLists
-from mmbehave.data.prepared import PreparedData, make_dataset, make_loader
+from mmbehave.data.prepared import PreparedData, make_dataset, make_dataset_files, make_loader
+from mmbehave.domain.heads import HeadSpec, class_counts
 from mmbehave.training.distributed import ProcessGroup, ShardSampler
 from mmbehave.training.feature_cache import prepare_feature_caches
 from mmbehave.training.loop import StepSettings
@@ -100,6 +100,21 @@ def make_loaders(settings: RunSettings, prepared: PreparedData, cached: dict, ge
                                sampler=train_sampler, **loader_options)
     val_loader = make_loader(val_set, training.batch_size, sampler=val_sampler, **loader_options)
     return train_set, train_loader, val_loader
+
+
+@dataclass(frozen=True)
+class RunBuilders:
+    """The raw config's ``_target_`` nodes and the two things that instantiate them: after the settings are read,
+    this is the only way a training run reaches the raw config, so a reader sees at a glance that it only builds."""
+
+    config: DictConfig
+
+    def dataset_files(self) -> None:
+        """``data.prepare`` (the built-in data's generator), when the dataset has one."""
+        make_dataset_files(self.config.data)
+
+    def parts(self, settings: RunSettings, prepared: PreparedData, group: ProcessGroup) -> TrainingParts:
+        return build_parts(self.config, settings, prepared, group)
 
 
 def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,

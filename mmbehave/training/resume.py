@@ -16,8 +16,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from mmbehave.core.config_record import ConfigRecord
 from mmbehave.core.errors import ConfigError
 from mmbehave.data.prepared import PreparedData
 from mmbehave.tracking.runs import TrackedRun
@@ -40,7 +41,7 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{key}: {old.get(key)} -> {new.get(key)}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
-def check_resumable(cfg: DictConfig, resume: Path, checkpoint: dict, prepared: PreparedData,
+def check_resumable(record: ConfigRecord, resume: Path, checkpoint: dict, prepared: PreparedData,
                     modalities: tuple[str, ...]) -> None:
     """ConfigError naming what differs between the checkpoint's run (``resume``) and this config (its record: the
     model's nodes and training keys): the model (architecture), the modalities, the class lists or the
@@ -49,7 +50,7 @@ def check_resumable(cfg: DictConfig, resume: Path, checkpoint: dict, prepared: P
     found: list[str] = []
     if "model" in stored:
         found += differences(flat(OmegaConf.to_container(stored.model, resolve=True), "model"),
-                             flat(OmegaConf.to_container(cfg.model, resolve=True), "model"))
+                             flat(record.section("model"), "model"))
     if list(checkpoint.get("modalities") or modalities) != list(modalities):
         found.append(f"modalities: {'+'.join(checkpoint['modalities'])} -> {'+'.join(modalities)}")
     found += differences(flat(dict(checkpoint["classes"]), "classes"), flat(prepared.classes.to_dict(), "classes"))
@@ -60,7 +61,7 @@ def check_resumable(cfg: DictConfig, resume: Path, checkpoint: dict, prepared: P
         raise ConfigError(f"resume={resume}: this config cannot continue that run ({shown}). Resume with the "
                           "original run's overrides, or start a new run without resume=.")
     changed = differences(flat(OmegaConf.to_container(stored.get("training", {}), resolve=True), "training"),
-                          flat(OmegaConf.to_container(cfg.training, resolve=True), "training"))
+                          flat(record.section("training"), "training"))
     changed = [c for c in changed if not c.startswith(("training.stop_after_epoch", "training.num_epochs"))]
     if changed:
         log.warning("resume=%s: training settings differ from the original run (%s); the resumed run will not "

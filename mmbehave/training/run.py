@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mmbehave.checkpoints.files import (
     RESUME_KEYS,
@@ -28,13 +28,13 @@ from mmbehave.checkpoints.files import (
     remove_stale_temp_files,
 )
 from mmbehave.checkpoints.mlflow_models import log_model, should_log
-from mmbehave.training.config_tree import print_config_tree
 from mmbehave.core.redact import RedactingFilter, redact
 from mmbehave.core.signals import stop_on_signals
-from mmbehave.data.prepared import PreparedData, make_dataset_files, prepare_data
+from mmbehave.data.prepared import PreparedData, prepare_data
 from mmbehave.tracking.runs import SilentRun, TrackedRun, hydra_overrides, log_run_setup
 from mmbehave.tracking.store import bound_http_requests, resolve_tracking_uri
 from mmbehave.training.checkpoint import restore
+from mmbehave.training.config_tree import print_config_tree
 from mmbehave.training.distributed import (
     ProcessGroup,
     broadcast,
@@ -46,7 +46,7 @@ from mmbehave.training.distributed import (
 from mmbehave.training.fit import fit, objective
 from mmbehave.training.hooks import RunHooks, RunStop
 from mmbehave.training.monitor import Monitor
-from mmbehave.training.parts import TrainingParts, build_parts
+from mmbehave.training.parts import RunBuilders, TrainingParts
 from mmbehave.training.resume import (
     backfill_history,
     check_not_behind_mlflow,
@@ -69,34 +69,34 @@ def run_training(cfg: DictConfig, hooks: RunHooks | None = None) -> float | list
         if group.active:  # "cuda" is this process's own GPU
             settings = dataclasses.replace(settings, hardware=dataclasses.replace(
                 hardware, device=process_device(hardware.device, group)))
-        return train(cfg, settings, hooks or RunHooks(), group)
+        return train(settings, RunBuilders(cfg), hooks or RunHooks(), group)
     finally:
         end_process_group()
 
 
-def train(cfg: DictConfig, settings: RunSettings, hooks: RunHooks, group: ProcessGroup) -> float | list[float]:
+def train(settings: RunSettings, builders: RunBuilders, hooks: RunHooks, group: ProcessGroup) -> float | list[float]:
     """The run, in this process: all of it, or under torchrun one rank's share (rank 0 writes everything).
-    ``cfg`` reaches only the builders of its ``_target_`` nodes and the run's record of its config."""
-    start_process(cfg, settings, hooks, group)
-    plan = plan_resume(cfg, settings, hooks)
+    Every decision reads ``settings``; ``builders`` only instantiate the config's ``_target_`` nodes."""
+    start_process(settings, hooks, group)
+    plan = plan_resume(settings, builders, hooks)
     run_dir = broadcast(plan.run_dir(settings.output_dir), group)  # a resumed run carries on in its own folder
     with open_run(settings, plan, hooks, group, run_dir) as tracker:
         if plan.prepared is None:
-            make_dataset_files(cfg.data)
+            builders.dataset_files()
         prepared = plan.prepared or prepare_data(settings.data, settings.modalities, splits=("train", "val"),
                                                  heads=settings.heads)
-        parts = build_parts(cfg, settings, prepared, group)
-        record = run_record(cfg, settings, prepared, parts, tracker.run_id, plan)
-        monitor, start_epoch = restore_or_start(cfg, settings, plan, parts, tracker, run_dir)
+        parts = builders.parts(settings, prepared, group)
+        record = run_record(settings, prepared, parts, tracker.run_id, plan)
+        monitor, start_epoch = restore_or_start(settings, plan, parts, tracker, run_dir)
         stop = fit(parts, settings, hooks=hooks, monitor=monitor, tracker=tracker, run_dir=run_dir, record=record,
                    start_epoch=start_epoch)
         return finish(settings, hooks, monitor=monitor, tracker=tracker, stop=stop, run_dir=run_dir, group=group)
 
 
-def start_process(cfg: DictConfig, settings: RunSettings, hooks: RunHooks, group: ProcessGroup) -> None:
+def start_process(settings: RunSettings, hooks: RunHooks, group: ProcessGroup) -> None:
     """The config tree (rank 0), torch's thread count and the seed."""
     if settings.print_config and group.is_main:
-        print_config_tree(cfg)
+        print_config_tree(settings.record)
     # Jobs that run side by side (hydra/launcher=parallel) share the cores instead of each taking all of them.
     threads = settings.hardware.torch_threads or hooks.torch_threads()
     if threads:
@@ -116,17 +116,17 @@ class ResumePlan:
         return self.path.resolve().parent.parent if self.path else own
 
 
-def plan_resume(cfg: DictConfig, settings: RunSettings, hooks: RunHooks) -> ResumePlan:
+def plan_resume(settings: RunSettings, builders: RunBuilders, hooks: RunHooks) -> ResumePlan:
     """``resume=`` (or a requeued cluster job's own latest.pth): everything that could refuse it runs before
     the original run's folder or MLflow run is touched."""
     path = settings.resume or hooks.resume_checkpoint(settings.output_dir)
     if path is None:
         return ResumePlan()
     checkpoint = read_checkpoint(path, RESUME_KEYS)
-    make_dataset_files(cfg.data)
+    builders.dataset_files()
     prepared = prepare_data(settings.data, settings.modalities, splits=("train", "val"),
                             mel_stats=checkpoint["data_stats"], heads=settings.heads)
-    check_resumable(cfg, path, checkpoint, prepared, settings.modalities)
+    check_resumable(settings.record, path, checkpoint, prepared, settings.modalities)
     check_not_behind_mlflow(path, checkpoint, resolve_tracking_uri(settings.mlflow.tracking_uri))
     return ResumePlan(Path(path), checkpoint, prepared)
 
@@ -157,22 +157,22 @@ def open_run(settings: RunSettings, plan: ResumePlan, hooks: RunHooks, group: Pr
         yield tracker
 
 
-def run_record(cfg: DictConfig, settings: RunSettings, prepared: PreparedData, parts: TrainingParts,
-               run_id: str | None, plan: ResumePlan) -> dict:
+def run_record(settings: RunSettings, prepared: PreparedData, parts: TrainingParts, run_id: str | None,
+               plan: ResumePlan) -> dict:
     """What a checkpoint keeps of the run besides the states: what inference and resume need to know."""
     return {"classes": prepared.classes.to_dict(), "data_stats": prepared.stats(), "preprocess": prepared.preprocess,
-            "modalities": list(settings.modalities), "config": redact(OmegaConf.to_yaml(cfg, resolve=True)),
+            "modalities": list(settings.modalities), "config": settings.record.yaml(),
             "mlflow_run_id": run_id, "train_class_counts": parts.train_counts,
             "thresholds": plan.checkpoint.get("thresholds", {}) if plan.checkpoint else {}}
 
 
-def restore_or_start(cfg: DictConfig, settings: RunSettings, plan: ResumePlan, parts: TrainingParts,
-                     tracker: TrackedRun, run_dir: Path) -> tuple[Monitor, int]:
+def restore_or_start(settings: RunSettings, plan: ResumePlan, parts: TrainingParts, tracker: TrackedRun,
+                     run_dir: Path) -> tuple[Monitor, int]:
     """(the monitor, the first epoch to train): a resumed run's states and the epochs MLflow missed, or a new
     run's record (params, tags, config, class lists)."""
     training, main = settings.training, parts.group.is_main
     if plan.checkpoint:
-        restore(plan.checkpoint, parts, cfg.model, where=str(plan.path))
+        restore(plan.checkpoint, parts, settings.record.section("model"), where=str(plan.path))
         monitor = Monitor.resumed(training.monitor, training.monitor_mode, training.early_stopping_patience,
                                   plan.checkpoint["history"])
         if main:
@@ -180,7 +180,7 @@ def restore_or_start(cfg: DictConfig, settings: RunSettings, plan: ResumePlan, p
         log.info("Resumed from %s at epoch %d (MLflow run %s)", plan.path, plan.checkpoint["epoch"] + 2, tracker.run_id)
         return monitor, plan.checkpoint["epoch"] + 1
     if main:
-        log_run_setup(tracker, cfg, parts.model, parts.classes, run_dir, settings.modalities,
+        log_run_setup(tracker, settings.record, parts.model, parts.classes, run_dir, settings.modalities,
                       {f"feature_cache.{m}": value for m, value in parts.feature_cache.items()})
     return Monitor(training.monitor, training.monitor_mode, training.early_stopping_patience), 0
 

@@ -1,7 +1,7 @@
 """The run's contract: the training config read and checked once, as one frozen, typed object.
 
     cfg ─► read_run_settings ─► RunSettings(seed, training, hardware, data, modalities, heads, objectives,
-                                            resume, output_dir, mlflow, print_config)
+                                            resume, output_dir, mlflow, print_config, record)
 
 Every check that needs neither data nor a model runs here (``domain.config_checks``, the metric names), so a
 mistake is one line before any work. After this, the raw config reaches only the builders of its ``_target_``
@@ -16,8 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmbehave.domain.config_checks import check_config, configured_modalities
-from mmbehave.domain.heads import HeadSpec, heads_from_config
+from mmbehave.core.config_record import ConfigRecord
 from mmbehave.core.settings import (
     HardwareSettings,
     MlflowSettings,
@@ -25,6 +24,8 @@ from mmbehave.core.settings import (
     objectives_of,
 )
 from mmbehave.data.settings import DataSettings
+from mmbehave.domain.config_checks import check_config, configured_modalities
+from mmbehave.domain.heads import HeadSpec, heads_from_config
 from mmbehave.metrics.metric_names import check_metrics_are_recorded
 
 
@@ -41,16 +42,7 @@ class RunSettings:
     output_dir: Path                 # this run's own folder (a resumed run writes into its original one)
     mlflow: MlflowSettings
     print_config: bool
-
-    @property
-    def several_objectives(self) -> bool:
-        """Whether the run returns a list of values (``optimized_metric`` names several metrics)."""
-        return len(self.objectives) > 1
-
-    @property
-    def objective(self) -> str:
-        """The one objective of a single-objective run (the first of several)."""
-        return self.objectives[0]
+    record: ConfigRecord             # the config resolved once: what the run logs, prints, stores and compares
 
 
 def read_run_settings(cfg: DictConfig) -> RunSettings:
@@ -61,4 +53,5 @@ def read_run_settings(cfg: DictConfig) -> RunSettings:
         seed=core.seed, training=core.training, hardware=core.hardware, data=DataSettings.from_config(cfg.data),
         modalities=configured_modalities(cfg), heads=heads_from_config(cfg),
         objectives=objectives_of(cfg.optimized_metric), resume=Path(cfg.resume) if cfg.get("resume") else None,
-        output_dir=Path(cfg.paths.output_dir), mlflow=core.mlflow, print_config=bool(cfg.get("print_config")))
+        output_dir=Path(cfg.paths.output_dir), mlflow=core.mlflow, print_config=bool(cfg.get("print_config")),
+        record=ConfigRecord.of(cfg))

@@ -95,7 +95,7 @@ class CamtrapExport:
                 root = root.parent.parent
             if not (root / SOURCE_DIR / "datapackage.json").is_file():
                 raise InputError(f"package={package}: not a dataset written by mmbehave.import_camtrap_dp (no "
-                                 f"{SOURCE_DIR}/datapackage.json in it); give that command's out= folder, or leave "
+                                 f"{SOURCE_DIR}/datapackage.json in it); give that command's output_dir= folder, or leave "
                                  "package unset for placeholder deployments and media.")
         else:
             root = find_imported_dataset(Path(input_path))

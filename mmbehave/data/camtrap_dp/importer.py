@@ -1,17 +1,17 @@
 """A Camtrap DP package -> mmbehave's raw dataset layout (``python -m mmbehave.import_camtrap_dp``).
 
-    <out>/raw/videos/<deploymentID>/<mediaID>.<ext>     a video or audio file, hard-linked or copied
-    <out>/raw/videos/<deploymentID>/<eventID>.mp4       an image burst written as a silent MP4
-    <out>/raw/metadata/{train,val,test}.csv             clip_id, species, behavior, video_path (+ METADATA_EXTRA)
-    <out>/raw/camtrap_dp/                               the source's datapackage.json, deployments.csv, media.csv:
+    <output_dir>/raw/videos/<deploymentID>/<mediaID>.<ext>     a video or audio file, hard-linked or copied
+    <output_dir>/raw/videos/<deploymentID>/<eventID>.mp4       an image burst written as a silent MP4
+    <output_dir>/raw/metadata/{train,val,test}.csv             clip_id, species, behavior, video_path (+ METADATA_EXTRA)
+    <output_dir>/raw/camtrap_dp/                               the source's datapackage.json, deployments.csv, media.csv:
                                                         predict format=camtrap_dp reads them back
-    <out>/import_report.csv                             what was used and skipped, and why
+    <output_dir>/import_report.csv                             what was used and skipped, and why
 
 Which clips and labels: ``clips``; which split: whole deployments (or locations) by the class-covering
 assignment of ``mmbehave.data.splits.group_split``, which puts every species and behaviour in every split where
 the groups allow it.
 Every file is written atomically; a re-import replaces what an earlier one wrote under the same names, and an
-out= holding a dataset made another way (or lying inside the package) is refused before anything is written.
+output_dir= holding a dataset made another way (or lying inside the package) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class MediaOptions:
 
 @dataclass(frozen=True)
 class ImportSplit:
-    by: Literal["deploymentID", "locationID"] = "deploymentID"  # a group is never split
+    group_by: Literal["deploymentID", "locationID"] = "deploymentID"  # a group is never split
     fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
     seed: int = 0
     assign: dict[str, str] = field(default_factory=dict)        # group -> split, fixed
@@ -102,11 +102,11 @@ class ImportResult:
 
 def import_package(cfg: Mapping[str, Any]) -> ImportResult:
     """The command's work; ``cfg`` holds conf/import_camtrap_dp.yaml's keys."""
-    if not str(cfg.get("out") or "").strip():
-        raise InputError("out= is required: the dataset root to write (raw/ goes under it).")
+    if not str(cfg.get("output_dir") or "").strip():
+        raise InputError("output_dir= is required: the dataset root to write (raw/ goes under it).")
     rules, split_rule = ImportRules.from_config(cfg), ImportSplit.from_config(cfg.get("split") or {})
     options = MediaOptions.from_config(cfg)
-    layout = DatasetLayout(Path(str(cfg["out"])).expanduser())
+    layout = DatasetLayout(Path(str(cfg["output_dir"])).expanduser())
     refuse_foreign_dataset(layout)
     with open_package(cfg.get("package")) as package:
         media_dir = Path(str(cfg["media_dir"])).expanduser() if cfg.get("media_dir") else package.folder
@@ -116,10 +116,10 @@ def import_package(cfg: Mapping[str, Any]) -> ImportResult:
         refuse_output_over_inputs(layout.root, key="out", sources=[package.folder, media_dir])
         report = ImportReport()
         planned = plan_clips(package, rules, media_dir, report)
-        groups = _group_names(package, split_rule.by)
+        groups = _group_names(package, split_rule.group_by)
         unknown = sorted(set(split_rule.assign) - set(groups.values()))
         if unknown:
-            raise ConfigError(f"split.assign names {', '.join(unknown)}, not a {split_rule.by} of "
+            raise ConfigError(f"split.assign names {', '.join(unknown)}, not a {split_rule.group_by} of "
                               f"{package.paths['deployments']}; use the ids written there.")
         bar = tqdm(planned, desc="clips", unit="clip", disable=not show_progress(cfg.get("progress", True)))
         written = [clip for clip in bar if _write_clip(layout, clip, options, report)]
@@ -152,13 +152,13 @@ def is_earlier_import(layout: DatasetLayout) -> bool:
 
 
 def refuse_foreign_dataset(layout: DatasetLayout) -> None:
-    """An import writes raw/ and import_report.csv under out=: where those exist, they must be an earlier
+    """An import writes raw/ and import_report.csv under output_dir=: where those exist, they must be an earlier
     import's (which a re-import replaces), never a dataset made another way."""
     taken = [path for path in (layout.raw_dir, layout.root / REPORT_NAME) if path.exists()]
     if taken and not is_earlier_import(layout):
-        raise InputError(f"out={layout.root} already holds {', '.join(p.name + ('/' if p.is_dir() else '') for p in taken)}"
+        raise InputError(f"output_dir={layout.root} already holds {', '.join(p.name + ('/' if p.is_dir() else '') for p in taken)}"
                          f", which import_camtrap_dp did not write (no {REPORT_NAME} and raw/{SOURCE_FOLDER}/); importing "
-                         "there would replace its label tables. Choose a new or empty out= folder.")
+                         "there would replace its label tables. Choose a new or empty output_dir= folder.")
 
 
 def _group_names(package, by: str) -> dict[str, str]:

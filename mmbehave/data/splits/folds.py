@@ -6,8 +6,8 @@ Each fold's test set is its held-out groups; the other groups are split into tra
 as a single split. The folds themselves are dealt by that search too, so every class is in as many folds'
 test sets as its groups allow. Written:
 
-    <out>/folds.csv                 clip_id, group, fold: the fold whose test set holds each clip
-    <out>/fold_<i>/train.csv, val.csv, test.csv, splits.csv, split_summary.csv, unsplittable_classes.csv
+    <output_dir>/folds.csv                 clip_id, group, fold: the fold whose test set holds each clip
+    <output_dir>/fold_<i>/train.csv, val.csv, test.csv, splits.csv, split_summary.csv, unsplittable_classes.csv
                                     each fold as ``python -m mmbehave.split`` writes one split
 """
 
@@ -43,11 +43,11 @@ from mmbehave.data.splits.options import SplitOptions
 class FoldsResult:
     options: SplitOptions
     fold_of_group: dict[str, str]     # group -> "fold_<i>"
-    folds: list[SplitResult]          # each fold as one split (its out= is <out>/fold_<i>)
+    folds: list[SplitResult]          # each fold as one split (its output_dir= is <output_dir>/fold_<i>)
 
     @property
     def names(self) -> list[str]:
-        return [fold.options.out.name for fold in self.folds]
+        return [fold.options.output_dir.name for fold in self.folds]
 
 
 def make_folds(options: SplitOptions, table: pd.DataFrame | None = None) -> FoldsResult:
@@ -77,7 +77,7 @@ def make_folds(options: SplitOptions, table: pd.DataFrame | None = None) -> Fold
         test_share = 1 - sum(keep) / len(keep)
         shares = {"train": train_of_rest * (1 - test_share), "val": (1 - train_of_rest) * (1 - test_share),
                   "test": test_share}
-        fold_options = dataclasses.replace(options, out=options.out / name, fractions=shares, folds=None)
+        fold_options = dataclasses.replace(options, output_dir=options.output_dir / name, fractions=shares, folds=None)
         refuse_overwrite(fold_options)
         missing = missing_classes(counts, assignment, shares, options.group_by)
         folds.append(SplitResult(fold_options, table, groups, labels, assignment, missing))
@@ -85,15 +85,15 @@ def make_folds(options: SplitOptions, table: pd.DataFrame | None = None) -> Fold
 
 
 def _refuse_foreign_folds(options: SplitOptions) -> None:
-    out = options.out
+    out = options.output_dir
     if out.exists() and not out.is_dir():
-        raise InputError(f"out={out} is a file; give the folder to write {FOLDS_NAME} and a folder per fold into.")
+        raise InputError(f"output_dir={out} is a file; give the folder to write {FOLDS_NAME} and a folder per fold into.")
     if (out / FOLDS_NAME).exists():
         if not has_header(out / FOLDS_NAME, ["clip_id", "group", "fold"]):
-            raise InputError(f"out={out} holds a {FOLDS_NAME} an earlier split did not write; choose another out=.")
+            raise InputError(f"output_dir={out} holds a {FOLDS_NAME} an earlier split did not write; choose another output_dir=.")
         if not options.overwrite:
-            raise InputError(f"out={out} already holds {FOLDS_NAME}; pass overwrite=true to replace the folds, or "
-                             "choose another out=.")
+            raise InputError(f"output_dir={out} already holds {FOLDS_NAME}; pass overwrite=true to replace the folds, or "
+                             "choose another output_dir=.")
 
 
 def _check_enough_groups(options: SplitOptions, counts: GroupCounts, count: int) -> None:
@@ -108,35 +108,35 @@ def _check_rest(options: SplitOptions, name: str, held_out: set[str], rest: Grou
     if len(rest.groups) < needed:
         raise DataError(f"{options.labels}: {name} holds out {', '.join(sorted(held_out))}, which leaves "
                         f"{len(rest.groups)} {options.group_by} group(s) for train and val. Use fewer folds, "
-                        "fractions=[1,0,0] (no val set), or more groups.")
+                        "'fractions={train:1,val:0,test:0}' (no val set), or more groups.")
 
 
 def write_folds(result: FoldsResult) -> list[Path]:
     """Each fold's files (as a split writes them), then folds.csv, which marks the folder as the folds' own."""
     written = []
     for fold in result.folds:
-        fold.options.out.mkdir(parents=True, exist_ok=True)
+        fold.options.output_dir.mkdir(parents=True, exist_ok=True)
         written += write_outputs(fold)
     first = result.folds[0]
     frame = pd.DataFrame({"clip_id": first.table["clip_id"].str.strip(), "group": first.groups,
                           "fold": [result.fold_of_group[group] for group in first.groups]})
-    with atomic_path(result.options.out / FOLDS_NAME) as tmp:
+    with atomic_path(result.options.output_dir / FOLDS_NAME) as tmp:
         frame.to_csv(tmp, index=False)
-    return [*written, result.options.out / FOLDS_NAME]
+    return [*written, result.options.output_dir / FOLDS_NAME]
 
 
 def folds_summary_lines(result: FoldsResult) -> list[str]:
     """One row per fold: its held-out groups, rows per split and the classes missing from a split."""
     options = result.options
     lines = [f"{len(result.folds)} folds of {len(result.folds[0].table)} rows by {options.group_by} "
-             f"(seed {options.seed}) in {options.out}:", "",
+             f"(seed {options.seed}) in {options.output_dir}:", "",
              f"| fold | test {options.group_by} | train rows | val rows | test rows | classes not in every split |",
              "|---|---|---|---|---|---|"]
     for fold in result.folds:
-        held_out = sorted(g for g, f in result.fold_of_group.items() if f == fold.options.out.name)
+        held_out = sorted(g for g, f in result.fold_of_group.items() if f == fold.options.output_dir.name)
         rows = pd.Series(fold.split_of_rows()).value_counts()
         missing = ", ".join(f"{m.head}: {m.label} ({'/'.join(m.missing_from)})" for m in fold.missing) or "none"
-        lines.append(f"| {fold.options.out.name} | {short_list(held_out)} | {rows.get('train', 0)} | "
+        lines.append(f"| {fold.options.output_dir.name} | {short_list(held_out)} | {rows.get('train', 0)} | "
                      f"{rows.get('val', 0)} | {rows.get('test', 0)} | {missing} |")
-    lines += ["", "Each fold's reasons: <out>/fold_<i>/unsplittable_classes.csv."]
+    lines += ["", "Each fold's reasons: <output_dir>/fold_<i>/unsplittable_classes.csv."]
     return lines

@@ -1,14 +1,14 @@
 """One label table -> train / val / test tables that keep every group (site, camera, event) in one split
 (``python -m mmbehave.split``). Only the table is read: no media are needed.
 
-    <out>/train.csv, val.csv, test.csv   the input's rows, every column, ready for <root>/raw/metadata/
-    <out>/splits.csv                     clip_id, group, split: one row per clip
-    <out>/split_summary.csv              split, kind (rows | groups | label), head, class, count
-    <out>/unsplittable_classes.csv       head, class, clips, groups, missing_from, reason: what is not in every
+    <output_dir>/train.csv, val.csv, test.csv   the input's rows, every column, ready for <root>/raw/metadata/
+    <output_dir>/splits.csv                     clip_id, group, split: one row per clip
+    <output_dir>/split_summary.csv              split, kind (rows | groups | label), head, class, count
+    <output_dir>/unsplittable_classes.csv       head, class, clips, groups, missing_from, reason: what is not in every
                                          split, and why (empty when every class is)
 
 Which group goes where: ``group_split``. Everything is checked before the first file is written, so a
-mistake leaves ``out`` as it was; each file is written atomically.
+mistake leaves ``output_dir`` as it was; each file is written atomically.
 """
 
 from __future__ import annotations
@@ -76,23 +76,23 @@ def split_table(options: SplitOptions) -> SplitResult:
 
 
 def refuse_overwrite(options: SplitOptions) -> None:
-    """out= must be a folder whose tables, if any, an earlier split wrote (``overwrite=true`` replaces only
+    """output_dir= must be a folder whose tables, if any, an earlier split wrote (``overwrite=true`` replaces only
     those), and none of them the table being split."""
-    out = options.out
+    out = options.output_dir
     if out.exists() and not out.is_dir():
-        raise InputError(f"out={out} is a file; give the folder to write train.csv, val.csv, test.csv and the "
+        raise InputError(f"output_dir={out} is a file; give the folder to write train.csv, val.csv, test.csv and the "
                          "split reports into.")
     for name in OUTPUT_NAMES:
         if resolved(out / name) == resolved(options.labels) or same_file(out / name, options.labels):
-            raise InputError(f"labels={options.labels} is the {name} this split writes into out={out}, so it would "
-                             "replace the table it reads. Choose another out= (or copy the table elsewhere first).")
+            raise InputError(f"labels={options.labels} is the {name} this split writes into output_dir={out}, so it would "
+                             "replace the table it reads. Choose another output_dir= (or copy the table elsewhere first).")
     there = [name for name in OUTPUT_NAMES if (out / name).exists()]
     if there and not options.overwrite:
-        raise InputError(f"out={out} already holds {', '.join(there)}; pass overwrite=true to replace "
-                         "them, or choose another out=.")
+        raise InputError(f"output_dir={out} already holds {', '.join(there)}; pass overwrite=true to replace "
+                         "them, or choose another output_dir=.")
     if there and not has_header(out / SPLITS_NAME, ["clip_id", "group", "split"]):
-        raise InputError(f"out={out} holds {', '.join(there)}, which an earlier split did not write (no {SPLITS_NAME} "
-                         "of its own); overwrite=true replaces only the split's own outputs. Choose another out=.")
+        raise InputError(f"output_dir={out} holds {', '.join(there)}, which an earlier split did not write (no {SPLITS_NAME} "
+                         "of its own); overwrite=true replaces only the split's own outputs. Choose another output_dir=.")
 
 
 def read_table_file(path: Path) -> pd.DataFrame:
@@ -173,7 +173,7 @@ def _check_enough_groups(options: SplitOptions, counts: GroupCounts) -> None:
         raise DataError(f"{options.labels}: {len(counts.rows)} {options.group_by} group(s) ({found}) in "
                         f"{int(counts.rows.sum())} rows for {len(wanted)} splits ({', '.join(wanted)}); each split "
                         f"needs at least one whole group. Use a finer group_by, fewer splits (e.g. "
-                        "fractions=[0.8,0.2,0]), or more data.")
+                        "'fractions={train:0.8,val:0.2,test:0}'), or more data.")
 
 
 def splits_frame(result: SplitResult) -> pd.DataFrame:
@@ -211,7 +211,7 @@ def missing_frame(result: SplitResult) -> pd.DataFrame:
 
 def write_outputs(result: SplitResult) -> list[Path]:
     """Every output file, atomically; a split without a share has no table (an old one there is removed)."""
-    out = result.options.out
+    out = result.options.output_dir
     frames = {f"{split}.csv": table for split, table in result.tables().items()}
     frames |= {SPLITS_NAME: splits_frame(result), SUMMARY_NAME: summary_frame(result), MISSING_NAME: missing_frame(result)}
     for name in OUTPUT_NAMES:
@@ -232,7 +232,7 @@ def summary_lines(result: SplitResult) -> list[str]:
     total = len(result.table)
     count = {(r.split, r.kind, r.head, r.cls): r.count for r in summary.rename(columns={"class": "cls"}).itertuples()}
     lines = [f"Split {total} rows in {len(set(result.groups))} {options.group_by} groups (seed {options.seed}) "
-             f"into {options.out}:", "", "| | " + " | ".join(wanted) + " |", "|---" * (len(wanted) + 1) + "|"]
+             f"into {options.output_dir}:", "", "| | " + " | ".join(wanted) + " |", "|---" * (len(wanted) + 1) + "|"]
     shares = {split: count[(split, "rows", "", "")] / total for split in wanted}
     lines.append("| rows | " + " | ".join(f"{count[(s, 'rows', '', '')]} ({shares[s]:.0%}; asked "
                                            f"{options.fractions[s]:.0%})" for s in wanted) + " |")

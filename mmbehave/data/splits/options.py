@@ -13,15 +13,15 @@ from mmbehave.core.errors import ConfigError, InputError
 from mmbehave.core.settings import typed_view
 from mmbehave.data.layout import SPLITS
 
-EXAMPLE_FRACTIONS = "fractions=[0.7,0.15,0.15]"
+EXAMPLE_FRACTIONS = "'fractions={train:0.7,val:0.15,test:0.15}'"  # quoted: bash would expand {a,b}
 
 
 @dataclass(frozen=True)
 class SplitOptions:
     labels: Path | None = None
-    out: Path | None = None
+    output_dir: Path | None = None
     group_by: str = ""
-    fractions: Any = (0.7, 0.15, 0.15)   # as given: [train, val, test] or {train: .., val: .., test: ..}
+    fractions: Any = dataclasses.field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
     seed: int = 0
     heads: tuple[str, ...] = ()
     label_separator: str = ""            # "" : a cell is one label (conf/split.yaml: "|")
@@ -42,7 +42,7 @@ class SplitOptions:
                 raise ConfigError(f"seed={cfg.get('seed')}: give a whole number, e.g. seed=0.") from None
             raise
         for key, what in (("labels", "the label table to split (CSV, or TSV named .tsv)"),
-                          ("out", "the folder for train.csv, val.csv, test.csv and the split reports")):
+                          ("output_dir", "the folder for train.csv, val.csv, test.csv and the split reports")):
             if getattr(options, key) is None:
                 raise InputError(f"{key}= is required: {what}.")
         group_by = options.group_by.strip()
@@ -74,17 +74,18 @@ def parse_folds(given: Any) -> int | str | None:
 
 
 def parse_fractions(given: Any) -> dict[str, float]:
-    """``[train, val, test]`` (or ``{train: .., val: .., test: ..}``): three shares >= 0 that sum to 1, train's > 0."""
+    """``{train: .., val: .., test: ..}``: shares >= 0 that sum to 1, train's > 0 (a split not named: 0)."""
     if isinstance(given, Mapping):
         unknown = sorted(set(map(str, given)) - set(SPLITS))
         if unknown:
             raise ConfigError(f"fractions has {', '.join(unknown)}; the splits are {', '.join(SPLITS)}.")
         shown, values = dict(given), [given.get(split, 0) for split in SPLITS]
-    elif isinstance(given, Sequence) and not isinstance(given, str) and len(given) == len(SPLITS):
-        shown = values = list(given)
+    elif isinstance(given, Sequence) and not isinstance(given, str):
+        raise ConfigError(f"fractions={list(given)}: a list is the old spelling; name the splits, e.g. "
+                          f"{EXAMPLE_FRACTIONS} (as import_camtrap_dp's split.fractions).")
     else:
         shown = list(given) if isinstance(given, Sequence) and not isinstance(given, str) else given
-        raise ConfigError(f"fractions={shown}: give three shares for train, val and test, e.g. {EXAMPLE_FRACTIONS}.")
+        raise ConfigError(f"fractions={shown}: give a share for each split, e.g. {EXAMPLE_FRACTIONS}.")
     try:
         shares = [float(value) for value in values]
     except (TypeError, ValueError):

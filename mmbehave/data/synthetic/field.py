@@ -229,7 +229,7 @@ def split_of_clips(pool: pd.DataFrame, settings: Mapping[str, Any]) -> list[str]
                 split_of[i] = split
         return split_of
     fractions = {split: n / sum(counts) for split, n in zip(SPLITS, counts)}
-    options = SplitOptions(labels=Path("synthetic field plan"), out=Path("."), group_by="site_id",
+    options = SplitOptions(labels=Path("synthetic field plan"), output_dir=Path("."), group_by="site_id",
                            fractions=fractions, seed=int(settings["seed"]), heads=HEADS,
                            label_separator=SEPARATOR, empty_group="error", overwrite=False)
     groups, labels = row_groups(pool, options), row_labels(pool, options)

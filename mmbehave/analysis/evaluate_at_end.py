@@ -19,7 +19,7 @@ from mmbehave.training.hooks import RunHooks
 log = logging.getLogger(__name__)
 
 
-def test_at_end(cfg: DictConfig) -> EvaluateAtEnd | None:
+def evaluate_at_end(cfg: DictConfig) -> EvaluateAtEnd | None:
     """The hook, when the config asks for it."""
     if not cfg.training.get("test_at_end"):
         return None
