@@ -143,7 +143,11 @@ RAW_CONFIG_READERS = {
     "training/parts.py": {"build_parts"},                      # and RunBuilders, which holds it as a field
     "training/feature_cache.py": {"prepare_feature_caches", "encoder_key"},  # the encoders' _target_ nodes
     "training/config_tree.py": {"config_tree", "print_config_tree"},  # printing: the record, or any config
+    "predicting/run.py": {"run_prediction"},                   # reads predict's settings, the rest reads those
+    "predicting/settings.py": {"read_predict_settings", "output_path", "model_download_dir"},
+    "predicting/options.py": {"read_answer_options"},
 }
+RUN_PACKAGES = ("training", "predicting")
 
 
 def takes_raw_config(function: ast.FunctionDef) -> bool:
@@ -153,12 +157,15 @@ def takes_raw_config(function: ast.FunctionDef) -> bool:
 
 
 def test_the_raw_config_reaches_only_the_builders_and_the_record_after_the_settings():
+    """train and predict: read the settings once, then decide by them (evaluate and export read theirs in one
+    function each, analysis/evaluation.py and export_comparison.py)."""
     reached = []
-    for path in sorted((PACKAGE / "training").glob("*.py")):
-        allowed = RAW_CONFIG_READERS.get(f"training/{path.name}", set())
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef) and takes_raw_config(node) and node.name not in allowed:
-                reached.append(f"training/{path.name}:{node.lineno} {node.name}")
+    for package in RUN_PACKAGES:
+        for path in sorted((PACKAGE / package).glob("*.py")):
+            allowed = RAW_CONFIG_READERS.get(f"{package}/{path.name}", set())
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef) and takes_raw_config(node) and node.name not in allowed:
+                    reached.append(f"{package}/{path.name}:{node.lineno} {node.name}")
     assert not reached, "functions of the run that take the raw config:\n" + "\n".join(reached)
     run = ast.parse((PACKAGE / "training" / "run.py").read_text())
     uses = {function.name for function in ast.walk(run) if isinstance(function, ast.FunctionDef)

@@ -26,7 +26,7 @@ from mmbehave.analysis.modality_contributions import (
     plot_contributions,
 )
 from mmbehave.analysis.predictions import predict_split
-from mmbehave.checkpoints.loading import load_command_model
+from mmbehave.checkpoints.loading import ModelSource, load_command_model
 from mmbehave.core.progress import show_progress
 from mmbehave.data.prepared import make_loader, split_dataset
 from mmbehave.tracking.runs import log_to_finished_run
@@ -36,7 +36,7 @@ log = logging.getLogger("mmbehave.evaluate")
 
 def run_evaluation(cfg: DictConfig) -> dict:
     """Everything in the module docstring; returns the metrics.json contents."""
-    loaded = load_command_model(cfg, cfg.device, Path(cfg.output_dir) / "model")
+    loaded = load_command_model(ModelSource.from_config(cfg), cfg.device, Path(cfg.output_dir) / "model")
     path, tracking_uri, trained = loaded.path, loaded.tracking_uri, loaded.trained
     log.info("Evaluating %s (%s, %s) on the %s split", path, trained.modalities,
              "int8" if trained.quantization else "fp32", cfg.split)

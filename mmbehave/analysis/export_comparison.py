@@ -40,7 +40,7 @@ def run_export(cfg: DictConfig) -> dict:
     from mmbehave.analysis.metrics_tables import write_csv, write_json
     from mmbehave.checkpoints.export import export_state
     from mmbehave.checkpoints.files import save_checkpoint
-    from mmbehave.checkpoints.loading import load_command_model
+    from mmbehave.checkpoints.loading import ModelSource, load_command_model
     from mmbehave.checkpoints.trained_model import (
         quantize_dynamic_int8,
     )
@@ -59,7 +59,7 @@ def run_export(cfg: DictConfig) -> dict:
             raise InputError(f"output_dir={out_dir} would replace the checkpoint being exported ({source}); choose "
                              "another output_dir=.")
 
-    loaded = load_command_model(cfg, "cpu", out_dir / "model", before_loading=refuse_overwriting)
+    loaded = load_command_model(ModelSource.from_config(cfg), "cpu", out_dir / "model", before_loading=refuse_overwriting)
     source, tracking_uri, trained = loaded.path, loaded.tracking_uri, loaded.trained
     if trained.quantization:
         raise CheckpointError(f"{source} is already an int8 export; pass the training checkpoint it came from.")

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mmbehave.core.errors import ConfigError, InputError, StorageError
+from mmbehave.core.errors import InputError, StorageError
 from mmbehave.core.locks import exclusive
 from mmbehave.core.signals import stop_on_signals
-from mmbehave.data.media_files import MEDIA_EXTENSIONS, find_media
-from mmbehave.predicting.options import AnswerOptions, positive_int, read_answer_options
+from mmbehave.data.media_files import find_media
 from mmbehave.predicting.output_checks import check_output
 from mmbehave.predicting.outputs import RowStream
+from mmbehave.predicting.settings import PredictSettings, read_predict_settings
 from mmbehave.predicting.shards import shard_of, write_manifest
 from mmbehave.predicting.state import (
     append_errors,
@@ -36,7 +36,6 @@ from mmbehave.predicting.state import (
 )
 
 log = logging.getLogger("mmbehave.predict")
-FORMATS = ("csv", "camtrap_dp")
 
 
 @dataclass
@@ -72,47 +71,41 @@ def find_clips(input_path: str, extensions: list[str], recursive: bool) -> list[
 def run_prediction(cfg: DictConfig) -> PredictResult:
     from mmbehave.checkpoints.loading import load_command_model
 
-    batch_size, top_k = positive_int("batch_size", cfg.batch_size), positive_int("top_k", cfg.top_k)
-    workers = read_workers(cfg.get("num_workers", "auto"))
-    output_format = str(cfg.get("format") or "csv")
-    if output_format not in FORMATS:
-        raise ConfigError(f"format={output_format}: use {' or '.join(FORMATS)}.")
-    options = read_answer_options(cfg, output_format)  # before the model loads or a clip is decoded
-    merged = [Path(str(p)).expanduser() for p in (cfg.get("merge") or [])]
-    every_clip = [] if merged else find_clips(cfg.input, list(cfg.get("extensions") or MEDIA_EXTENSIONS),
-                                              bool(cfg.recursive))
-    clips = shard_of(every_clip, cfg.get("shard"))
-    camtrap = prepare_camtrap(cfg) if output_format == "camtrap_dp" else None
-    output = output_path(cfg, output_format)
+    settings = read_predict_settings(cfg)  # every option checked before the model loads or a clip is decoded
+    every_clip = [] if settings.merge else find_clips(settings.input, list(settings.extensions), settings.recursive)
+    clips = shard_of(every_clip, settings.shard)
+    camtrap = prepare_camtrap(settings) if settings.output_format == "camtrap_dp" else None
 
     def refuse_output_over_inputs(path: Path) -> None:
-        check_output(output, output_format, inputs=[*clips, *merged, path, *event_table(cfg)],
-                     sources=read_sources(Path(cfg.input), camtrap) if cfg.input else [])
+        check_output(settings.output, settings.output_format,
+                     inputs=[*clips, *settings.merge, path, *settings.extra_inputs],
+                     sources=read_sources(settings.input, camtrap) if settings.input else [])
 
-    loaded = load_command_model(cfg, cfg.device, model_download_dir(cfg), before_loading=refuse_output_over_inputs)
-    trained = loaded.trained
-    request = table_request(cfg, trained, options, output, top_k, camtrap)
-    if merged:
+    loaded = load_command_model(settings.model, settings.device, settings.download_dir,
+                                before_loading=refuse_output_over_inputs)
+    request = table_request(settings, loaded.trained, camtrap)
+    if settings.merge:
         from mmbehave.predicting.merge import merge_shards
 
-        return PredictResult(*merge_shards(merged, trained, request, bool(cfg.get("allow_partial", False))))
+        return PredictResult(*merge_shards(list(settings.merge), loaded.trained, request, settings.allow_partial))
     from mmbehave.predicting.clip_loading import Segmenting
 
-    segmenting = Segmenting(options.segment_length(trained), options.segment_stride)
-    if cfg.get("estimate"):
+    segmenting = Segmenting(settings.answers.segment_length(loaded.trained), settings.answers.segment_stride)
+    if settings.estimate:
         from mmbehave.predicting.estimate import estimate
 
-        estimate(trained, clips, segmenting, cfg.device, batch_size, workers, decoder_threads(workers))
+        estimate(loaded.trained, clips, segmenting, settings.device, settings.batch_size, settings.workers,
+                 decoder_threads(settings.workers))
         return PredictResult(None, [], [])
-    records_path, errors_path = state_paths(output)
+    records_path, _ = state_paths(settings.output)
     # one run per output: a second waits, then finds this one's clips done (without it both did all the work)
-    with exclusive(records_path, waiting=f"another predict run is writing {output}; waiting for it to end (the "
-                                         "clips it predicts are then skipped here)"):
-        return predict_into(cfg, loaded, request, every_clip, clips, segmenting, batch_size, workers)
+    with exclusive(records_path, waiting=f"another predict run is writing {settings.output}; waiting for it to "
+                                         "end (the clips it predicts are then skipped here)"):
+        return predict_into(settings, loaded, request, every_clip, clips, segmenting)
 
 
-def predict_into(cfg: DictConfig, loaded, request, every_clip: list[Path], clips: list[Path], segmenting,
-                 batch_size: int, workers: int) -> PredictResult:
+def predict_into(settings: PredictSettings, loaded, request, every_clip: list[Path], clips: list[Path],
+                 segmenting) -> PredictResult:
     """Predict the clips not yet in the output's records (holding its lock), then rebuild the tables."""
     from mmbehave.predicting.clip_loading import ClipFiles
 
@@ -120,28 +113,27 @@ def predict_into(cfg: DictConfig, loaded, request, every_clip: list[Path], clips
     records_path, errors_path = state_paths(request.output)
     for path in (records_path, errors_path):  # before anything is appended: a torn line would swallow the next one
         repair_torn_tail(path)
-    shard = cfg.get("shard")
-    if shard is not None:  # before any record: merge= checks the season is whole by these
-        write_manifest(request.output, shard, every_clip, Path(cfg.input).expanduser(), model)
+    if settings.shard is not None:  # before any record: merge= checks the season is whole by these
+        write_manifest(request.output, settings.shard, every_clip, settings.input, model)
     records = read_records(records_path)
     todo = [clip for clip in clips if not is_done(records.get(str(clip)), clip, model)]
     log.info("Predicting %d clip(s) with %s (%d already in %s), %d worker(s)", len(todo), loaded.path,
-             len(clips) - len(todo), records_path, workers)
-    files = ClipFiles(todo, trained.preprocess, segmenting, decoder_threads=decoder_threads(workers))
+             len(clips) - len(todo), records_path, settings.workers)
+    files = ClipFiles(todo, trained.preprocess, segmenting, decoder_threads=decoder_threads(settings.workers))
     rows = RowStream(request, trained) if request.camtrap is None else None  # camtrap_dp: a package at the end
     if rows is not None:
         rows.start([records[str(clip)] for clip in clips if is_done(records.get(str(clip)), clip, model)])
     with stop_on_signals(lambda: "run the same command again to continue: the clips done are kept"):
-        archive_pass(trained, files, cfg, batch_size, workers, records_path, errors_path, model, rows)
+        archive_pass(trained, files, settings, records_path, errors_path, model, rows)
     return finish(clips, records_path, errors_path, trained, request)
 
 
-def archive_pass(trained, files, cfg: DictConfig, batch_size: int, workers: int, records_path: Path,
-                 errors_path: Path, model: str, rows: RowStream | None) -> None:
+def archive_pass(trained, files, settings: PredictSettings, records_path: Path, errors_path: Path, model: str,
+                 rows: RowStream | None) -> None:
     from mmbehave.core.progress import show_progress
     from mmbehave.predicting.archive import predict_archive
 
-    shard = "" if cfg.get("shard") is None else str(cfg.shard)
+    shard = settings.shard or ""
 
     def on_batch(records, failures) -> None:  # on disk before the next batch: a kill loses at most this one
         for record in records:
@@ -154,8 +146,9 @@ def archive_pass(trained, files, cfg: DictConfig, batch_size: int, workers: int,
 
     if not files.files:
         return
-    run = predict_archive(trained, files, device=cfg.device, batch_size=batch_size, num_workers=workers,
-                          on_batch=on_batch, progress=show_progress(cfg.progress) and len(files) > 1)
+    run = predict_archive(trained, files, device=settings.device, batch_size=settings.batch_size,
+                          num_workers=settings.workers, on_batch=on_batch,
+                          progress=show_progress(settings.progress) and len(files) > 1)
     log.info("Predicted %d clip(s) in %.1f s (%.2f clips/s); %d unreadable", run.predicted, run.seconds,
              (run.predicted + len(run.failures)) / max(run.seconds, 1e-9), len(run.failures))
 
@@ -195,17 +188,6 @@ def is_done(record, clip: Path, model: str) -> bool:
         return record is not None and record.model == model
 
 
-def read_workers(value) -> int:
-    """``num_workers``: auto (one per core) or a count (0: read clips in this process, for debugging)."""
-    from mmbehave.predicting.clip_loading import usable_cores
-
-    if str(value).lower() == "auto":
-        return usable_cores()
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"num_workers={value}: auto, or a whole number >= 0 (0: read clips in this process).")
-    return int(value)
-
-
 def decoder_threads(workers: int) -> int:
     """Decoder threads per clip: the cores the workers leave free, shared out (1 when they use them all)."""
     from mmbehave.predicting.clip_loading import usable_cores
@@ -213,41 +195,25 @@ def decoder_threads(workers: int) -> int:
     return max(1, usable_cores() // max(workers, 1))
 
 
-def table_request(cfg: DictConfig, trained, options: AnswerOptions, output: Path, top_k: int, camtrap):
+def table_request(settings: PredictSettings, trained, camtrap):
     from mmbehave.predicting.outputs import TableRequest
     from mmbehave.predicting.provenance import model_provenance
     from mmbehave.predicting.review import review_head
 
-    input_root = Path(cfg.input).expanduser() if cfg.input else output.parent
-    return TableRequest(output=output, options=options, thresholds=options.model_thresholds(trained), top_k=top_k,
-                        provenance=model_provenance(trained),
+    output, options = settings.output, settings.answers
+    input_root = settings.input or output.parent
+    return TableRequest(output=output, options=options, thresholds=options.model_thresholds(trained),
+                        top_k=settings.top_k, provenance=model_provenance(trained),
                         input_root=input_root if input_root.is_dir() else input_root.parent,
-                        review_head=review_head(trained, cfg.get("review_head")) if cfg.get("review") else None,
+                        review_head=review_head(trained, settings.review_head) if settings.review else None,
                         camtrap=camtrap)
 
 
-def prepare_camtrap(cfg: DictConfig):
+def prepare_camtrap(settings: PredictSettings):
     """Checked before any clip is read: a wrong package= fails at once."""
     from mmbehave.data.camtrap_dp.exporter import CamtrapExport
 
-    return CamtrapExport.prepare(cfg.input, cfg.get("package"))
-
-
-def output_path(cfg: DictConfig, output_format: str) -> Path:
-    """output=, else predictions.csv (camtrap_dp/) in this run's folder."""
-    from omegaconf.errors import InterpolationResolutionError
-
-    if cfg.output:
-        return Path(str(cfg.output)).expanduser()
-    try:
-        folder = Path(cfg.paths.output_dir)
-    except InterpolationResolutionError:
-        raise ConfigError("output= is required when predict runs without its command line (no run folder).") from None
-    return folder / ("camtrap_dp" if output_format == "camtrap_dp" else "predictions.csv")
-
-
-def event_table(cfg: DictConfig) -> list[Path]:
-    return [Path(str(cfg.event_table))] if cfg.get("event_table") else []
+    return CamtrapExport.prepare(str(settings.input) if settings.input else None, settings.package)
 
 
 def read_sources(input_path: Path, camtrap) -> list[Path]:
@@ -261,14 +227,3 @@ def read_sources(input_path: Path, camtrap) -> list[Path]:
     if camtrap is not None and camtrap.dataset is not None:
         sources.append(camtrap.dataset.root / "raw")
     return sources
-
-
-def model_download_dir(cfg: DictConfig) -> Path | None:
-    """Where a model from MLflow is downloaded: this run's folder; None (a temp folder) where there is no Hydra
-    run to name one (run_prediction called from Python)."""
-    from omegaconf.errors import InterpolationResolutionError
-
-    try:
-        return Path(cfg.paths.output_dir) / "model"
-    except InterpolationResolutionError:
-        return None
