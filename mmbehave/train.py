@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> float | list[float]:
     from mmbehave.training.hooks import HookChain
     from mmbehave.training.run import run_training
 
-    adopted = adopted_value(cfg)  # a killed cross-validation's fold that finished: not trained again
+    adopted = adopted_value(cfg.mlflow.get("tracking_uri"))  # a killed cross-validation's fold that finished: not trained again
     if adopted is not None:
         return adopted
     return run_training(cfg, hooks=HookChain(sweep_hooks(), FirstStepClock(), evaluate_at_end(cfg)))

@@ -146,8 +146,14 @@ RAW_CONFIG_READERS = {
     "predicting/run.py": {"run_prediction"},                   # reads predict's settings, the rest reads those
     "predicting/settings.py": {"read_predict_settings", "output_path", "model_download_dir"},
     "predicting/options.py": {"read_answer_options"},
+    # Hydra hands its callbacks the config; they read the sweep's settings from it (sweeps/settings.py), and only
+    # _prepare_study writes to it (a resumed study's sampler seed); record_failed_job is a failed job's record
+    "sweeps/callback.py": {"on_multirun_start", "on_multirun_end", "on_job_start", "on_job_end", "record_trial",
+                           "_prepare_study"},
+    "sweeps/settings.py": {"read_sweep_settings", "read_job_settings", "parallel_torch_threads", "search_space"},
+    "sweeps/runs.py": {"record_failed_job"},
 }
-RUN_PACKAGES = ("training", "predicting")
+RUN_PACKAGES = ("training", "predicting", "sweeps")
 
 
 def takes_raw_config(function: ast.FunctionDef) -> bool:
@@ -157,8 +163,8 @@ def takes_raw_config(function: ast.FunctionDef) -> bool:
 
 
 def test_the_raw_config_reaches_only_the_builders_and_the_record_after_the_settings():
-    """train and predict: read the settings once, then decide by them (evaluate and export read theirs in one
-    function each, analysis/evaluation.py and export_comparison.py)."""
+    """train, predict and sweeps: read the settings once, then decide by them (evaluate and export read theirs
+    in one function each, analysis/evaluation.py and export_comparison.py)."""
     reached = []
     for package in RUN_PACKAGES:
         for path in sorted((PACKAGE / package).glob("*.py")):

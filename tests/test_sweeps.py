@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from mmbehave.core.redact import redact
-from mmbehave.sweeps.callback import parallel_torch_threads, search_space
+from mmbehave.sweeps.settings import parallel_torch_threads, search_space
 
 
 def multirun(tmp_path: Path, synthetic_root: Path, *overrides: str, sweep: str = "multirun"):

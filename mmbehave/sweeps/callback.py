@@ -21,7 +21,6 @@ import signal
 import sys
 import threading
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobStatus
@@ -29,20 +28,18 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, read_write
 
 from mmbehave.core.redact import redact
-from mmbehave.core.settings import objectives_of, typed_view
 from mmbehave.sweeps.job import (
     SweepJob,
     TrialKilled,
     current_sweep_job,
     set_current_sweep_job,
 )
+from mmbehave.sweeps.settings import SweepSettings, read_job_settings, read_sweep_settings
 from mmbehave.sweeps.study import (
     HOST_ATTR,
     PARENT_RUN_ATTR,
     PID_ATTR,
     SWEEP_ID_ATTR,
-    is_mmbehave_sweeper,
-    is_optuna_sweeper,
     this_host,
 )
 from mmbehave.sweeps.trial_link import PruningSettings
@@ -74,27 +71,6 @@ def trial_marks() -> dict[str, Any]:
         return {}
     return {SWEEP_ID_ATTR: sweep.sweep_id, PARENT_RUN_ATTR: sweep.parent_run_id, HOST_ATTR: this_host(),
             PID_ATTR: os.getpid()}
-
-
-def parallel_torch_threads(config: DictConfig) -> int | None:
-    """Under the joblib launcher: the cores shared out between the jobs that run at once. None otherwise."""
-    launcher = config.hydra.launcher
-    if "joblib" not in str(launcher.get("_target_", "")).lower():
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n_jobs = int(launcher.get("n_jobs") or -1)
-    at_once = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 all cores, -2 all but one
-    return max(1, cores // at_once)
-
-
-def search_space(config: DictConfig) -> dict[str, str]:
-    """The swept axes of this multirun, from the sweeper's params and the command line: {key: "choice(1,2)"}."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = config.hydra.sweeper.get("params") or {}
-    lines = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
-    parsed = OverridesParser.create().parse_overrides(lines)
-    return {o.get_key_element().lstrip("+~"): o.input_line.split("=", 1)[1] for o in parsed if o.is_sweep_override()}
 
 
 def _main_thread() -> bool:
@@ -136,41 +112,41 @@ class SweepCallback(Callback):
 
         from mmbehave.sweeps.runs import close_orphaned_sweeps
         from mmbehave.tracking.runs import git_commit
-        from mmbehave.tracking.store import ensure_experiment, resolve_tracking_uri
+        from mmbehave.tracking.store import ensure_experiment
 
         _active = self
         self.launcher_pid = os.getpid()
-        sweeper = config.hydra.sweeper
-        tags = {"sweeper": "optuna" if is_optuna_sweeper(sweeper) else "basic",
-                "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
-                "hydra_overrides": redact(" ".join(config.hydra.overrides.task)), "sweep_dir": str(config.hydra.sweep.dir),
+        settings = read_sweep_settings(config)
+        tags = {"sweeper": "optuna" if settings.optuna else "basic", "launcher": settings.launcher,
+                "hydra_overrides": settings.shown_overrides, "sweep_dir": str(settings.sweep_dir),
                 "git_commit": git_commit(), HOST_ATTR: this_host(), PID_ATTR: str(self.launcher_pid)}
-        self.tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+        self.tracking_uri = settings.tracking_uri
         # The experiment first: it creates a fresh store's tables under a lock, and MlflowClient opens the store
         # eagerly, so a client made before it would race another sweep starting on the same new database.
-        self.experiment_id = ensure_experiment(self.tracking_uri, config.mlflow.experiment_name)
+        self.experiment_id = ensure_experiment(self.tracking_uri, settings.experiment_name)
         client = MlflowClient(self.tracking_uri)
-        if is_optuna_sweeper(sweeper) and sweeper.get("study_name") and sweeper.get("storage"):
-            self.study_name, self.storage = str(sweeper.study_name), str(sweeper.storage)
-            tags.update(self._prepare_study(config, client))
-            tags.update(self._prepare_pruning(config))
-        self.sweep_id = f"{self.study_name or config.mlflow.experiment_name}-{datetime.now():%Y%m%d-%H%M%S-%f}"
+        if settings.study_name:
+            self.study_name, self.storage = settings.study_name, settings.storage
+            tags.update(self._prepare_study(config, settings, client))
+            tags.update(self._prepare_pruning(settings))
+        self.sweep_id = f"{self.study_name or settings.experiment_name}-{datetime.now():%Y%m%d-%H%M%S-%f}"
         tags["sweep_id"] = self.sweep_id
         close_orphaned_sweeps(client, self.experiment_id, closed_by=self.sweep_id)
-        tags.update(self._continue_cross_validation(config, client, tags["hydra_overrides"]))
+        tags.update(self._continue_cross_validation(settings, client))
         run = client.create_run(self.experiment_id, run_name=self.sweep_id,
                                 tags={k: str(v) for k, v in tags.items() if v is not None})
         self.parent_run_id = run.info.run_id
-        space = search_space(config)
+        space = settings.search_space
         if space:
             client.log_batch(self.parent_run_id, params=[Param(f"search.{k}", v[:6000]) for k, v in space.items()])
         if _main_thread():
             self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)  # stop the sweep like Ctrl-C
         log.info("Sweep %s: MLflow parent run %s in %s", self.sweep_id, self.parent_run_id, self.tracking_uri)
 
-    def _prepare_study(self, config: DictConfig, client: Any) -> dict[str, Any]:
+    def _prepare_study(self, config: DictConfig, settings: SweepSettings, client: Any) -> dict[str, Any]:
         """Close orphaned trials (COMPLETE if their run finished, else FAIL); offset the sampler's seed by the
-        trials already in the study, so that a resumed study does not replay the same random start-up suggestions."""
+        trials already in the study, so that a resumed study does not replay the same random start-up suggestions.
+        ``config``: only to write that seed into Hydra's own config, which builds the sampler."""
         from mmbehave.sweeps.runs import finished_trial_values
         from mmbehave.sweeps.study import close_orphaned_trials, load_study
 
@@ -179,7 +155,7 @@ class SweepCallback(Callback):
         before = len(study.trials) if study else 0
         if study:
             close_orphaned_trials(study, finished_trial_values(client, self.experiment_id, self.study_name))
-        seed = sweeper.sampler.get("seed") if "sampler" in sweeper else None
+        seed = settings.sampler_seed
         if seed is not None and before:
             # The sweeper is built from this config right after this hook; jobs are composed from the hydra
             # overrides, and Hydra checks that they agree with it.
@@ -193,33 +169,33 @@ class SweepCallback(Callback):
         return {"optuna_study": self.study_name, "optuna_storage": redact(self.storage),
                 "optuna_trials_before": before, "optuna_sampler_seed": sweeper.sampler.get("seed")}
 
-    def _continue_cross_validation(self, config: DictConfig, client: Any, overrides: str) -> dict[str, Any]:
+    def _continue_cross_validation(self, settings: SweepSettings, client: Any) -> dict[str, Any]:
         """``cv.resume``: the folds an unfinished earlier run of this command finished are taken over by its jobs."""
         from mmbehave.sweeps.fold_resume import finished_folds
 
-        if not config.get("cv", {}).get("resume", False):
+        if not settings.cv_resume:
             return {}
-        earlier, self.finished_folds = finished_folds(client, self.experiment_id, overrides)
+        earlier, self.finished_folds = finished_folds(client, self.experiment_id, settings.shown_overrides)
         if not self.finished_folds:
             return {}
         log.info("Continuing cross-validation %s: %d fold(s) finished there and are taken over; the others train "
                  "(cv.resume=false trains every fold anew).", earlier, len(self.finished_folds))
         return {"continues": earlier}
 
-    def _prepare_pruning(self, config: DictConfig) -> dict[str, Any]:
+    def _prepare_pruning(self, sweep: SweepSettings) -> dict[str, Any]:
         """Whether jobs finish their own trials (mmbehave's sweeper) and prune (``pruning.pruner``); a
         multi-objective study cannot be pruned in Optuna, so it runs unpruned, and says so now."""
-        self.jobs_finish_trials = is_mmbehave_sweeper(config.hydra.sweeper)
-        settings = typed_view(PruningSettings, config.pruning, "pruning", defaults=True) if "pruning" in config else None
+        self.jobs_finish_trials = sweep.jobs_finish_trials
+        settings = sweep.pruning
         if settings is None or settings.pruner == "none":
             return {"pruner": "none"}
         if not self.jobs_finish_trials:
             log.warning("pruning.pruner=%s needs mmbehave's sweeper (hydra/sweeper=mmbehave_optuna, which the "
                         "hparams_search presets select); this sweep runs unpruned.", settings.pruner)
             return {"pruner": "none"}
-        if len(objectives_of(config.optimized_metric)) > 1:
+        if len(sweep.objectives) > 1:
             log.warning("pruning.pruner=%s is off for this sweep: Optuna cannot prune a multi-objective study "
-                        "(%s); every trial runs to its last epoch.", settings.pruner, ", ".join(config.optimized_metric))
+                        "(%s); every trial runs to its last epoch.", settings.pruner, ", ".join(sweep.objectives))
             return {"pruner": "none (multi-objective)"}
         self.pruning = settings
         log.info("Pruning with %s after %d warm-up epoch(s)", settings.pruner, settings.warmup_epochs)
@@ -248,17 +224,17 @@ class SweepCallback(Callback):
             children = close_running(client, children, error)
             if study:
                 fail_running_trials(study, list(self.trial_numbers.values()))
-        objectives = list(objectives_of(config.optimized_metric))
-        sweep_dir = Path(str(config.hydra.sweep.dir))
+        settings = read_sweep_settings(config)
+        objectives, sweep_dir = list(settings.objectives), settings.sweep_dir
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
             if study:
                 results = report_study(client, self.parent_run_id, self.experiment_id, study, self.storage,
                                        sorted(self.trial_numbers.values()), objectives, children, sweep_dir)
                 # The sweep's end logs its best model as a single run would (trials themselves did not).
-                if "best_trial" in results and should_log(config.mlflow.get("log_model", "auto"), in_sweep=False):
+                if "best_trial" in results and should_log(settings.log_model, in_sweep=False):
                     log_best_model(client, self.tracking_uri, results["best_trial"]["mlflow_run_id"],
-                                   config.mlflow.get("registered_model_name"))
+                                   settings.registered_model_name)
             else:
                 report_grid(client, self.parent_run_id, objectives, children, sweep_dir)
         finally:
@@ -272,13 +248,12 @@ class SweepCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if self.parent_run_id is None:
             return
-        num = int(config.hydra.job.num)
-        set_current_sweep_job(SweepJob(self.parent_run_id, self.sweep_id, num, self.trial_numbers.get(num),
-                                       self.study_name, parallel_torch_threads(config), storage=self.storage,
+        job = read_job_settings(config)
+        set_current_sweep_job(SweepJob(self.parent_run_id, self.sweep_id, job.num, self.trial_numbers.get(job.num),
+                                       self.study_name, job.torch_threads, storage=self.storage,
                                        finishes_trial=self.jobs_finish_trials, pruning=self.pruning,
-                                       num_epochs=int(config.training.num_epochs),
-                                       objectives=objectives_of(config.optimized_metric),
-                                       adopt_run_id=self.finished_folds.get(str(config.data.get("labels_dir")))))
+                                       num_epochs=job.num_epochs, objectives=job.objectives,
+                                       adopt_run_id=self.finished_folds.get(job.labels_dir)))
         if os.getpid() != self.launcher_pid and _main_thread():  # a worker: SIGTERM ends this trial only
             self._previous_sigterm = signal.signal(signal.SIGTERM, _fail_trial)
 

@@ -57,13 +57,13 @@ def adopt(tracking_uri: str, run_id: str, job: Any) -> float | list[float]:
     return json.loads(tags[OBJECTIVE_TAG])
 
 
-def adopted_value(cfg: Any) -> float | list[float] | None:
+def adopted_value(tracking_uri: str | None) -> float | list[float] | None:
     """In a job whose fold finished in the killed cross-validation this one continues: that run taken over and
-    its value; None for every other job (which then trains)."""
+    its value; None for every other job (which then trains). ``tracking_uri``: mlflow.tracking_uri as given."""
     from mmbehave.sweeps.job import current_sweep_job
     from mmbehave.tracking.store import resolve_tracking_uri
 
     job = current_sweep_job()
     if job is None or job.adopt_run_id is None:
         return None
-    return adopt(resolve_tracking_uri(cfg.mlflow.tracking_uri), job.adopt_run_id, job)
+    return adopt(resolve_tracking_uri(tracking_uri), job.adopt_run_id, job)
