@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mmbehave.core.atomic import write_text_atomic
 from mmbehave.core.errors import ConfigError, InputError
+from mmbehave.predicting.state import beside_output
 
 log = logging.getLogger("mmbehave.predict")
 SLURM_EXAMPLE = "shard=${SLURM_ARRAY_TASK_ID}/16 in the job script"  # bash expands it; Hydra sees shard=3/16
@@ -68,7 +69,7 @@ class ShardManifest:
 
 
 def manifest_path(output: Path) -> Path:
-    return output.with_name(f"{output.stem}_shard.json") if output.suffix.lower() == ".csv" else output / "shard.json"
+    return beside_output(output, "shard.json")
 
 
 def input_digest(clips: list[Path], root: Path) -> str:
@@ -101,7 +102,7 @@ def read_manifest(path: Path) -> ShardManifest:
 
 def check_whole_season(tables: list[Path], counted: dict[Path, int], model: str, allow_partial: bool) -> list[str]:
     """Refuse, in one line naming them, shards that are missing, doubled, unfinished, or of another input or
-    model. ``merge.allow_partial`` lets missing and unfinished shards through (said in a warning each), never a
+    model. ``allow_partial=true`` lets missing and unfinished shards through (said in a warning each), never a
     mix of inputs or models. ``counted``: the clips each table's records and errors hold. Returns what is missing."""
     manifests = []  # (table, its manifest), a table given twice twice
     for table in tables:
@@ -113,10 +114,10 @@ def check_whole_season(tables: list[Path], counted: dict[Path, int], model: str,
     mixed, missing = mixed_shards(manifests, model), missing_shards(manifests, counted)
     if mixed or (missing and not allow_partial):
         hint = "" if mixed else (" Predict what is missing (the same command again finishes a shard), or give "
-                                 "merge.allow_partial=true to write what is there.")
+                                 "allow_partial=true to write what is there.")
         raise InputError(f"merge: not one whole season: {'; '.join(mixed + missing)}.{hint}")
     for problem in missing:
-        log.warning("merge.allow_partial=true: %s; the season table lacks those clips.", problem)
+        log.warning("allow_partial=true: %s; the season table lacks those clips.", problem)
     return missing
 
 

@@ -60,11 +60,14 @@ class ClipRecord:
                     for probs in data["probs"]], str(data.get("model", "")), str(data.get("shard", "")))
 
 
+def beside_output(output: Path, name: str) -> Path:
+    """``<stem>_<name>`` beside an output table, or ``<name>`` inside an output package folder."""
+    return output.with_name(f"{output.stem}_{name}") if output.suffix.lower() == ".csv" else output / name
+
+
 def state_paths(output: Path) -> tuple[Path, Path]:
     """(<stem>_probabilities.jsonl, <stem>_errors.csv) beside the output table (or inside a package folder)."""
-    if output.suffix.lower() == ".csv":
-        return output.with_name(f"{output.stem}_probabilities.jsonl"), output.with_name(f"{output.stem}_errors.csv")
-    return output / "probabilities.jsonl", output / "errors.csv"
+    return beside_output(output, "probabilities.jsonl"), beside_output(output, "errors.csv")
 
 
 def append_whole(path: Path, text: str) -> None:

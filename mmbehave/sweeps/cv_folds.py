@@ -19,9 +19,11 @@ line, before anything is written.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -53,13 +55,16 @@ def settle_folds(argv: list[str]) -> list[str]:
     if PRESET not in argv:
         return []
     cv = read_cross_validation(argv)
+    # read at most once, and only when a default needs it: the label table, and the group column found in it
+    table = functools.cache(lambda: label_table(cv))
+    group = functools.cache(lambda: group_column_of(cv, table))
     added = []
     folder = cv.folder
     if folder is None:
         if cv.folds is None:
             raise ConfigError(f"{PRESET} needs cv.folds=<k> (or loo) to make folds, or cv.dir=<a folder of folds> "
                               f"that `{MAKE_FOLDS}` wrote.")
-        folder = default_folder(cv)
+        folder = default_folder(cv, group())
         added.append(f"cv.dir={folder}")
         print(f"cv.dir={folder} (the folds' folder; the same command again continues there)")
     existing = fold_folders(folder)
@@ -71,7 +76,7 @@ def settle_folds(argv: list[str]) -> list[str]:
     if cv.folds is None:
         raise ConfigError(f"cv.dir={folder}: no fold_<i>/ folders there; make them with `{MAKE_FOLDS}` (output_dir= that "
                           "folder), or add cv.folds=5 to make them there from the dataset's tables (or cv.labels=).")
-    write_folds_from(cv, folder)
+    write_folds_from(cv, folder, table(), group())
     return added
 
 
@@ -94,12 +99,12 @@ def read_cross_validation(argv: list[str]) -> CrossValidation:
                            data=cfg.data, outputs=Path(str(cfg.paths.root)) / "outputs")
 
 
-def default_folder(cv: CrossValidation) -> Path:
+def default_folder(cv: CrossValidation, group_by: str) -> Path:
     """``<paths.root>/outputs/cv/<dataset>_<group_by>_<k>``: named by what makes the folds, never by the time."""
-    return cv.outputs / "cv" / f"{Path(str(cv.data.root)).name}_{group_column_of(cv)}_{cv.folds}"
+    return cv.outputs / "cv" / f"{Path(str(cv.data.root)).name}_{group_by}_{cv.folds}"
 
 
-def group_column_of(cv: CrossValidation) -> str:
+def group_column_of(cv: CrossValidation, table: Callable[[], pd.DataFrame]) -> str:
     """cv.group_by, else the one column data.group_column names, else the first usual group column of the
     table the folds are made from (cv.labels, or the dataset's own tables)."""
     from mmbehave.data.metadata import GROUP_COLUMNS
@@ -110,7 +115,7 @@ def group_column_of(cv: CrossValidation) -> str:
     declared = list(declared) if OmegaConf.is_list(declared) else [declared] if declared else []
     if len(declared) == 1:
         return str(declared[0])
-    columns = set(label_table(cv).columns)
+    columns = set(table().columns)
     found = [column for column in GROUP_COLUMNS if column in columns]
     if not found:
         where = f"cv.labels={cv.labels}" if cv.labels else f"the dataset's tables ({cv.data.root})"
@@ -125,17 +130,20 @@ def label_table(cv: CrossValidation) -> pd.DataFrame:
     if cv.labels:
         from mmbehave.data.splits.maker import read_table_file
 
-        return read_table_file(cv.labels)
+        try:
+            return read_table_file(cv.labels)
+        except UserError as error:  # the split's own message, named by this command's key
+            raise ConfigError(f"cv.labels={cv.labels}: {error}") from None
     return dataset_table(cv)
 
 
 def dataset_table(cv: CrossValidation) -> pd.DataFrame:
     """Every clip of the dataset's own train/val/test tables, as one table (the built-in data made first)."""
-    from mmbehave.data.layout import SPLITS, DatasetLayout
+    from mmbehave.data.layout import SPLITS
     from mmbehave.data.prepared import make_dataset_files
 
     make_dataset_files(cv.data)
-    layout = DatasetLayout(Path(str(cv.data.root)))
+    layout = dataset_layout(cv)
     paths = [layout.metadata_csv(split) for split in SPLITS]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
@@ -144,13 +152,19 @@ def dataset_table(cv: CrossValidation) -> pd.DataFrame:
     return pd.concat([pd.read_csv(path, dtype=str, keep_default_na=False) for path in paths], ignore_index=True)
 
 
-def write_folds_from(cv: CrossValidation, folder: Path) -> None:
+def dataset_layout(cv: CrossValidation):
+    from mmbehave.data.layout import DatasetLayout
+
+    return DatasetLayout(Path(str(cv.data.root)))
+
+
+def write_folds_from(cv: CrossValidation, folder: Path, table: pd.DataFrame, group_by: str) -> None:
+    """The folds of ``table`` (cv.labels, or the dataset's own tables) in ``folder``, as the split command makes them."""
     from mmbehave.data.splits.folds import folds_summary_lines, make_folds, write_folds
     from mmbehave.data.splits.options import SplitOptions
 
-    source = cv.labels or Path(str(cv.data.root)) / "raw" / "metadata"  # names the tables in messages
-    table = None if cv.labels else dataset_table(cv)
-    settings = {"labels": str(source), "output_dir": str(folder), "folds": cv.folds, "group_by": group_column_of(cv),
+    source = cv.labels or dataset_layout(cv).metadata_dir  # names the tables in messages
+    settings = {"labels": str(source), "output_dir": str(folder), "folds": cv.folds, "group_by": group_by,
                 "heads": cv.heads, "seed": cv.seed}
     try:
         result = make_folds(SplitOptions.from_config(settings), table=table)
