@@ -21,8 +21,8 @@ def _synthetic_name(seed, missing_audio=0.0, split_by=None) -> str:
     return f"{prefix}seed_{seed}" + (f"_missing_audio_{round(share * 100):g}" if share else "")
 
 
-def _synthetic_group_column(split_by):
-    """``data.group_column`` of the field-like dataset: null (the usual site / camera / event columns are checked
+def _synthetic_group_by(split_by):
+    """``data.group_by`` of the field-like dataset: null (the usual site / camera / event columns are checked
     to keep to one split) for ``site``; [] (nothing checked) for ``random``, whose leak is the point."""
     return [] if str(split_by) == "random" else None
 
@@ -31,18 +31,15 @@ def _synthetic_group_column(split_by):
 # conf/data/synthetic_field.yaml adds `,${data.split_by}`.
 if not OmegaConf.has_resolver("synthetic_name"):
     _register("synthetic_name", _synthetic_name)
-# `${synthetic_group_column:${data.split_by}}` (conf/data/synthetic_field.yaml).
-if not OmegaConf.has_resolver("synthetic_group_column"):
-    _register("synthetic_group_column", _synthetic_group_column)
+# `${synthetic_group_by:${data.split_by}}` (conf/data/synthetic_field.yaml).
+if not OmegaConf.has_resolver("synthetic_group_by"):
+    _register("synthetic_group_by", _synthetic_group_by)
 
 
 def _cv_folds(folder) -> str:
-    """``${cv_folds:${cv.dir}}``: the fold folders ``python -m mmbehave.split ... folds=k`` wrote, as the
-    comma-separated sweep of conf/experiment/site_cv.yaml (absolute, so the runs find them from any folder).
-    The command line checks that there are some before Hydra gets here (``sweeps.cv_folds.settle_folds``)."""
-    from mmbehave.domain.folds import fold_folders
+    from mmbehave.domain.folds import fold_sweep  # imported late: resolvers register before any submodule loads
 
-    return ",".join(str(path.resolve()) for path in fold_folders(str(folder)))
+    return fold_sweep(str(folder))
 
 
 if not OmegaConf.has_resolver("cv_folds"):

@@ -65,14 +65,23 @@ def main(cfg: DictConfig) -> None:
         print(f"error: none of the {len(failures)} clip(s) could be read; no predictions written (the reasons are in "
               "the _errors.csv beside output=).", file=sys.stderr)
         sys.exit(1)
-    print(f"Predicted {len(rows)} clip(s): {output}")
-    if str(cfg.get("format") or "csv") == "csv":
-        from mmbehave.predicting.tables import companion_path
+    print_prediction_summary(cfg, output, len(rows), len(failures))
 
+
+def print_prediction_summary(cfg: DictConfig, output, predicted: int, unreadable: int) -> None:
+    from mmbehave.core.summary import print_summary
+    from mmbehave.predicting.state import state_paths
+    from mmbehave.predicting.tables import companion_path
+
+    made = [("predictions", f"{output}  ({predicted} clip(s))")]
+    if unreadable:
+        made.append(("unreadable", f"{unreadable} clip(s), reasons in {state_paths(output)[1]}"))
+    if str(cfg.get("format") or "csv") == "csv":
         for table, wanted in (("segments", cfg.get("segments")), ("events", cfg.get("event_by") is not None),
                               ("review", cfg.get("review"))):
             if wanted:
-                print(f"{table.capitalize()}: {companion_path(output, table)}")
+                made.append((table, str(companion_path(output, table))))
+    print_summary(f"Predicted {predicted} clip(s).", made)
 
 
 if __name__ == "__main__":

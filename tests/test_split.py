@@ -219,7 +219,7 @@ def test_training_refuses_a_site_in_two_splits_naming_it_and_the_rows(tmp_path):
     tables = read_metadata(layout, heads=default_heads())
     with pytest.raises(DataError, match=r"species 'deer' is in .*train.csv, rows 2, 4 and in .*val.csv, row 2"):
         check_groups_in_one_split(layout, tables, ["species"])            # any column can be made the group
-    with pytest.raises(ConfigError, match="data.group_column=camera: no such column .*behavior, clip_id, site, species"):
+    with pytest.raises(ConfigError, match="data.group_by=camera: no such column .*behavior, clip_id, site, species"):
         check_groups_in_one_split(layout, tables, "camera")
     tables["test"].loc[tables["test"]["site"] == "S2", "site"] = "S7"
     check_groups_in_one_split(layout, tables)                             # one split per site: fine
@@ -500,14 +500,18 @@ def test_site_cv_on_the_built_in_field_data_is_one_command(tmp_path):
 
 
 def test_an_old_option_spelling_is_one_line_naming_the_new_one(tmp_path):
-    from mmbehave.core.cli import renamed_option
+    from mmbehave.core.cli import RENAMED_EVERYWHERE, renamed_option
     from mmbehave.core.errors import ConfigError
+    from mmbehave.data.settings import DataSettings
     from mmbehave.data.splits.options import parse_fractions
 
     message = renamed_option(["labels=t.csv", f"out={tmp_path}"], {"out": "output_dir"})
     assert message.startswith("out= is now output_dir=") and message.endswith(f"give output_dir={tmp_path}")
     assert "split.group_by=locationID" in renamed_option(["split.by=locationID"], {"split.by": "split.group_by"})
     assert renamed_option(["output_dir=x", "group_by=site"], {"out": "output_dir"}) is None
+    assert renamed_option(["data.group_column=site"], RENAMED_EVERYWHERE).endswith("give data.group_by=site")
+    with pytest.raises(ConfigError, match="data.group_column is now data.group_by"):  # in a user's data yaml
+        DataSettings.from_config({"root": str(tmp_path), "group_column": "site"})
     with pytest.raises(ConfigError, match=r"fractions=\[0.7, 0.15, 0.15\]: a list is the old spelling.*"
                                           r"fractions=\{train:0.7,val:0.15,test:0.15\}"):
         parse_fractions([0.7, 0.15, 0.15])

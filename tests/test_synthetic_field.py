@@ -170,7 +170,7 @@ def test_split_by_site_keeps_sites_whole_and_random_does_not(field_roots):
 def generator_column(split_by: str):
     from omegaconf import OmegaConf
 
-    value = compose_config(["data=synthetic_field", f"data.split_by={split_by}"]).data.group_column
+    value = compose_config(["data=synthetic_field", f"data.split_by={split_by}"]).data.group_by
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 

@@ -28,6 +28,7 @@ from mmbehave.analysis.modality_contributions import (
 from mmbehave.analysis.predictions import predict_split
 from mmbehave.checkpoints.loading import ModelSource, load_command_model
 from mmbehave.core.progress import show_progress
+from mmbehave.core.summary import print_summary
 from mmbehave.data.prepared import make_loader, split_dataset
 from mmbehave.tracking.runs import log_to_finished_run
 
@@ -79,9 +80,16 @@ def run_evaluation(cfg: DictConfig) -> dict:
     write_json(report, out_dir / "metrics.json")
 
     print_report(format_report(summary_rows, per_class), contributions, by_presence, split, summary["macro_f1"], out_dir)
-    if cfg.mlflow.log and trained.mlflow_run_id:
+    logged = bool(cfg.mlflow.log and trained.mlflow_run_id)
+    if logged:
         log_to_finished_run(tracking_uri, trained.mlflow_run_id, {f"{split}/{k}": v for k, v in metrics.items()},
                             int(trained.checkpoint.get("epoch", 0)), out_dir, f"evaluation/{split}")
+    print_summary("Evaluation done.", [
+        (f"{split}/macro_f1", f"{summary['macro_f1']:.4f} ({len(predictions.clip_ids)} clips)"),
+        ("reports", f"{out_dir} (summary.csv, per_class.csv, predictions.csv, confusion_*.png)"),
+        *([("MLflow run", f"{trained.mlflow_run_id} (metrics {split}/*)")] if logged else [])],
+        [f"python -m mmbehave.predict checkpoint={path} input=<clips folder> output=predictions.csv",
+         f"python -m mmbehave.export checkpoint={path}"])
     return report
 
 
@@ -110,4 +118,4 @@ def print_report(tables: str, contributions, by_presence: dict, split: str, macr
     for name in sorted({key.split("/")[0] for key in by_presence}):
         print(f"{split}/{name}/macro_f1 = {by_presence[f'{name}/macro_f1']:.4f} "
               f"({int(by_presence[f'{name}/num_clips'])} clips)")
-    print(f"\n{split}/macro_f1 = {macro_f1:.4f}   reports: {out_dir}")
+    print(f"\n{split}/macro_f1 = {macro_f1:.4f}")

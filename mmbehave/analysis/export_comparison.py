@@ -79,15 +79,27 @@ def run_export(cfg: DictConfig) -> dict:
     write_json(report, out_dir / "export_report.json")
     write_csv(table, out_dir / "export_report.csv")
     print(table.drop(columns=["file", "latency_ms_mean"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"\nsize: int8 is {rows[1]['size_mb'] / rows[0]['size_mb']:.0%} of fp32; latency (batch 1, "
-          f"{report['latency_threads']} thread(s), median of {len(timed)}): int8 {rows[1]['latency_ms']:.1f} ms vs "
-          f"fp32 {rows[0]['latency_ms']:.1f} ms.  Files: {out_dir}")
-    if cfg.mlflow.log and trained.mlflow_run_id:
+    logged = bool(cfg.mlflow.log and trained.mlflow_run_id)
+    if logged:
         metrics = {f"export/{row['model']}_{key}": row[key] for row in rows
                    for key in ("size_mb", "latency_ms", f"{cfg.split}_macro_f1")}
         log_to_finished_run(tracking_uri, trained.mlflow_run_id, metrics, int(trained.checkpoint.get("epoch", 0)),
                             [out_dir / "export_report.json", out_dir / "export_report.csv"], "export")
+    print_export_summary(rows, report, paths, trained.mlflow_run_id if logged else None)
     return report
+
+
+def print_export_summary(rows: list[dict], report: dict, paths: dict[str, Path], run_id: str | None) -> None:
+    from mmbehave.core.summary import print_summary
+
+    fp32, int8 = rows[0], rows[1]
+    print_summary("Export done.", [
+        ("fp32", f"{paths['fp32']}  ({fp32['size_mb']:.1f} MB, {fp32['latency_ms']:.1f} ms a clip)"),
+        ("int8", f"{paths['int8']}  ({int8['size_mb']:.1f} MB, {int8['latency_ms']:.1f} ms a clip; batch 1, "
+                 f"{report['latency_threads']} thread(s))"),
+        ("report", str(paths["fp32"].parent / "export_report.csv")),
+        *([("MLflow run", f"{run_id} (metrics export/*)")] if run_id else [])],
+        [f"python -m mmbehave.predict checkpoint={paths['int8']} input=<clips folder> output=predictions.csv"])
 
 
 def compare_files(paths: dict[str, Path], trained, dataset, timed: list[dict], cfg: DictConfig) -> list[dict]:

@@ -126,6 +126,10 @@ def with_preset_mode(argv: list[str]) -> list[str]:
     return [*argv, "hydra.mode=MULTIRUN"]
 
 
+# Renamed in every command that reads a data config (2026-12); per-command renames add to these.
+RENAMED_EVERYWHERE = {"data.group_column": "data.group_by"}
+
+
 def renamed_option(argv: list[str], renamed: dict[str, str]) -> str | None:
     """The one-line error for an option given by its old name (Hydra's own says only that the key is unknown)."""
     for arg in argv:
@@ -159,7 +163,7 @@ def command(config_name: str, before_hydra: Callable[[list[str]], list[str]] | N
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             redact_standard_streams()  # before Hydra sets up logging, so its console handlers write through it
             sys.argv = with_preset_mode([model_uri_alias(arg) for arg in sys.argv])
-            old_name = renamed_option(sys.argv[1:], renamed or {})
+            old_name = renamed_option(sys.argv[1:], {**RENAMED_EVERYWHERE, **(renamed or {})})
             if old_name:
                 print(f"error: {old_name}", file=sys.stderr)
                 sys.exit(2)

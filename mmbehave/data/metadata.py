@@ -24,9 +24,9 @@ from mmbehave.domain.heads import HeadSpec, label_columns
 from mmbehave.data.layout import SPLITS, DatasetLayout
 
 ID_COLUMN = "clip_id"
-# Columns that say where a clip was recorded, checked when present (data.group_column: null): clips sharing a
+# Columns that say where a clip was recorded, checked when present (data.group_by: null): clips sharing a
 # value must share a split. Not locationID: the Camtrap DP importer's default split.by=deploymentID may put two
-# deployments at one place in different splits by design (data.group_column=locationID checks it all the same).
+# deployments at one place in different splits by design (data.group_by=locationID checks it all the same).
 GROUP_COLUMNS = ("site", "site_id", "deploymentID", "cam_id", "event_id", "eventID")
 ROWS_NAMED = 3              # rows named per file in a leakage error before "..."
 log = logging.getLogger(__name__)
@@ -225,12 +225,12 @@ def check_labels_seen_in_train(layout: DatasetLayout, tables: dict[str, pd.DataF
 
 
 def check_groups_in_one_split(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
-                              group_column: str | Sequence[str] | None = None) -> None:
+                              group_by: str | Sequence[str] | None = None) -> None:
     """A site (camera, event) in two splits leaks as a clip does: the model is tested on a place it trained on.
 
-    ``group_column`` (``data.group_column``) names the column(s) to check, which every table must have; null
+    ``group_by`` (``data.group_by``) names the column(s) to check, which every table must have; null
     checks those of ``GROUP_COLUMNS`` that a table has. Rows with an empty cell belong to no known group."""
-    for column in _group_columns(layout, tables, group_column):
+    for column in _group_columns(layout, tables, group_by):
         rows: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))  # value -> split -> rows
         for split, table in tables.items():
             if column in table.columns:
@@ -255,10 +255,10 @@ def _group_columns(layout: DatasetLayout, tables: dict[str, pd.DataFrame],
         lacking = [split for split, table in tables.items() if column not in table.columns]
         if len(lacking) == len(tables):
             found = sorted(set().union(*(table.columns for table in tables.values())))
-            raise ConfigError(f"data.group_column={column}: no such column in {layout.metadata_dir}/*.csv (they "
+            raise ConfigError(f"data.group_by={column}: no such column in {layout.metadata_dir}/*.csv (they "
                               f"have {', '.join(found)}); name one of them, or null to check the usual ones.")
         if lacking:
-            raise DataError(f"{layout.metadata_csv(lacking[0])}: no column '{column}' (data.group_column), which "
+            raise DataError(f"{layout.metadata_csv(lacking[0])}: no column '{column}' (data.group_by), which "
                             "the other splits' tables have; add it so every clip's group is known.")
     return columns
 

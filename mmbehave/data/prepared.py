@@ -29,7 +29,7 @@ from mmbehave.data.metadata import (
     csv_row,
     read_metadata,
 )
-from mmbehave.data.settings import DataSettings, group_column
+from mmbehave.data.settings import DataSettings, group_by_columns
 from mmbehave.data.validation import (
     check_processed_clips,
     manifest_settings,
@@ -97,7 +97,7 @@ def prepare_data(data: DataSettings, modalities: tuple[str, ...], *, heads: tupl
     checkpoint replace the measured ones (resume, evaluation)."""
     layout = DatasetLayout(data.root, data.labels_dir)
     tables = read_metadata(layout, heads=heads)
-    check_groups_in_one_split(layout, tables, data.group_column)
+    check_groups_in_one_split(layout, tables, data.group_by)
     check_trainable_classes(layout, tables, heads)
     check_labels_seen_in_train(layout, tables, heads)
     manifest = read_manifest(layout)
@@ -144,9 +144,10 @@ def evaluation_data(trained, data_root: str | None = None) -> DataSettings:
     if not root:
         raise ConfigError(f"{trained.path} does not say which dataset it was trained on; pass data_root=<dataset root, "
                           "preprocessed alike>.")
-    stored_groups = stored.get("group_column")
+    # a model trained before 2026-12 stored the same value as data.group_column
+    stored_groups = stored.get("group_by", stored.get("group_column"))
     try:
-        groups = group_column(OmegaConf.to_container(stored_groups) if OmegaConf.is_config(stored_groups) else stored_groups)
+        groups = group_by_columns(OmegaConf.to_container(stored_groups) if OmegaConf.is_config(stored_groups) else stored_groups)
     except ConfigError:
         groups = None  # not a column name: check the usual group columns instead
     labels = None if data_root else stored.get("labels_dir")  # a fold's model is tested on that fold's test set

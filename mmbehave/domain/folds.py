@@ -1,5 +1,15 @@
-"""Where cross-validation folds live: ``python -m mmbehave.split ... folds=k output_dir=<dir>`` writes ``<dir>/fold_<i>/``,
-``experiment=site_cv cv.dir=<dir>`` trains one run per such folder. One naming rule for both sides."""
+"""What a set of cross-validation folds is on disk, and the one rule every part that touches folds follows.
+
+    <dir>/folds.csv     clip_id, group, fold: the fold whose test set holds each clip
+    <dir>/fold_<i>/     train.csv, val.csv, test.csv of fold i (a split, as ``python -m mmbehave.split`` writes)
+
+Who does what with them (each imports its names from here, none defines a fold of its own):
+    made      data/splits/folds.py      ``python -m mmbehave.split ... folds=k``, and cv_folds below
+    settled   sweeps/cv_folds.py        ``experiment=site_cv``: cv.dir / cv.labels / cv.group_by defaults
+    swept     fold_sweep (here)         ``${cv_folds:${cv.dir}}``: one run per fold folder
+    tagged    fold_tags (here)          each fold run's ``fold`` and ``held_out`` tags
+    resumed   sweeps/fold_resume.py     a killed cross-validation trains only its unfinished folds
+The makers need the splitter and the resume needs MLflow, which is why those two live in their layers."""
 
 from __future__ import annotations
 
@@ -23,6 +33,13 @@ def fold_folders(root: str | Path) -> list[Path]:
 def is_fold_folder(folder: str | Path) -> bool:
     name = Path(str(folder)).name
     return name.startswith(PREFIX) and name[len(PREFIX):].isdigit()
+
+
+def fold_sweep(root: str | Path) -> str:
+    """``${cv_folds:${cv.dir}}``: the fold folders under ``root`` as the comma-separated sweep of
+    conf/experiment/site_cv.yaml (absolute, so the runs find them from any folder). The command line checks that
+    there are some before Hydra gets here (``sweeps.cv_folds.settle_folds``)."""
+    return ",".join(str(path.resolve()) for path in fold_folders(root))
 
 
 def short_list(names: list[str], most: int = 8) -> str:

@@ -7,7 +7,7 @@
 
 Each has a default that fits the dataset, so ``experiment=site_cv data=synthetic_field cv.folds=3`` runs as is:
     cv.labels    the dataset's own train/val/test tables, as one table in memory
-    cv.group_by  the dataset's group column: data.group_column when it names one, else the first of the usual
+    cv.group_by  the dataset's group column: data.group_by when it names one, else the first of the usual
                  site / camera / event columns its tables have (site_id for the built-in field data)
     cv.dir       <paths.root>/outputs/cv/<dataset folder>_<group_by>_<k>/: stable, no timestamp, so the same
                  command after a kill finds its folds and continues
@@ -105,13 +105,13 @@ def default_folder(cv: CrossValidation, group_by: str) -> Path:
 
 
 def group_column_of(cv: CrossValidation, table: Callable[[], pd.DataFrame]) -> str:
-    """cv.group_by, else the one column data.group_column names, else the first usual group column of the
+    """cv.group_by, else the one column data.group_by names, else the first usual group column of the
     table the folds are made from (cv.labels, or the dataset's own tables)."""
     from mmbehave.data.metadata import GROUP_COLUMNS
 
     if cv.group_by:
         return cv.group_by
-    declared = cv.data.get("group_column")
+    declared = cv.data.get("group_by")
     declared = list(declared) if OmegaConf.is_list(declared) else [declared] if declared else []
     if len(declared) == 1:
         return str(declared[0])
