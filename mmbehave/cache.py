@@ -23,6 +23,7 @@ def main(cfg: DictConfig) -> None:
 
     from mmbehave.core.instantiate import build
     from mmbehave.data.prepared import make_dataset_files, prepare_data
+    from mmbehave.models.precision_plan import apply_plan, example_inputs, plan_precision
     from mmbehave.training.feature_cache import prepare_feature_caches
     from mmbehave.training.seeding import seed_everything
     from mmbehave.training.settings import read_run_settings
@@ -34,22 +35,28 @@ def main(cfg: DictConfig) -> None:
     prepared = prepare_data(settings.data, settings.modalities, splits=splits, heads=settings.heads)
     device = torch.device(settings.hardware.device)
     model = build(cfg.model, num_classes=prepared.classes.sizes()).to(device)
+    hardware = settings.hardware  # the plan training makes, so the keys are the ones its runs look for
+    precision = apply_plan(model, plan_precision(model, hardware.precision, device,
+                                                 example_inputs(settings.data.preprocess, settings.modalities),
+                                                 hardware.bf16_min_gflop))
+    print(precision.line())
     cached, info = prepare_feature_caches(cfg.model, model, prepared, modalities=settings.modalities, splits=splits,
                                           device=device, mode=settings.training.feature_cache,
                                           batch_size=settings.training.batch_size,
                                           augmentation=settings.data.augment,
-                                          cache_dir=Path(settings.training.feature_cache_dir))
-    print("| modality | split | clips | tokens x width | size | file |")
-    print("|---|---|---|---|---|---|")
+                                          cache_dir=Path(settings.training.feature_cache_dir), precision=precision)
+    print("| modality | split | clips | tokens x width | encoded in | size | file |")
+    print("|---|---|---|---|---|---|---|")
     total = 0
     for split, by_modality in cached.items():
         for modality, tokens in by_modality.items():
             total += tokens.size_bytes
+            encoded_in = precision.parts[f"{modality}_encoder"]
             print(f"| {modality} | {split} | {len(tokens.clip_ids)} | {tokens.tokens.shape[1]} x "
-                  f"{tokens.tokens.shape[2]} | {tokens.size_bytes / 2**20:.1f} MiB | {tokens.path} |")
+                  f"{tokens.tokens.shape[2]} | {encoded_in} | {tokens.size_bytes / 2**20:.1f} MiB | {tokens.path} |")
     for modality, value in info.items():
         if value.startswith("off"):
-            print(f"| {modality} | - | - | - | - | not cached: {value[5:]} |")
+            print(f"| {modality} | - | - | - | - | - | not cached: {value[5:]} |")
     print(f"\n{total / 2**20:.1f} MiB in {cfg.training.feature_cache_dir}")
 
 

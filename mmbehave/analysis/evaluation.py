@@ -37,7 +37,10 @@ log = logging.getLogger("mmbehave.evaluate")
 
 def run_evaluation(cfg: DictConfig) -> dict:
     """Everything in the module docstring; returns the metrics.json contents."""
-    loaded = load_command_model(ModelSource.from_config(cfg), cfg.device, Path(cfg.output_dir) / "model")
+    from mmbehave.core.precision import read_precision
+
+    loaded = load_command_model(ModelSource.from_config(cfg), cfg.device, Path(cfg.output_dir) / "model",
+                                precision=read_precision(cfg.get("precision", "auto"), str(cfg.device), "precision"))
     path, tracking_uri, trained = loaded.path, loaded.tracking_uri, loaded.trained
     log.info("Evaluating %s (%s, %s) on the %s split", path, trained.modalities,
              "int8" if trained.quantization else "fp32", cfg.split)
@@ -72,7 +75,7 @@ def run_evaluation(cfg: DictConfig) -> dict:
     report = {
         "checkpoint": str(path), "split": split, "num_clips": len(predictions.clip_ids), "top_k": top_k,
         "modalities": list(trained.modalities), "quantization": trained.quantization,
-        "mlflow_run_id": trained.mlflow_run_id, "metrics": metrics,
+        "mlflow_run_id": trained.mlflow_run_id, "precision": loaded.precision.as_dict(), "metrics": metrics,
         "per_class": per_class.to_dict(orient="records"),
         "modality_contributions": contributions.to_dict(orient="records"),
         "attention_figures": [str(p) for p in figures],

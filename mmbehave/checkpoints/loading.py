@@ -2,7 +2,8 @@
 then the model from it.
 
     ModelSource (checkpoint= | run_id= | model=, read once) ─► sources.checkpoint_path ─► [before_loading(path)]
-        ─► trained_model.load_trained_model(path, device) ─► CommandModel(path, tracking_uri, trained)
+        ─► trained_model.load_trained_model(path, device) ─► each part's precision (``precision=``, planned as
+        training plans it: models.precision_plan) ─► CommandModel(path, tracking_uri, trained, precision)
 
 ``before_loading`` runs once the file is known and before the (seconds-long) rebuild: predict checks there that
 its ``output=`` replaces none of its inputs, the checkpoint included.
@@ -10,13 +11,19 @@ its ``output=`` replaces none of its inputs, the checkpoint included.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from mmbehave.checkpoints.sources import checkpoint_path
 from mmbehave.checkpoints.trained_model import TrainedModel, load_trained_model
+from mmbehave.models.precision_plan import PrecisionPlan, apply_plan, example_inputs, plan_precision
 from mmbehave.tracking.store import resolve_tracking_uri
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,12 +49,18 @@ class CommandModel:
     path: Path              # the checkpoint file (downloaded, for an MLflow model)
     tracking_uri: str       # the MLflow store the model's run is in (results are logged to it)
     trained: TrainedModel
+    precision: PrecisionPlan  # what each part runs in (int8 exports: fp32, their quantised layers take no bf16)
 
 
 def load_command_model(source: ModelSource, device: str, download_to: Path | None,
-                       before_loading: Callable[[Path], None] | None = None) -> CommandModel:
+                       before_loading: Callable[[Path], None] | None = None, precision: str = "fp32") -> CommandModel:
     tracking_uri = source.tracking_uri
     path = checkpoint_path(source.checkpoint, source.run_id, tracking_uri, source.model_uri, download_to)
     if before_loading is not None:
         before_loading(path)
-    return CommandModel(path, tracking_uri, load_trained_model(path, device))
+    trained = load_trained_model(path, device)
+    requested = "fp32" if trained.quantization else precision
+    plan = apply_plan(trained.model, plan_precision(trained.model, requested, torch.device(device),
+                                                    example_inputs(trained.preprocess, trained.modalities)))
+    log.info("%s", plan.line())
+    return CommandModel(path, tracking_uri, trained, plan)

@@ -59,6 +59,7 @@ class HardwareSettings:
     distributed: bool               # under torchrun, one process per device (mmbehave.training.distributed)
     backend: str                    # gloo | nccl
     find_unused_parameters: bool
+    bf16_min_gflop: float = 1.0     # precision=auto: a part runs in bf16 from this many GFLOP a clip
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from mmbehave.core.precision import part_autocast
+
 MODALITIES = ("video", "audio")  # fixed order: fusion and configs rely on video coming first
 
 
@@ -72,6 +74,9 @@ class MultiModalClassifier(nn.Module):
         hidden = self.fusion.hidden_dim
         self.heads = nn.ModuleDict({name: nn.Sequential(nn.Dropout(head_dropout), nn.Linear(hidden, int(size)))
                                     for name, size in num_classes.items()})
+        # {"video_encoder" / "audio_encoder" / "fusion" / "heads": "fp32" | "bf16"}, set by
+        # models.precision_plan.apply_plan; not state, so checkpoints do not depend on where they were made.
+        self.part_precision: dict[str, str] = {}
 
     def _encoders(self) -> dict[str, nn.Module]:
         encoders = {"video": self.video_encoder, "audio": self.audio_encoder}
@@ -115,17 +120,28 @@ class MultiModalClassifier(nn.Module):
             if x is None:
                 continue
             if mask is None or bool(mask.all()):
-                tokens[modality] = encoder(x)
+                tokens[modality] = self.run_part(f"{modality}_encoder", encoder, x)
             elif not bool(mask.any()):
                 tokens[modality] = x.new_zeros(x.shape[0], 1, int(encoder.output_dim))
             else:
                 rows = mask.nonzero().squeeze(1)
-                encoded = encoder(x.index_select(0, rows))
+                encoded = self.run_part(f"{modality}_encoder", encoder, x.index_select(0, rows))
                 zeros = encoded.new_zeros(x.shape[0], *encoded.shape[1:])
                 tokens[modality] = zeros.index_copy(0, rows, encoded)
         if not tokens:
             raise ValueError(f"this {self.modalities} model got no input for any of its modalities")
         return tokens
+
+    def run_part(self, part: str, module: nn.Module, *args, **kwargs):
+        """``module`` in the precision planned for ``part`` (none planned: the caller's). A part run in bf16
+        hands fp32 on, so the next part (fp32, say the heads) gets the dtype its weights have."""
+        precision = self.part_precision.get(part)
+        if precision is None:
+            return module(*args, **kwargs)
+        device = next(self.parameters()).device
+        with part_autocast(device, precision):
+            out = module(*args, **kwargs)
+        return out.float() if precision != "fp32" and isinstance(out, torch.Tensor) else out
 
     def classify_tokens(
         self,
@@ -137,11 +153,13 @@ class MultiModalClassifier(nn.Module):
 
         present: {modality: (B,) bool}, False where a sample lacks that modality (default: all present).
         """
-        fused = self.fusion(tokens, present=present, return_attention=return_attention)
+        fused = self.run_part("fusion", self.fusion, tokens, present=present, return_attention=return_attention)
+        pooled = fused.pooled.float() if self.part_precision else fused.pooled
         return ClassifierOutput(
-            logits={name: head(fused.pooled) for name, head in self.heads.items()},
-            fused=fused.pooled,
-            attentions=fused.attentions,
+            logits={name: self.run_part("heads", head, pooled) for name, head in self.heads.items()},
+            fused=pooled,
+            attentions=fused.attentions if not fused.attentions or not self.part_precision else
+            {m: [weights.float() for weights in maps] for m, maps in fused.attentions.items()},
         )
 
     def forward(

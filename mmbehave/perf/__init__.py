@@ -1,6 +1,8 @@
 """Measurements behind ``python -m mmbehave.benchmark``: each compares what the real code achieves with a bound
 measured in the same run on the same machine, so that the ratio, not a raw number, says how close it runs.
 
+    peak      dense 2048² matmuls in fp32 and in bf16 autocast: this machine's matrix units at best, which
+              the model row's counted FLOPs per second are put against (perf/peak.py)
     loop      the training loop train.py runs (loading, augmentation, logging, checkpoints) vs a bare
               forward + backward + step of the same model on the same batches held in memory
     loader    the data loader's clips/s vs what training consumes
@@ -8,7 +10,8 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
     sweep     time per trial of a frozen-backbone fusion sweep, feature cache on vs off, vs the FLOPs bound
     schedule  one sweep of long and short trials on two workers, in batches and asynchronously: wall time,
               trials per hour and the workers' busy fraction (perf/sweep_schedule.py)
-    model     the configured model on random inputs: clips/s, latency, parameters; FLOPs utilisation on a GPU
+    model     the configured model on random inputs: clips/s, latency, parameters; counted FLOPs per second
+              against the peak row (a CPU) or the GPU's published peak
     predict   predict's archive pass on 720p field clips vs the slower of decoding just the needed frames (times
               the workers) and the model alone; beside it the reader before (main process, every frame decoded)
     predict_memory  peak memory of predict over 200 and 2,000 tiny clips (flat: nothing kept per clip)
@@ -16,4 +19,7 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
               training of the same epochs, with each trial's fixed part (perf/frozen_sweep.py; on request)
     time_to_good  one mbt study run four ways (basic, batches, asynchronous, asynchronous + pruning): time to a
               good value and to the unpruned sweep's best (perf/time_to_good.py; on request)
+    precision  models trained in fp32, their test split predicted in fp32, with precision=auto's plan and all
+              in bf16: top-1 agreement per head, macro-F1 against the seed spread, clips/s of the model pass and
+              of feature-cache encoding (perf/precision_rows.py; on request)
 """

@@ -30,10 +30,19 @@ def run_benchmark(cfg: DictConfig) -> dict:
                           f"{', '.join(MEASUREMENTS)}.")
     results: dict = {}
     overrides = [o for o in benchmark_overrides() if not o.startswith("benchmark.")]  # the runs it starts get these
+    if wanted & {"peak", "model"}:  # the model row's FLOPs are put against this run's own peak
+        from mmbehave.perf.peak import measured_peak
+
+        results["peak"] = measured_peak(torch.device(cfg.hardware.device))
     if "model" in wanted:
         from mmbehave.perf.model_speed import model_on_random_inputs
 
-        results["model"] = model_on_random_inputs(cfg)
+        results["model"] = model_on_random_inputs(cfg, results["peak"])
+    if "precision" in wanted:
+        from mmbehave.perf.precision_rows import precision_comparison
+
+        with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
+            results["precision"] = precision_comparison(cfg, overrides, Path(scratch))
     if wanted & {"predict", "predict_memory"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.prediction_rows import predict_rows
@@ -54,7 +63,7 @@ def run_benchmark(cfg: DictConfig) -> dict:
 
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             results["time_to_good"] = time_to_good(cfg, overrides, Path(scratch))
-    if wanted - {"model", "predict", "predict_memory", "schedule", "frozen_sweep", "time_to_good"}:
+    if wanted - {"peak", "model", "predict", "predict_memory", "schedule", "frozen_sweep", "time_to_good", "precision"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.pipeline import pipeline
 

@@ -18,7 +18,8 @@ def markdown(results: dict) -> str:
             ("frozen_sweep", "cached fusion sweep over frozen VideoMAE-base ÷ one uncached training (s)", "sweep_s",
              "single_s"),
             ("time_to_good", "pruned sweep: time to the unpruned best ÷ the unpruned sweep's wall (s)",
-             "pruned_to_best_s", "unpruned_wall_s")]
+             "pruned_to_best_s", "unpruned_wall_s"),
+            ("precision", "precision=auto: test clips given fp32's top-1 answer, lowest head ÷ all", "ratio", "all")]
     lines = ["| measurement | real | bound | ratio | target | |", "|---|---|---|---|---|---|"]
     for key, label, real, bound in rows:
         if key not in results:
@@ -28,7 +29,7 @@ def markdown(results: dict) -> str:
         met = row["ratio"] >= target if sign == ">=" else row["ratio"] <= target
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
-    lines += sweep_details(results)
+    lines += sweep_details(results) + precision_details(results)
     if "predict" in results:
         row = results["predict"]
         lines += ["", f"predict before the archive pipeline (main process, every frame decoded): "
@@ -45,6 +46,28 @@ def markdown(results: dict) -> str:
         lines += ["", "| model on random inputs | value |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in model.items()]
     return "\n".join(lines)
+
+
+def precision_details(results: dict) -> list[str]:
+    """The peak row, and what auto and all-bf16 did to the answers and the speed."""
+    lines: list[str] = []
+    if "peak" in results:
+        peak = results["peak"]
+        lines += ["", f"peak (2048² matmul, {peak['threads']} threads): fp32 {peak['fp32_gflop_per_s']:.0f} GFLOP/s, "
+                      f"bf16 {peak['bf16_gflop_per_s']:.0f} ({peak['bf16_over_fp32']:.1f}x); {peak['bf16_units']}."]
+    if "precision" in results:
+        row = results["precision"]
+        lines += ["", f"| against fp32, test split ({row['clips']} clips), {len(row['seeds'])} seeds of "
+                      f"{row['epochs']} epochs | lowest top-1 agreement | largest macro-F1 change | seed spread | "
+                      "model pass | cache encoding |", "|---|---|---|---|---|---|"]
+        for precision in ("auto", "bf16"):
+            entry = row[precision]
+            agreement = ", ".join(f"{head} {share:.3f}" for head, share in entry["lowest_agreement"].items())
+            encode = f"{entry['encode_speedup']:.2f}x" if entry["encode_speedup"] else "-"
+            lines.append(f"| {precision} | {agreement} | {entry['largest_macro_f1_change']:.4f} | "
+                         f"{row['seed_spread']:.4f} | {entry['speedup']:.2f}x | {encode} |")
+        lines += ["", f"auto's plan: {row['auto']['plan']}"]
+    return lines
 
 
 def sweep_details(results: dict) -> list[str]:

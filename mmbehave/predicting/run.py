@@ -82,7 +82,7 @@ def run_prediction(cfg: DictConfig) -> PredictResult:
                      sources=read_sources(settings.input, camtrap) if settings.input else [])
 
     loaded = load_command_model(settings.model, settings.device, settings.download_dir,
-                                before_loading=refuse_output_over_inputs)
+                                before_loading=refuse_output_over_inputs, precision=settings.precision)
     request = table_request(settings, loaded.trained, camtrap)
     if settings.merge:
         from mmbehave.predicting.merge import merge_shards

@@ -13,6 +13,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from mmbehave.checkpoints.loading import ModelSource
 from mmbehave.core.errors import ConfigError
+from mmbehave.core.precision import read_precision
 from mmbehave.data.media_files import MEDIA_EXTENSIONS
 from mmbehave.predicting.options import AnswerOptions, positive_int, read_answer_options
 from mmbehave.predicting.shards import read_shard
@@ -35,6 +36,7 @@ class PredictSettings:
     top_k: int
     workers: int                   # processes reading clips (0: this one)
     device: str
+    precision: str                 # auto | fp32 | bf16 (models.precision_plan)
     estimate: bool
     progress: Any                  # true | false | auto (core.progress)
     review_head: str | None        # review=true: the head asked for (None: the model's first single-label head)
@@ -66,7 +68,8 @@ def read_predict_settings(cfg: DictConfig) -> PredictSettings:
         merge=tuple(Path(str(p)).expanduser() for p in (cfg.get("merge") or [])),
         allow_partial=bool(cfg.get("allow_partial", False)), output_format=output_format,
         output=output_path(cfg, output_format), batch_size=batch_size, top_k=top_k, workers=workers,
-        device=str(cfg.device), estimate=bool(cfg.get("estimate")), progress=cfg.get("progress", "auto"),
+        device=str(cfg.device), precision=read_precision(cfg.get("precision", "auto"), str(cfg.device), "precision"),
+        estimate=bool(cfg.get("estimate")), progress=cfg.get("progress", "auto"),
         review=bool(cfg.get("review")), review_head=cfg.get("review_head"), package=cfg.get("package"),
         event_table=Path(str(cfg.event_table)) if cfg.get("event_table") else None,
         answers=answers, download_dir=model_download_dir(cfg))

@@ -31,9 +31,11 @@ from torch import nn
 from mmbehave.core.atomic import atomic_path, write_text_atomic
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.locks import exclusive
+from mmbehave.core.precision import part_autocast
 from mmbehave.core.progress import show_progress
 from mmbehave.data.dataset import Augmentation
 from mmbehave.models.digests import weights_digest
+from mmbehave.models.precision_plan import PrecisionPlan
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +93,10 @@ class CachedTokens:
 
 
 def encoder_key(modality: str, encoder_cfg: DictConfig, encoder: nn.Module, preprocess: dict,
-                mel_stats: dict, digest: str | None = None) -> str:
+                mel_stats: dict, digest: str | None = None, precision: str = "fp32") -> str:
     """The cache folder's key: what decides an encoder's output for a given input file (``digest``: the
-    encoder's weights digest where the caller has it already)."""
+    encoder's weights digest where the caller has it already; ``precision``: the one it encodes in, so that
+    tokens made in bf16 are never read by a run that encodes in fp32, or the other way round)."""
     description = {
         "modality": modality,
         "encoder": OmegaConf.to_container(encoder_cfg, resolve=True),
@@ -101,14 +104,16 @@ def encoder_key(modality: str, encoder_cfg: DictConfig, encoder: nn.Module, prep
         "preprocess": preprocess,
         "mel_stats": mel_stats if modality == "audio" else None,
         "dtype": np.dtype(CACHE_DTYPE).name,
+        **({"precision": precision} if precision != "fp32" else {}),  # fp32: the keys made before precision existed
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @torch.no_grad()
-def encode_split(encoder: nn.Module, dataset, modality: str, device: torch.device, batch_size: int) -> np.ndarray:
+def encode_split(encoder: nn.Module, dataset, modality: str, device: torch.device, batch_size: int,
+                 precision: str = "fp32") -> np.ndarray:
     """(N, T, D) float16 tokens for every clip of ``dataset`` (zeros for clips without ``modality``, which
-    never go through the encoder, as in training)."""
+    never go through the encoder, as in training), encoded in ``precision`` (the run's plan for the encoder)."""
     from mmbehave.data.prepared import make_loader
 
     was_training = encoder.training
@@ -118,7 +123,9 @@ def encode_split(encoder: nn.Module, dataset, modality: str, device: torch.devic
         for batch in _progress(make_loader(dataset, batch_size), f"caching {modality}"):
             x, present = batch[modality].to(device), batch[f"{modality}_present"].to(device)
             rows = present.nonzero().squeeze(1)
-            encoded.append((encoder(x.index_select(0, rows)).float().cpu() if len(rows) else None, present.cpu()))
+            with part_autocast(device, precision):
+                out = encoder(x.index_select(0, rows)).float().cpu() if len(rows) else None
+            encoded.append((out, present.cpu()))
     finally:
         encoder.train(was_training)
     shape = next((out.shape[1:] for out, _ in encoded if out is not None), None)
@@ -167,11 +174,14 @@ def input_files(prepared, modality: str, clip_ids: list[str]) -> list[Path]:
 
 def prepare_feature_caches(model_cfg: DictConfig, model: nn.Module, prepared, *, modalities: tuple[str, ...],
                            splits: tuple[str, ...], device: torch.device, mode: str, batch_size: int,
-                           augmentation: Augmentation, cache_dir: Path, digests: dict[str, str] | None = None
+                           augmentation: Augmentation, cache_dir: Path, digests: dict[str, str] | None = None,
+                           precision: PrecisionPlan | None = None
                            ) -> tuple[dict[str, dict[str, CachedTokens]], dict[str, str]]:
     """({split: {modality: CachedTokens}}, {modality: key, or "off: <why>"}) for ``training.feature_cache=mode``.
     ``model_cfg`` (the model's config node) keys the cache with each encoder's settings; ``digests``: {encoder:
-    weights digest} the caller computed already (hashing VideoMAE-base's weights takes a quarter second)."""
+    weights digest} the caller computed already (hashing VideoMAE-base's weights takes a quarter second);
+    ``precision``: the run's plan, whose encoder precisions the tokens are made in (none: fp32). A key made in
+    bf16 says so in ``info`` (``<key> (bf16)``), as the run's feature_cache params then do."""
     from mmbehave.data.prepared import make_dataset
 
     cached: dict[str, dict[str, CachedTokens]] = {split: {} for split in splits}
@@ -187,14 +197,15 @@ def prepare_feature_caches(model_cfg: DictConfig, model: nn.Module, prepared, *,
                                   "use training.feature_cache=auto to cache only what can be.")
             info[modality] = f"off: {reason}"
             continue
+        encoded_in = precision.parts.get(f"{modality}_encoder", "fp32") if precision else "fp32"
         key = encoder_key(modality, model_cfg[f"{modality}_encoder"], encoder, prepared.preprocess, prepared.stats(),
-                          (digests or {}).get(f"{modality}_encoder"))
+                          (digests or {}).get(f"{modality}_encoder"), encoded_in)
         folder = Path(cache_dir) / f"{modality}-{key}"
         for split in splits:
             dataset = make_dataset(prepared, split, (modality,), prepared.classes)  # never augmented
             inputs = inputs_digest(input_files(prepared, modality, dataset.clip_ids))
             cached[split][modality] = cached_split(
                 folder, split, dataset.clip_ids, inputs,
-                lambda d=dataset, e=encoder, m=modality: encode_split(e, d, m, device, batch_size))
-        info[modality] = key
+                lambda d=dataset, e=encoder, m=modality, p=encoded_in: encode_split(e, d, m, device, batch_size, p))
+        info[modality] = key if encoded_in == "fp32" else f"{key} ({encoded_in})"
     return cached, info

@@ -26,6 +26,7 @@ from mmbehave.data.dataset import ClipDataset
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.prepared import PreparedData, make_dataset, make_dataset_files, make_loader
 from mmbehave.domain.heads import HeadSpec, class_counts
+from mmbehave.models.precision_plan import PrecisionPlan, apply_plan, example_inputs, plan_precision
 from mmbehave.training.distributed import ProcessGroup, ShardSampler
 from mmbehave.training.feature_cache import prepare_feature_caches
 from mmbehave.training.loop import StepSettings
@@ -54,6 +55,7 @@ class TrainingParts:
     group: ProcessGroup = ProcessGroup()    # this process under torchrun (rank 0 of 1 otherwise)
     train_model: nn.Module | None = None    # what training steps call: the model, or its DDP wrapper
     frozen_digests: dict[str, str] = field(default_factory=dict)  # encoders checkpoints name, not copy
+    precision: PrecisionPlan | None = None  # each part's precision (hardware.precision), logged with the run
 
     @property
     def stepped_model(self) -> nn.Module:
@@ -132,10 +134,16 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     log.info("Instantiating optimizer <%s>", cfg.optimizer._target_)
     optimizer = build(cfg.optimizer)(params=parameter_groups(model))
 
+    # ---- each part's precision (hardware.precision=auto decides it here); a feature cache is encoded in it too
+    precision = apply_plan(model, plan_precision(model, hardware.precision, device,
+                                                 example_inputs(settings.data.preprocess, modalities),
+                                                 hardware.bf16_min_gflop))
+    log.info("%s", precision.line())
+
     # ---- frozen encoders' outputs, computed once (training.feature_cache); the digests of those checkpoints name
     named = frozen_digests(model, cfg.model, training.frozen_in_checkpoints)
     cached, cache_info = prepare_feature_caches(cfg.model, model, prepared, modalities=modalities, splits=("train", "val"),
-                                                device=device, mode=training.feature_cache,
+                                                device=device, mode=training.feature_cache, precision=precision,
                                                 batch_size=training.batch_size, augmentation=settings.data.augment,
                                                 cache_dir=Path(training.feature_cache_dir), digests=named)
 
@@ -167,5 +175,5 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     return TrainingParts(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, loss_fn=loss_fn,
                          train_loader=train_loader, val_loader=val_loader, generator=generator, step=step,
                          classes=classes, modalities=modalities, fusion_params=fusion_params, feature_cache=cache_info,
-                         frozen_digests=named,
+                         frozen_digests=named, precision=precision,
                          train_counts=train_counts, heads=tuple(prepared.heads), group=group, train_model=train_model)

@@ -181,7 +181,8 @@ def restore_or_start(settings: RunSettings, plan: ResumePlan, parts: TrainingPar
         return monitor, plan.checkpoint["epoch"] + 1
     if main:
         log_run_setup(tracker, settings.record, parts.model, parts.classes, run_dir, settings.modalities,
-                      {f"feature_cache.{m}": value for m, value in parts.feature_cache.items()})
+                      {**{f"feature_cache.{m}": value for m, value in parts.feature_cache.items()},
+                       **(parts.precision.params() if parts.precision else {})})
     return Monitor(training.monitor, training.monitor_mode, training.early_stopping_patience), 0
 
 
