@@ -40,7 +40,8 @@ def test_the_schedule_row_measures_the_workers_busy_share_from_optunas_clock():
 @pytest.mark.slow
 def test_the_loop_row_times_the_training_phase_of_the_real_command(tmp_path, synthetic_root):
     """The loop row's "real" number is what `python -m mmbehave.train` logs as time/train_s (its fastest epoch
-    after the first), from a run in its own process: the command users run, not a copy of its loop."""
+    after the first), from a run in its own process: the command users run, not a copy of its loop; the epoch
+    row's is its logged time/epoch_s, the whole epoch."""
     from helpers import TINY_SPLITS
     from mlflow.tracking import MlflowClient
 
@@ -54,6 +55,13 @@ def test_the_loop_row_times_the_training_phase_of_the_real_command(tmp_path, syn
     assert len(train_s) == 3 and run.data.params["training.num_epochs"] == "3"
     assert row["epoch_s"] == min(train_s[1:])
     assert abs(row["clips_per_s"] - 2 * 4 / min(train_s[1:])) < 1e-9
+    # the whole epoch too: training, validation over the whole split, the saves and the log line
+    history = {key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, f"time/{key}"),
+                                             key=lambda m: m.step)] for key in ("epoch_s", "val_s", "save_s")}
+    assert len(history["epoch_s"]) == 3 and row["whole_epoch_s"] == min(history["epoch_s"][1:])
+    for epoch in range(3):  # the parts are inside the whole
+        assert history["epoch_s"][epoch] >= train_s[epoch] + history["val_s"][epoch] + history["save_s"][epoch]
+    assert abs(row["whole_clips_per_s"] - 2 * 4 / row["whole_epoch_s"]) < 1e-9
 
 
 def test_time_to_a_good_value_counts_only_finished_trials_from_the_first_start():

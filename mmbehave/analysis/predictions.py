@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mmbehave.core.precision import inference_casts
 from mmbehave.domain.heads import HeadSpec
 from mmbehave.metrics.epoch_scores import probabilities
 
@@ -72,10 +73,16 @@ def encoder_inputs_and_presence(batch: dict, device: torch.device
     return inputs, present
 
 
-@torch.no_grad()
 def predict_split(model: nn.Module, loader, *, heads: Sequence[HeadSpec], device: str | torch.device = "cpu",
                   with_variants: bool = True, progress: bool = False, desc: str = "evaluate") -> SplitPredictions:
     """Probabilities for every clip of ``loader`` (batches from ``mmbehave.data.dataset.collate``)."""
+    with torch.no_grad(), inference_casts(torch.device(device)):
+        return _predict_split(model, loader, heads=heads, device=device, with_variants=with_variants,
+                              progress=progress, desc=desc)
+
+
+def _predict_split(model: nn.Module, loader, *, heads: Sequence[HeadSpec], device: str | torch.device,
+                   with_variants: bool, progress: bool, desc: str) -> SplitPredictions:
     device = torch.device(device)
     model.eval()
     variants = modality_variants(tuple(model.modalities.split("+")))

@@ -45,6 +45,7 @@ class TrainingSettings:
     shuffle: bool
     test_at_end: bool = False        # evaluate the best checkpoint on the test split when the run finishes
     frozen_in_checkpoints: str = "copy"         # copy | reference (mmbehave.checkpoints.frozen_weights)
+    background_saves: bool = True               # checkpoints written by a thread (checkpoints.background_writer)
 
 
 @dataclass(frozen=True)

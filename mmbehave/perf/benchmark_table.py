@@ -8,6 +8,8 @@ from mmbehave.perf.targets import TARGETS
 
 def markdown(results: dict) -> str:
     rows = [("loop", "training loop clips/s ÷ bare forward+backward+step", "real_clips_per_s", "bare_clips_per_s"),
+            ("epoch", "whole epoch clips/s (training, validation, saves, logging) ÷ bare steps", "whole_clips_per_s",
+             "bare_clips_per_s"),
             ("sweep", "cache speed-up per trial ÷ FLOPs bound", "speedup", "bound"),
             ("startup", "process start → first step ÷ bare imports (s)", "first_step_s", "imports_s"),
             ("loader", "loader clips/s ÷ training clips/s", "loader_clips_per_s", "training_clips_per_s"),
@@ -30,6 +32,11 @@ def markdown(results: dict) -> str:
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
     lines += sweep_details(results) + precision_details(results)
+    if "epoch" in results:
+        row = results["epoch"]
+        lines += ["", f"whole epoch {row['whole_epoch_s']:.2f} s: training {row['train_s']:.2f} s, validation "
+                      f"{row['val_s']:.2f} s, saves {row['save_s']:.2f} s (the training thread's share; "
+                      "training.background_saves writes them while the next epoch trains)."]
     if "predict" in results:
         row = results["predict"]
         lines += ["", f"predict before the archive pipeline (main process, every frame decoded): "

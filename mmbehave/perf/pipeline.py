@@ -35,6 +35,10 @@ def pipeline(cfg: DictConfig, overrides: list[str], work: Path, wanted: set[str]
         results["loop"] = {"real_clips_per_s": real["clips_per_s"], "bare_clips_per_s": bare["clips_per_s"],
                            "ratio": real["clips_per_s"] / bare["clips_per_s"], "checkpoint_s_per_epoch": real["save_s"],
                            **m.gpu_utilisation(parts, batches, bare["epoch_s"])}
+        whole = max((r for r, _ in rounds), key=lambda r: r["whole_clips_per_s"])
+        results["epoch"] = {"whole_clips_per_s": whole["whole_clips_per_s"], "bare_clips_per_s": bare["clips_per_s"],
+                            "ratio": whole["whole_clips_per_s"] / bare["clips_per_s"], "whole_epoch_s": whole["whole_epoch_s"],
+                            "train_s": whole["epoch_s"], "val_s": whole["val_s"], "save_s": whole["save_s"]}
         if "loader" in wanted:
             loader = m.loader_speed(parts, count)
             results["loader"] = {"loader_clips_per_s": loader["clips_per_s"], "training_clips_per_s": real["clips_per_s"],

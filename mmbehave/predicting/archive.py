@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmbehave.core.precision import inference_casts
 from mmbehave.metrics.epoch_scores import probabilities
 from mmbehave.predicting.clip_loading import (
     ClipFiles,
@@ -67,16 +68,8 @@ def predict_archive(trained, files: ClipFiles, *, device: str, batch_size: int, 
 
     items = iter(clip_loader(files, num_workers))
     try:
-        for item in items:
-            if item.error:
-                log.warning("Skipped %s: %s", item.path, item.error)
-                failed.append((item.path, item.error))
-            else:
-                batch.append(item)
-            if sum(len(clip.windows) for clip in batch) >= batch_size or len(failed) >= batch_size:
-                flush()
-        if batch or failed:
-            flush()
+        with inference_casts(torch.device(device)):
+            read_and_predict(items, batch, failed, flush, batch_size)
     finally:
         torch.set_num_threads(threads)
         bar.close()
@@ -85,6 +78,20 @@ def predict_archive(trained, files: ClipFiles, *, device: str, batch_size: int, 
             shutdown()
     run.seconds = time.perf_counter() - started
     return run
+
+
+def read_and_predict(items, batch: list, failed: list, flush: Callable[[], None], batch_size: int) -> None:
+    """Clips as the readers hand them over, a batch flushed (predicted, written) whenever one is full."""
+    for item in items:
+        if item.error:
+            log.warning("Skipped %s: %s", item.path, item.error)
+            failed.append((item.path, item.error))
+        else:
+            batch.append(item)
+        if sum(len(clip.windows) for clip in batch) >= batch_size or len(failed) >= batch_size:
+            flush()
+    if batch or failed:
+        flush()
 
 
 def predict_items(trained, items: list[ClipItem], device: str, batch_size: int) -> list[ClipRecord]:

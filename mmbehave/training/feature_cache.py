@@ -31,7 +31,7 @@ from torch import nn
 from mmbehave.core.atomic import atomic_path, write_text_atomic
 from mmbehave.core.errors import ConfigError
 from mmbehave.core.locks import exclusive
-from mmbehave.core.precision import part_autocast
+from mmbehave.core.precision import inference_casts, part_autocast
 from mmbehave.core.progress import show_progress
 from mmbehave.data.dataset import Augmentation
 from mmbehave.models.digests import weights_digest
@@ -120,12 +120,13 @@ def encode_split(encoder: nn.Module, dataset, modality: str, device: torch.devic
     encoder.eval()
     encoded: list[tuple[torch.Tensor | None, int]] = []
     try:
-        for batch in _progress(make_loader(dataset, batch_size), f"caching {modality}"):
-            x, present = batch[modality].to(device), batch[f"{modality}_present"].to(device)
-            rows = present.nonzero().squeeze(1)
-            with part_autocast(device, precision):
-                out = encoder(x.index_select(0, rows)).float().cpu() if len(rows) else None
-            encoded.append((out, present.cpu()))
+        with inference_casts(device):
+            for batch in _progress(make_loader(dataset, batch_size), f"caching {modality}"):
+                x, present = batch[modality].to(device), batch[f"{modality}_present"].to(device)
+                rows = present.nonzero().squeeze(1)
+                with part_autocast(device, precision):
+                    out = encoder(x.index_select(0, rows)).float().cpu() if len(rows) else None
+                encoded.append((out, present.cpu()))
     finally:
         encoder.train(was_training)
     shape = next((out.shape[1:] for out, _ in encoded if out is not None), None)

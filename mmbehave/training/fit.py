@@ -1,8 +1,9 @@
 """The epochs of a run: train, validate, save, log, ask the hooks; and what the run returns.
 
-    per epoch ─► seeded ─► train_one_epoch ─► validate ─► monitor ─► best.pth (if better) + latest.pth
-              ─► MLflow metrics ─► one log line ─► hooks.epoch_reported (a sweep's pruner may stop here)
-              ─► early stopping / training.stop_after_epoch
+    per epoch ─► seeded ─► train_one_epoch ─► validate ─► monitor ─► best.pth (if better) + latest.pth, handed
+              to the checkpoint writer (a thread: training.background_saves) ─► one log line
+              ─► hooks.epoch_reported (a sweep's pruner may stop here) ─► early stopping / stop_after_epoch
+    the epoch's MLflow metrics ─► logged once its files are written (between the next steps, or at the end)
 
 Save, then log: a run killed in between is an epoch behind in MLflow (resume fills it in), never ahead of its
 checkpoint (resume would log that epoch twice).
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbehave.checkpoints.files import save_checkpoint
+from mmbehave.checkpoints.background_writer import CheckpointWriter
 from mmbehave.core.errors import ConfigError
 from mmbehave.metrics.class_scores import best_f1_thresholds
 from mmbehave.tracking.runs import TrackedRun
@@ -29,6 +30,7 @@ from mmbehave.training.loop import (
     train_one_epoch,
     validate,
 )
+from mmbehave.training.metrics_after_save import MetricsAfterSave
 from mmbehave.training.monitor import Monitor, is_better, mode_for
 from mmbehave.training.parts import TrainingParts
 from mmbehave.training.profiling import step_profiler
@@ -42,27 +44,46 @@ def fit(parts: TrainingParts, settings: RunSettings, *, hooks: RunHooks, monitor
         run_dir: Path, record: dict, start_epoch: int) -> RunStop | None:
     """Epoch after epoch from ``start_epoch``; the hooks' RunStop if one of them stopped the run."""
     training, stop = settings.training, None
-    with step_profiler(training.profile_steps, run_dir / "profile") as profiler_step:
-        for epoch in range(start_epoch, training.num_epochs):
-            started = time.perf_counter()
-            metrics, validation = train_and_validate(parts, settings, epoch,
-                                                     on_step=lambda: (profiler_step(), hooks.step_done()))
-            improved = monitor.update(epoch, metrics)
-            saved = time.perf_counter()
-            save_epoch(parts, monitor=monitor, record=record, validation=validation, epoch=epoch, improved=improved,
-                       checkpoints=run_dir / "checkpoints")
-            tracker.log_metrics({**metrics, "time/save_s": time.perf_counter() - saved}, step=epoch)
-            log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started, monitor.metric,
-                      [head.name for head in settings.heads])
-            stop = hooks.epoch_reported(epoch, metrics)
-            if stop is not None:
-                log.info("%s", stop.reason)
-                break
-            if ends_here(settings, monitor, epoch, tracker, run_dir):
-                break
+    logged = MetricsAfterSave(tracker)
+    try:
+        with step_profiler(training.profile_steps, run_dir / "profile") as profiler_step, \
+                CheckpointWriter(background=training.background_saves) as writer:
+            for epoch in range(start_epoch, training.num_epochs):
+                stop, ends = run_epoch(parts, settings, epoch, hooks=hooks, monitor=monitor, tracker=tracker,
+                                       run_dir=run_dir, record=record, writer=writer, logged=logged,
+                                       on_step=lambda: (profiler_step(), hooks.step_done(), logged.flush()))
+                if stop is not None or ends:
+                    break
+    finally:
+        logged.flush()  # every epoch whose files are written (the writer is joined on leaving the block), also
+        #                 when a signal stopped the run
     if (run_dir / "profile").is_dir():
         tracker.log_artifacts(run_dir / "profile", "profile")
     return stop
+
+
+def run_epoch(parts: TrainingParts, settings: RunSettings, epoch: int, *, hooks: RunHooks, monitor: Monitor,
+              tracker: TrackedRun, run_dir: Path, record: dict, writer: CheckpointWriter, logged: MetricsAfterSave,
+              on_step) -> tuple[RunStop | None, bool]:
+    """One epoch from training to the hooks: (the hooks' RunStop or None, whether the run ends here)."""
+    training, started = settings.training, time.perf_counter()
+    metrics, validation = train_and_validate(parts, settings, epoch, on_step=on_step)
+    improved = monitor.update(epoch, metrics)
+    saved, written = time.perf_counter(), logged.saved_flag()
+    writer.submit(epoch_writes(parts, monitor=monitor, record=record, validation=validation, epoch=epoch,
+                               improved=improved, checkpoints=run_dir / "checkpoints"), then=written.set)
+    epoch_metrics = {**metrics, "time/save_s": time.perf_counter() - saved}
+    logged.add(written, epoch_metrics, step=epoch)
+    log_epoch(epoch, training.num_epochs, metrics, improved, time.perf_counter() - started, monitor.metric,
+              [head.name for head in settings.heads])
+    stop = hooks.epoch_reported(epoch, metrics)
+    if stop is not None:
+        log.info("%s", stop.reason)
+    ends = stop is None and ends_here(settings, monitor, epoch, tracker, run_dir)
+    # the whole epoch a user waits for (training, validation, saving, its log line, the hooks), logged with the
+    # epoch's metrics once its checkpoint is written
+    epoch_metrics["time/epoch_s"] = time.perf_counter() - started
+    return stop, ends
 
 
 def train_and_validate(parts: TrainingParts, settings: RunSettings, epoch: int, on_step) -> tuple[dict, Validation]:
@@ -89,18 +110,22 @@ def train_and_validate(parts: TrainingParts, settings: RunSettings, epoch: int, 
     return metrics, validation
 
 
-def save_epoch(parts: TrainingParts, *, monitor: Monitor, record: dict, validation: Validation, epoch: int,
-               improved: bool, checkpoints: Path) -> None:
+def epoch_writes(parts: TrainingParts, *, monitor: Monitor, record: dict, validation: Validation, epoch: int,
+                 improved: bool, checkpoints: Path) -> list[tuple[dict, Path]]:
     """latest.pth every epoch; best.pth (for inference: no optimizer state, a third of the size) when better,
-    with the multi-label heads' thresholds chosen on this epoch's validation clips. Rank 0 writes."""
+    with the multi-label heads' thresholds chosen on this epoch's validation clips. Rank 0 writes: the
+    others get nothing to write."""
+    writes = []
     if improved:
         record["thresholds"] = {head.name: best_f1_thresholds(validation.targets[head.name],
                                                               validation.probs[head.name]).tolist()
                                 for head in parts.heads if head.multi}
         if parts.group.is_main:
-            save_checkpoint(model_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "best.pth")
+            writes.append((model_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "best.pth"))
     if parts.group.is_main:
-        save_checkpoint(checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record), checkpoints / "latest.pth")
+        writes.append((checkpoint_state(parts, epoch=epoch, monitor=monitor, record=record),
+                       checkpoints / "latest.pth"))
+    return writes
 
 
 def ends_here(settings: RunSettings, monitor: Monitor, epoch: int, tracker: TrackedRun, run_dir: Path) -> bool:
