@@ -31,6 +31,16 @@ def clips(inputs, count=3):
     return {name: torch.rand(count, *x.shape[1:], generator=generator) for name, x in inputs.items()}
 
 
+def answers_before_and_after_auto(min_gflop: float):
+    """(logits of the tiny model as built, its plan for precision=auto, the logits with that plan)."""
+    model, inputs = tiny_model()
+    batch = clips(inputs)
+    with torch.no_grad():
+        before = model(**batch).logits
+        plan = apply_plan(model, plan_precision(model, "auto", CPU, inputs, min_gflop=min_gflop))
+        return before, plan, model(**batch).logits
+
+
 def test_the_detection_agrees_with_the_cpus_flags_and_the_override_wins(monkeypatch):
     monkeypatch.delenv(OVERRIDE, raising=False)
     probe = _torch_probe()
@@ -44,24 +54,14 @@ def test_the_detection_agrees_with_the_cpus_flags_and_the_override_wins(monkeypa
 
 def test_without_bf16_units_auto_is_fp32_everywhere_and_the_answers_are_bit_identical(monkeypatch):
     monkeypatch.setenv(OVERRIDE, "0")
-    model, inputs = tiny_model()
-    batch = clips(inputs)
-    with torch.no_grad():
-        before = model(**batch).logits
-        plan = apply_plan(model, plan_precision(model, "auto", CPU, inputs, min_gflop=0.0))  # even at 0 GFLOP
-        after = model(**batch).logits
+    before, plan, after = answers_before_and_after_auto(min_gflop=0.0)  # even at 0 GFLOP
     assert set(plan.parts.values()) == {"fp32"} and "has no bf16 matrix units" in plan.line()
     assert all(torch.equal(before[head], after[head]) for head in before)
 
 
 def test_on_a_bf16_cpu_auto_puts_only_the_parts_that_cost_enough_in_bf16(monkeypatch):
     monkeypatch.setenv(OVERRIDE, "1")
-    model, inputs = tiny_model()
-    batch = clips(inputs)
-    with torch.no_grad():
-        reference = model(**batch).logits
-        plan = apply_plan(model, plan_precision(model, "auto", CPU, inputs, min_gflop=0.1))
-        mixed = model(**batch).logits
+    reference, plan, mixed = answers_before_and_after_auto(min_gflop=0.1)
     # the tiny ResNet18 costs 0.26 GFLOP a clip, the tiny VideoMAE 0.02, the fusion less: only the audio encoder
     assert plan.parts == {"video_encoder": "fp32", "audio_encoder": "bf16", "fusion": "fp32", "heads": "fp32"}
     assert "0.259 GFLOP a clip >= 0.1" in plan.reasons["audio_encoder"] and plan.reasons["heads"] == "the answers"
@@ -70,6 +70,7 @@ def test_on_a_bf16_cpu_auto_puts_only_the_parts_that_cost_enough_in_bf16(monkeyp
         assert mixed[head].dtype == torch.float32  # a bf16 part hands fp32 on
         assert not torch.equal(mixed[head], reference[head])  # the audio encoder really ran in bf16 ...
         assert torch.allclose(mixed[head], reference[head], atol=0.05)  # ... and its answers barely moved
+    model, inputs = tiny_model()
     everything = plan_precision(model, "bf16", CPU, inputs)  # asked for by name: one precision for all
     assert set(everything.parts.values()) == {"bf16"} and plan_precision(model, "auto", CPU, inputs).parts == {
         "video_encoder": "fp32", "audio_encoder": "fp32", "fusion": "fp32", "heads": "fp32"}  # the default 1 GFLOP
