@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> None:
 
     from mmbehave.core.instantiate import build
     from mmbehave.data.prepared import make_dataset_files, prepare_data
-    from mmbehave.models.precision_plan import apply_plan, example_inputs, plan_precision
+    from mmbehave.models.precision_plan import plan_and_apply
     from mmbehave.training.feature_cache import prepare_feature_caches
     from mmbehave.training.seeding import seed_everything
     from mmbehave.training.settings import read_run_settings
@@ -36,9 +36,8 @@ def main(cfg: DictConfig) -> None:
     device = torch.device(settings.hardware.device)
     model = build(cfg.model, num_classes=prepared.classes.sizes()).to(device)
     hardware = settings.hardware  # the plan training makes, so the keys are the ones its runs look for
-    precision = apply_plan(model, plan_precision(model, hardware.precision, device,
-                                                 example_inputs(settings.data.preprocess, settings.modalities),
-                                                 hardware.bf16_min_gflop))
+    precision = plan_and_apply(model, hardware.precision, device, settings.data.preprocess, settings.modalities,
+                               hardware.bf16_min_gflop)
     print(precision.line())
     cached, info = prepare_feature_caches(cfg.model, model, prepared, modalities=settings.modalities, splits=splits,
                                           device=device, mode=settings.training.feature_cache,

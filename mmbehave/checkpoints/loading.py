@@ -20,7 +20,7 @@ import torch
 
 from mmbehave.checkpoints.sources import checkpoint_path
 from mmbehave.checkpoints.trained_model import TrainedModel, load_trained_model
-from mmbehave.models.precision_plan import PrecisionPlan, apply_plan, example_inputs, plan_precision
+from mmbehave.models.precision_plan import PrecisionPlan, plan_and_apply
 from mmbehave.tracking.store import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,6 @@ def load_command_model(source: ModelSource, device: str, download_to: Path | Non
         before_loading(path)
     trained = load_trained_model(path, device)
     requested = "fp32" if trained.quantization else precision
-    plan = apply_plan(trained.model, plan_precision(trained.model, requested, torch.device(device),
-                                                    example_inputs(trained.preprocess, trained.modalities)))
+    plan = plan_and_apply(trained.model, requested, torch.device(device), trained.preprocess, trained.modalities)
     log.info("%s", plan.line())
     return CommandModel(path, tracking_uri, trained, plan)

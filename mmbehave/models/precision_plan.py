@@ -126,6 +126,13 @@ def plan_precision(model: nn.Module, requested: str, device: torch.device, input
     return PrecisionPlan("auto", chosen, reasons, f"this CPU {units}")
 
 
+def plan_and_apply(model: nn.Module, requested: str, device: torch.device, preprocess, modalities,
+                   min_gflop: float = BF16_MIN_GFLOP) -> PrecisionPlan:
+    """What every command does: plan ``requested`` for one clip of ``preprocess``'s shapes, then run by it."""
+    return apply_plan(model, plan_precision(model, requested, device, example_inputs(preprocess, modalities),
+                                            min_gflop))
+
+
 def apply_plan(model: nn.Module, plan: PrecisionPlan) -> PrecisionPlan:
     """The model runs each part in its planned precision from now on (``MultiModalClassifier.run_part``)."""
     model.part_precision = dict(plan.parts)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
+from torch.utils.data import Subset
 
-from mmbehave.models.precision_plan import apply_plan, example_inputs, plan_precision
+from mmbehave.models.precision_plan import plan_and_apply
 from mmbehave.perf.measurements import train_command
 from mmbehave.perf.processes import run_command
 
@@ -41,10 +42,11 @@ def predicted_in(trained, dataset, precision: str, batch_size: int, min_gflop: f
     from mmbehave.data.prepared import make_loader
 
     device = next(trained.model.parameters()).device
-    plan = apply_plan(trained.model, plan_precision(trained.model, precision, device,
-                                                    example_inputs(trained.preprocess, trained.modalities), min_gflop))
+    plan = plan_and_apply(trained.model, precision, device, trained.preprocess, trained.modalities, min_gflop)
     loader = make_loader(dataset, batch_size)
-    predict_split(trained.model, loader, heads=trained.heads, device=device, with_variants=False)  # warm-up pass
+    # Warm-up: a few batches settle the kernels and each weight's cast; the whole split would only double the time.
+    warm = Subset(dataset, range(min(len(dataset), 2 * batch_size)))
+    predict_split(trained.model, make_loader(warm, batch_size), heads=trained.heads, device=device, with_variants=False)
     started = time.perf_counter()
     predictions = predict_split(trained.model, loader, heads=trained.heads, device=device, with_variants=False)
     return predictions, len(dataset) / (time.perf_counter() - started), plan

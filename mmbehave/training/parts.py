@@ -26,7 +26,7 @@ from mmbehave.data.dataset import ClipDataset
 from mmbehave.data.metadata import ClassLists
 from mmbehave.data.prepared import PreparedData, make_dataset, make_dataset_files, make_loader
 from mmbehave.domain.heads import HeadSpec, class_counts
-from mmbehave.models.precision_plan import PrecisionPlan, apply_plan, example_inputs, plan_precision
+from mmbehave.models.precision_plan import PrecisionPlan, plan_and_apply
 from mmbehave.training.distributed import ProcessGroup, ShardSampler
 from mmbehave.training.feature_cache import prepare_feature_caches
 from mmbehave.training.loop import StepSettings
@@ -135,9 +135,8 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     optimizer = build(cfg.optimizer)(params=parameter_groups(model))
 
     # ---- each part's precision (hardware.precision=auto decides it here); a feature cache is encoded in it too
-    precision = apply_plan(model, plan_precision(model, hardware.precision, device,
-                                                 example_inputs(settings.data.preprocess, modalities),
-                                                 hardware.bf16_min_gflop))
+    precision = plan_and_apply(model, hardware.precision, device, settings.data.preprocess, modalities,
+                               hardware.bf16_min_gflop)
     log.info("%s", precision.line())
 
     # ---- frozen encoders' outputs, computed once (training.feature_cache); the digests of those checkpoints name
