@@ -19,6 +19,17 @@ the int8 state: ``mmbehave.checkpoints.trained_model.load_trained_model(path)``,
 
 Only Linear layers are quantised (attention projections, MLPs, heads): the convolutions of ResNet18 and of
 VideoMAE's patch embedding, and nn.MultiheadAttention's fused input projection, stay fp32. int8 runs on CPU only.
+
+    python -m mmbehave.export checkpoint=<best.pth> format=onnx      # needs pip install "mmbehave[onnx]"
+
+    checkpoint ─► model.onnx        one fp32 graph (dynamic batch) + its settings as JSON metadata, checked against
+       │                            torch at export (onnx.atol); onnxruntime runs it on x86 and ARM CPUs
+       └─ onnxruntime quantize_static (int8 weights and activations of Conv / MatMul / Gemm, ranges calibrated on
+          calibration.clips training clips) ─► model_int8.onnx
+    torch fp32, onnx fp32, onnx int8 ─► the same comparison, plus agreement per head and the largest probability
+                                        difference from torch (``mmbehave.analysis.onnx_comparison``)
+
+evaluate and predict take either .onnx file as ``checkpoint=`` too (``mmbehave.checkpoints.onnx_model``).
 """
 
 from __future__ import annotations

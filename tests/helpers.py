@@ -206,6 +206,12 @@ def _preprocess(cfg):
     return preprocess_from_config(cfg.data, num_workers=cfg.preprocess.num_workers, progress=cfg.preprocess.progress)
 
 
+def _distill(cfg):
+    from mmbehave.distilling.run import run_distillation
+
+    return run_distillation(cfg)
+
+
 def _import_camtrap_dp(cfg):
     from mmbehave.data.camtrap_dp.importer import import_package
 
@@ -221,7 +227,7 @@ def _train(cfg):
 # The function each command's `main` calls on its composed config (mmbehave/<command>.py).
 COMMANDS: dict[str, Callable[[DictConfig], Any]] = {
     "train": _train, "evaluate": _evaluate, "export": _export, "predict": _predict, "preprocess": _preprocess,
-    "import_camtrap_dp": _import_camtrap_dp,
+    "import_camtrap_dp": _import_camtrap_dp, "distill": _distill,
 }
 
 

@@ -367,7 +367,8 @@ def test_every_group_option_named_in_docs_and_comments_exists():
 
 # Dotted names the docs give that are not config keys: MLflow's own tag names.
 NOT_CONFIG_KEYS = {"mlflow.parentRunId"}
-FILE_SUFFIXES = {"md", "json", "csv", "png", "yaml", "yml", "pth", "pt", "py", "txt", "npy", "log", "db", "mp4", "html"}
+FILE_SUFFIXES = {"md", "json", "csv", "png", "yaml", "yml", "pth", "pt", "onnx", "py", "txt", "npy", "log", "db", "mp4",
+                 "html"}
 
 
 def key_paths(node, prefix: str = "") -> set[str]:

@@ -40,8 +40,11 @@ class TokenAttention:
 
 
 def num_bottlenecks(model: nn.Module) -> int:
-    """B_n of the model's MBT fusion; ValueError for a fusion without attention."""
-    fusion = model.fusion
+    """B_n of the model's MBT fusion; ValueError for a fusion without attention, or a model whose fusion cannot be
+    looked into (an ONNX export returns logits only)."""
+    fusion = getattr(model, "fusion", None)
+    if fusion is None:
+        raise ValueError(f"{type(model).__name__} returns no attention maps (an ONNX graph's outputs are its logits)")
     if not hasattr(fusion, "num_bottlenecks"):
         raise ValueError(f"{type(fusion).__name__} has no attention maps; attention figures need fusion=mbt")
     return int(fusion.num_bottlenecks)

@@ -92,7 +92,8 @@ def run_evaluation(cfg: DictConfig) -> dict:
         ("reports", f"{out_dir} (summary.csv, per_class.csv, predictions.csv, confusion_*.png)"),
         *([("MLflow run", f"{trained.mlflow_run_id} (metrics {split}/*)")] if logged else [])],
         [f"python -m mmbehave.predict checkpoint={path} input=<clips folder> output=predictions.csv",
-         f"python -m mmbehave.export checkpoint={path}"])
+         *([f"python -m mmbehave.export checkpoint={path}"]  # an export is not exported again
+           if trained.runtime == "torch" and not trained.quantization else [])])
     return report
 
 

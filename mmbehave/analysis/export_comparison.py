@@ -1,6 +1,7 @@
 """The work of ``python -m mmbehave.export`` (its docstring says what each file is): the model as fp32 and dynamic
 int8 files (``checkpoints.export``), each loaded back as a user would and compared on size, CPU latency (batch 1)
-and the split's macro-F1, with how often int8 agrees with fp32."""
+and the split's macro-F1, with how often int8 agrees with fp32. ``format=onnx`` hands over to ``onnx_comparison``
+once the model is loaded: ONNX graphs instead of .pth files, compared the same way."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 log = logging.getLogger("mmbehave.export")
+FORMATS = ("pth", "onnx")  # format=: torch files (this module), or ONNX graphs (onnx_comparison)
 
 
 def latency_ms(model, clips: list[dict], warmup: int) -> dict[str, float]:
@@ -49,10 +51,19 @@ def run_export(cfg: DictConfig) -> dict:
     from mmbehave.data.prepared import split_dataset
     from mmbehave.tracking.runs import log_to_finished_run
 
+    file_format = str(cfg.get("format") or "pth")
+    if file_format not in FORMATS:
+        raise ConfigError(f"format={file_format} is not one of {' | '.join(FORMATS)}.")
     if int(cfg.latency.clips) < 1:
         raise ConfigError(f"latency.clips={cfg.latency.clips} must be at least 1.")
     out_dir = Path(cfg.output_dir)
-    paths = {"fp32": out_dir / "model_fp32.pth", "int8": out_dir / "model_int8.pth"}
+    if file_format == "onnx":
+        from mmbehave.analysis.onnx_comparison import onnx_paths, read_onnx_options, run_onnx_export
+
+        read_onnx_options(cfg)  # a wrong value stops the export before the model loads
+        paths = onnx_paths(out_dir)
+    else:
+        paths = {"fp32": out_dir / "model_fp32.pth", "int8": out_dir / "model_int8.pth"}
 
     def refuse_overwriting(source: Path) -> None:  # exporting an export into its own folder would replace it
         if any(resolved(path) == resolved(source) or same_file(path, source) for path in paths.values()):
@@ -61,8 +72,12 @@ def run_export(cfg: DictConfig) -> dict:
 
     loaded = load_command_model(ModelSource.from_config(cfg), "cpu", out_dir / "model", before_loading=refuse_overwriting)
     source, tracking_uri, trained = loaded.path, loaded.tracking_uri, loaded.trained
+    if trained.runtime != "torch":
+        raise CheckpointError(f"{source} is already an ONNX export; pass the training checkpoint it came from.")
     if trained.quantization:
         raise CheckpointError(f"{source} is already an int8 export; pass the training checkpoint it came from.")
+    if file_format == "onnx":
+        return run_onnx_export(cfg, loaded, paths)
     save_checkpoint(export_state(trained, trained.model), paths["fp32"])
     save_checkpoint(export_state(trained, quantize_dynamic_int8(trained.model)), paths["int8"])
     log.info("Wrote %s and %s", paths["fp32"], paths["int8"])

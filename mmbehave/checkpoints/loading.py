@@ -3,7 +3,8 @@ then the model from it.
 
     ModelSource (checkpoint= | run_id= | model=, read once) ─► sources.checkpoint_path ─► [before_loading(path)]
         ─► trained_model.load_trained_model(path, device) ─► each part's precision (``precision=``, planned as
-        training plans it: models.precision_plan) ─► CommandModel(path, tracking_uri, trained, precision)
+        training plans it: models.precision_plan; an ONNX export: as exported) ─► CommandModel(path,
+        tracking_uri, trained, precision)
 
 ``before_loading`` runs once the file is known and before the (seconds-long) rebuild: predict checks there that
 its ``output=`` replaces none of its inputs, the checkpoint included.
@@ -59,7 +60,11 @@ def load_command_model(source: ModelSource, device: str, download_to: Path | Non
     if before_loading is not None:
         before_loading(path)
     trained = load_trained_model(path, device)
-    requested = "fp32" if trained.quantization else precision
-    plan = plan_and_apply(trained.model, requested, torch.device(device), trained.preprocess, trained.modalities)
+    if trained.runtime != "torch":  # an ONNX graph runs in the precision it was exported in: nothing to plan
+        plan = PrecisionPlan("fp32", {"onnx_graph": "int8" if trained.quantization else "fp32"},
+                             {"onnx_graph": "as exported"}, "onnxruntime CPUExecutionProvider")
+    else:
+        requested = "fp32" if trained.quantization else precision
+        plan = plan_and_apply(trained.model, requested, torch.device(device), trained.preprocess, trained.modalities)
     log.info("%s", plan.line())
     return CommandModel(path, tracking_uri, trained, plan)

@@ -10,6 +10,8 @@ Two kinds of file load here, both plain dicts of tensors and strings (never a pi
     a training checkpoint (``mmbehave.training.checkpoint``: ``model`` is the fp32 state dict), and
     an export from ``mmbehave.export`` (``model`` is the state dict, ``quantization`` says how it was
     made: the fp32 model is rebuilt from the config, quantised the same way, then the int8 state is loaded).
+A third, an ONNX export (``export format=onnx``: a graph, its settings as JSON metadata), is handed to
+``onnx_model.load_onnx_model`` and comes back as the same TrainedModel, run by onnxruntime.
 The model is rebuilt with pretrained loading switched off: every weight comes from the file, so loading
 never touches the network or a weights cache. The one exception is a frozen encoder the file names instead of
 holding (``frozen_weights``: ``mmbehave.checkpoints.frozen_weights``): it loads from the local source its config
@@ -68,6 +70,7 @@ class TrainedModel:
     quantization: dict | None        # None: fp32; else how the int8 weights were made (DYNAMIC_INT8)
     checkpoint: dict                 # the raw file contents (metadata for exports)
     heads: tuple[HeadSpec, ...] = ()  # model.heads of the training config
+    runtime: str = "torch"           # "onnxruntime": an ONNX export, `model` an onnx_model.OnnxClassifier (CPU only)
 
     @property
     def train_counts(self) -> dict[str, list[int]] | None:
@@ -168,8 +171,13 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
 
 
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """Rebuild the model in ``path`` (a training checkpoint or an mmbehave.export file), in eval mode."""
+    """Rebuild the model in ``path`` (a training checkpoint or an mmbehave.export file), in eval mode. A ``.onnx``
+    file (``export format=onnx``) is read by ``onnx_model.load_onnx_model`` instead: it is no torch file."""
     path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from mmbehave.checkpoints.onnx_model import load_onnx_model
+
+        return load_onnx_model(path, device)
     checkpoint = read_checkpoint(path, MODEL_KEYS)
     named = named_encoders(checkpoint, str(path))
     try:

@@ -25,6 +25,7 @@ MODEL_COMPONENTS = frozenset({
     "mmbehave.models.video_encoders.build_videomae_encoder",
     "mmbehave.models.cnn3d.CNN3DEncoder",
     "mmbehave.models.audio_encoders.build_resnet18_audio_encoder",
+    "mmbehave.models.small_audio_cnn.SmallAudioCNN",
     "mmbehave.models.mbt.MBTFusion",
     "mmbehave.models.concat_fusion.ConcatFusion",
     "mmbehave.models.ablation.absent_modality",

@@ -22,4 +22,7 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
     precision  models trained in fp32, their test split predicted in fp32, with precision=auto's plan and all
               in bf16: top-1 agreement per head, macro-F1 against the seed spread, clips/s of the model pass and
               of feature-cache encoding (perf/precision_rows.py; on request)
+    distill   the teacher, a student on labels alone, distilled, and distilled with an unlabelled pool, over
+              seeds: test macro-F1, FLOPs a clip, clips/s on pre-decoded inputs (torch, ONNX fp32 and int8;
+              perf/distill_rows.py; on request, each run's result kept so a killed measurement continues)
 """

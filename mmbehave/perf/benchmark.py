@@ -63,7 +63,12 @@ def run_benchmark(cfg: DictConfig) -> dict:
 
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             results["time_to_good"] = time_to_good(cfg, overrides, Path(scratch))
-    if wanted - {"peak", "model", "predict", "predict_memory", "schedule", "frozen_sweep", "time_to_good", "precision"}:
+    if "distill" in wanted:
+        from mmbehave.perf.distill_rows import distill_comparison
+
+        results["distill"] = distill_comparison(cfg, overrides)
+    if wanted - {"peak", "model", "predict", "predict_memory", "schedule", "frozen_sweep", "time_to_good", "precision",
+                 "distill"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.pipeline import pipeline
 

@@ -21,7 +21,8 @@ def markdown(results: dict) -> str:
              "single_s"),
             ("time_to_good", "pruned sweep: time to the unpruned best ÷ the unpruned sweep's wall (s)",
              "pruned_to_best_s", "unpruned_wall_s"),
-            ("precision", "precision=auto: test clips given fp32's top-1 answer, lowest head ÷ all", "ratio", "all")]
+            ("precision", "precision=auto: test clips given fp32's top-1 answer, lowest head ÷ all", "ratio", "all"),
+            ("distill", "distilled student's test macro-F1 ÷ its teacher's (mean over seeds)", "ratio", "all")]
     lines = ["| measurement | real | bound | ratio | target | |", "|---|---|---|---|---|---|"]
     for key, label, real, bound in rows:
         if key not in results:
@@ -31,7 +32,7 @@ def markdown(results: dict) -> str:
         met = row["ratio"] >= target if sign == ">=" else row["ratio"] <= target
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
-    lines += sweep_details(results) + precision_details(results)
+    lines += sweep_details(results) + precision_details(results) + distill_details(results)
     if "epoch" in results:
         row = results["epoch"]
         lines += ["", f"whole epoch {row['whole_epoch_s']:.2f} s: training {row['train_s']:.2f} s, validation "
@@ -53,6 +54,24 @@ def markdown(results: dict) -> str:
         lines += ["", "| model on random inputs | value |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in model.items()]
     return "\n".join(lines)
+
+
+def distill_details(results: dict) -> list[str]:
+    """Each model's test macro-F1 (mean ± spread over seeds), FLOPs and speed, teacher against student."""
+    if "distill" not in results:
+        return []
+    row, scores = results["distill"], results["distill"]["test_macro_f1"]
+    lines = ["", f"| {row['student']} student, {len(row['seeds'])} seeds | test macro-F1 (mean ± spread) |", "|---|---|"]
+    names = {"teacher": "teacher (the default model)", "labels_only": "student, labels only",
+             "distilled": "student, distilled", "distilled_pool": f"student, distilled + {row['pool_clips']} unlabelled"}
+    lines += [f"| {names[kind]} | {entry['mean']:.4f} ± {entry['spread']:.4f} |" for kind, entry in scores.items()]
+    lines += ["", f"FLOPs a clip: teacher {row['teacher_gflop']:.3f} GFLOP, student {row['student_gflop']:.4f} "
+                  f"({row['flops_ratio']:.1f}x fewer). Pre-decoded test inputs, batch 8, clips/s: teacher "
+                  f"{row['teacher_clips_per_s']:.0f}, student {row['student_clips_per_s']:.0f}"
+              + (f", student ONNX fp32 {row['student_onnx_fp32_clips_per_s']:.0f}, ONNX int8 "
+                 f"{row['student_onnx_int8_clips_per_s']:.0f} (top-1 agreement with fp32 "
+                 f"{row['int8_top1_agreement']:.3f})" if "student_onnx_int8_clips_per_s" in row else "") + "."]
+    return lines
 
 
 def precision_details(results: dict) -> list[str]:

@@ -180,6 +180,13 @@ def hydra_overrides() -> str:
     return " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
 
 
+def hydra_command(default: str = "train") -> str:
+    """The command Hydra is running (train, distill, ...): its config's name; ``default`` outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return str(HydraConfig.get().job.config_name or default) if HydraConfig.initialized() else default
+
+
 def log_run_setup(tracker: TrackedRun, record: ConfigRecord, model, classes, run_dir: Path, modalities,
                   extra_params: dict | None = None) -> None:
     """What a new training run records once: every config value as a param (plus ``extra_params``, such as

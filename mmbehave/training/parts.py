@@ -80,17 +80,18 @@ def parameter_groups(model: nn.Module) -> list[dict]:
 
 
 def make_loaders(settings: RunSettings, prepared: PreparedData, cached: dict, generator: torch.Generator,
-                 group: ProcessGroup) -> tuple[ClipDataset, DataLoader, DataLoader]:
+                 group: ProcessGroup, distillation=None) -> tuple[ClipDataset, DataLoader, DataLoader]:
     """(the whole training set, the train loader, the val loader): augmented training clips (or, with
     training.overfit_batches, the same first clips every epoch, validated on), under torchrun each process's
-    share (train padded to equal length: equal steps; val without repeats)."""
+    share (train padded to equal length: equal steps; val without repeats). ``distillation``
+    (distilling.distillation): the steps read the teacher's answers too, and its unlabelled clips."""
     training, hardware, modalities, classes = settings.training, settings.hardware, settings.modalities, prepared.classes
     train_set = make_dataset(prepared, "train", modalities, classes, settings.data.augment, cached["train"])
     val_set = make_dataset(prepared, "val", modalities, classes, cached=cached["val"])
-    shuffle, fitted_set = training.shuffle, train_set
+    shuffle, fitted_set = training.shuffle, train_set if distillation is None else distillation.training_set(train_set)
     if training.overfit_batches:  # can the model memorise anything at all?
         clips = range(min(len(train_set), training.overfit_batches * training.batch_size))
-        fitted_set, val_set, shuffle = Subset(train_set, clips), Subset(train_set, clips), False
+        fitted_set, val_set, shuffle = Subset(fitted_set, clips), Subset(train_set, clips), False
     loader_options = {"num_workers": hardware.num_workers, "pin_memory": hardware.pin_memory}
     train_sampler = val_sampler = None
     if group.active:
@@ -110,17 +111,20 @@ class RunBuilders:
     this is the only way a training run reaches the raw config, so a reader sees at a glance that it only builds."""
 
     config: DictConfig
+    distillation: object = None  # distilling.distillation.Distillation: python -m mmbehave.distill's teacher
 
     def dataset_files(self) -> None:
         """``data.prepare`` (the built-in data's generator), when the dataset has one."""
         make_dataset_files(self.config.data)
 
     def parts(self, settings: RunSettings, prepared: PreparedData, group: ProcessGroup) -> TrainingParts:
-        return build_parts(self.config, settings, prepared, group)
+        if self.distillation is not None:
+            self.distillation.prepare(settings, prepared)  # the teacher's answers, before the student exists
+        return build_parts(self.config, settings, prepared, group, self.distillation)
 
 
 def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
-                group: ProcessGroup = ProcessGroup()) -> TrainingParts:
+                group: ProcessGroup = ProcessGroup(), distillation=None) -> TrainingParts:
     """``cfg``: only its ``_target_`` nodes are read (model, optimizer, training.lr_schedule, training.loss)."""
     training, hardware, modalities = settings.training, settings.hardware, settings.modalities
     classes = prepared.classes
@@ -148,7 +152,7 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
 
     # ---- data loaders
     generator = torch.Generator()
-    train_set, train_loader, val_loader = make_loaders(settings, prepared, cached, generator, group)
+    train_set, train_loader, val_loader = make_loaders(settings, prepared, cached, generator, group, distillation)
 
     # ---- schedule, precision, loss
     batches = len(train_loader) if training.limit_train_batches is None else min(len(train_loader), training.limit_train_batches)

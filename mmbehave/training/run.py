@@ -31,7 +31,7 @@ from mmbehave.checkpoints.mlflow_models import log_model, should_log
 from mmbehave.core.redact import RedactingFilter, redact
 from mmbehave.core.signals import stop_on_signals
 from mmbehave.data.prepared import PreparedData, prepare_data
-from mmbehave.tracking.runs import SilentRun, TrackedRun, hydra_overrides, log_run_setup
+from mmbehave.tracking.runs import SilentRun, TrackedRun, hydra_command, hydra_overrides, log_run_setup
 from mmbehave.tracking.store import bound_http_requests, resolve_tracking_uri
 from mmbehave.training.checkpoint import restore
 from mmbehave.training.config_tree import print_config_tree
@@ -58,9 +58,9 @@ from mmbehave.training.settings import RunSettings, read_run_settings
 log = logging.getLogger(__name__)
 
 
-def run_training(cfg: DictConfig, hooks: RunHooks | None = None) -> float | list[float]:
+def run_training(cfg: DictConfig, hooks: RunHooks | None = None, distillation=None) -> float | list[float]:
     """The best value of ``optimized_metric`` over epochs; a list of values when it names several metrics
-    (a multi-objective sweep)."""
+    (a multi-objective sweep). ``distillation``: a teacher the student learns from (python -m mmbehave.distill)."""
     settings = read_run_settings(cfg)
     bound_http_requests(settings.mlflow.http_retries, settings.mlflow.http_timeout_s)
     hardware = settings.hardware
@@ -69,7 +69,7 @@ def run_training(cfg: DictConfig, hooks: RunHooks | None = None) -> float | list
         if group.active:  # "cuda" is this process's own GPU
             settings = dataclasses.replace(settings, hardware=dataclasses.replace(
                 hardware, device=process_device(hardware.device, group)))
-        return train(settings, RunBuilders(cfg), hooks or RunHooks(), group)
+        return train(settings, RunBuilders(cfg, distillation), hooks or RunHooks(), group)
     finally:
         end_process_group()
 
@@ -225,7 +225,7 @@ def resume_hint(run_dir: Path) -> str:
     if not latest.is_file():
         return "no epoch was finished, so there is nothing to resume: start the run again"
     overrides = [o for o in hydra_overrides().split() if not o.startswith("resume=")]
-    return redact(" ".join(["continue with: python -m mmbehave.train", f"resume={latest}", *overrides]))
+    return redact(" ".join([f"continue with: python -m mmbehave.{hydra_command()}", f"resume={latest}", *overrides]))
 
 
 @contextlib.contextmanager

@@ -106,6 +106,18 @@ def _write_one(job: tuple) -> None:
     write_clip(path, frames, fps=fps, audio=audio if with_audio else None, sample_rate=size.sample_rate)
 
 
+def render_all(write, jobs: list, num_workers: int, progress: bool, desc: str) -> None:
+    """``write(job)`` for every job, in ``num_workers`` processes (1: in this one), with a progress bar."""
+    executor = ProcessPoolExecutor(num_workers) if num_workers > 1 and jobs else None
+    mapper = executor.map(write, jobs, chunksize=16) if executor else map(write, jobs)
+    try:
+        for _ in tqdm(mapper, total=len(jobs), desc=desc, unit="clip", disable=not progress):
+            pass
+    finally:
+        if executor:
+            executor.shutdown()
+
+
 def generate_raw(root: Path, settings: dict, num_workers: int = 2, progress: bool = True) -> None:
     """Write ``raw/videos/*.mp4``, ``raw/metadata/*.csv`` and the settings file (last: it marks completion)."""
     layout = DatasetLayout(root)
@@ -123,18 +135,38 @@ def generate_raw(root: Path, settings: dict, num_workers: int = 2, progress: boo
                                     [settings["seed"], split_index, index], settings, index not in silent[split])
                                    for split_index, split in enumerate(SPLITS)
                                    for index, row in enumerate(plan[split].itertuples())]
-    executor = ProcessPoolExecutor(num_workers) if num_workers > 1 else None
-    mapper = executor.map(write, jobs, chunksize=16) if executor else map(write, jobs)
-    try:
-        for _ in tqdm(mapper, total=len(jobs), desc="generating clips", unit="clip", disable=not progress):
-            pass
-    finally:
-        if executor:
-            executor.shutdown()
+    render_all(write, jobs, num_workers, progress, "generating clips")
     for split, table in plan.items():
         with atomic_path(layout.metadata_csv(split)) as tmp:
             table.to_csv(tmp, index=False)
     write_text_atomic(layout.raw_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True))
+
+
+UNLABELED_STREAM = 99  # the clips' random streams are [seed, split index, clip]; 0-2 are train, val and test
+
+
+def write_unlabeled_pool(folder: Path, data_cfg: DictConfig, count: int, num_workers: int = 2,
+                         progress: bool = True) -> pd.DataFrame:
+    """``count`` clips of the built-in benchmark that no split holds (their own random stream): a pool of clips
+    for distill's ``distill.unlabeled``. Their true labels go to ``truth.csv`` in ``folder``, which no command
+    reads (a measurement may, to score the teacher's labels)."""
+    settings = generator_settings(data_cfg)
+    if is_field(settings):
+        from mmbehave.core.errors import ConfigError
+
+        raise ConfigError("unlabeled= is written for data=synthetic only (the field-like dataset's clips come from "
+                          "one pool split by site).")
+    combos = list(itertools.product(SPECIES, BEHAVIORS))
+    picks = np.random.default_rng([settings["seed"], UNLABELED_STREAM]).integers(len(combos), size=count)
+    truth = pd.DataFrame({"path": [f"clip_{i:05d}.mp4" for i in range(count)],
+                          "species": [combos[p][0] for p in picks], "behavior": [combos[p][1] for p in picks]})
+    jobs = [(folder / row.path, row.species, row.behavior, [settings["seed"], UNLABELED_STREAM, index], settings, True)
+            for index, row in enumerate(truth.itertuples()) if not (folder / row.path).is_file()]
+    folder.mkdir(parents=True, exist_ok=True)
+    render_all(_write_one, jobs, num_workers, progress, "generating unlabelled clips")
+    with atomic_path(folder / "truth.csv") as tmp:
+        truth.to_csv(tmp, index=False)
+    return truth
 
 
 def ensure_synthetic_dataset(data_cfg: DictConfig, num_workers: int = 2, progress: bool | None = None) -> Path:
