@@ -36,10 +36,7 @@ def latency_ms(model, clips: list[dict], warmup: int) -> dict[str, float]:
 
 
 def run_export(cfg: DictConfig) -> dict:
-    import pandas as pd
-    import torch
 
-    from mmbehave.analysis.metrics_tables import write_csv, write_json
     from mmbehave.checkpoints.export import export_state
     from mmbehave.checkpoints.files import save_checkpoint
     from mmbehave.checkpoints.loading import ModelSource, load_command_model
@@ -49,7 +46,6 @@ def run_export(cfg: DictConfig) -> dict:
     from mmbehave.core.errors import CheckpointError, ConfigError, InputError
     from mmbehave.core.guards import resolved, same_file
     from mmbehave.data.prepared import split_dataset
-    from mmbehave.tracking.runs import log_to_finished_run
 
     file_format = str(cfg.get("format") or "pth")
     if file_format not in FORMATS:
@@ -84,24 +80,44 @@ def run_export(cfg: DictConfig) -> dict:
 
     dataset = split_dataset(trained, cfg.split, cfg.data_root)
     timed = [dataset[i % len(dataset)] for i in range(int(cfg.latency.clips))]
-    threads = torch.get_num_threads()
     rows = compare_files(paths, trained, dataset, timed, cfg)
-
-    table = pd.DataFrame(rows)
-    report = {"source_checkpoint": str(source), "source_size_mb": source.stat().st_size / 2**20, "split": cfg.split,
-              "num_clips": len(dataset), "latency_clips": len(timed), "latency_threads": int(cfg.latency.threads or threads),
-              "models": rows}
-    write_json(report, out_dir / "export_report.json")
-    write_csv(table, out_dir / "export_report.csv")
-    print(table.drop(columns=["file", "latency_ms_mean"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    logged = bool(cfg.mlflow.log and trained.mlflow_run_id)
-    if logged:
-        metrics = {f"export/{row['model']}_{key}": row[key] for row in rows
-                   for key in ("size_mb", "latency_ms", f"{cfg.split}_macro_f1")}
-        log_to_finished_run(tracking_uri, trained.mlflow_run_id, metrics, int(trained.checkpoint.get("epoch", 0)),
-                            [out_dir / "export_report.json", out_dir / "export_report.csv"], "export")
+    report = {**report_header(source, cfg, dataset, timed), "models": rows}
+    logged = publish_report(report, out_dir, cfg, tracking_uri, trained, ("size_mb", "latency_ms", f"{cfg.split}_macro_f1"),
+                            hidden=["file", "latency_ms_mean"], float_format=lambda v: f"{v:.3f}")
     print_export_summary(rows, report, paths, trained.mlflow_run_id if logged else None)
     return report
+
+
+def report_header(source: Path, cfg: DictConfig, dataset, timed: list) -> dict:
+    """What every export report says first: the source, the split scored and how latency was timed."""
+    import torch
+
+    return {"source_checkpoint": str(source), "source_size_mb": source.stat().st_size / 2**20, "split": cfg.split,
+            "num_clips": len(dataset), "latency_clips": len(timed),
+            "latency_threads": int(cfg.latency.threads or torch.get_num_threads())}
+
+
+def publish_report(report: dict, out_dir: Path, cfg: DictConfig, tracking_uri: str, trained, metric_keys: tuple,
+                   hidden: list[str], float_format) -> bool:
+    """export_report.json / .csv, the printed table (without ``hidden`` columns) and, with mlflow.log, each row's
+    ``metric_keys`` as export/<model>_<key> on the training's run; True when they were logged."""
+    import pandas as pd
+
+    from mmbehave.analysis.metrics_tables import write_csv, write_json
+    from mmbehave.tracking.runs import log_to_finished_run
+
+    rows = report["models"]
+    table = pd.DataFrame(rows)
+    write_json(report, out_dir / "export_report.json")
+    write_csv(table, out_dir / "export_report.csv")
+    print(table.drop(columns=hidden).to_string(index=False, float_format=float_format))
+    logged = bool(cfg.mlflow.log and trained.mlflow_run_id)
+    if logged:
+        log_to_finished_run(tracking_uri, trained.mlflow_run_id,
+                            {f"export/{row['model']}_{key}": row[key] for row in rows for key in metric_keys},
+                            int(trained.checkpoint.get("epoch", 0)),
+                            [out_dir / "export_report.json", out_dir / "export_report.csv"], "export")
+    return logged
 
 
 def print_export_summary(rows: list[dict], report: dict, paths: dict[str, Path], run_id: str | None) -> None:

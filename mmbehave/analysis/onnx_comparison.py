@@ -124,34 +124,20 @@ def write_onnx_files(trained, paths: dict[str, Path], dataset, cfg: DictConfig) 
 
 
 def run_onnx_export(cfg: DictConfig, loaded, paths: dict[str, Path]) -> dict:
-    import pandas as pd
-    import torch
-
-    from mmbehave.analysis.metrics_tables import write_csv, write_json
+    from mmbehave.analysis.export_comparison import publish_report, report_header
     from mmbehave.data.prepared import split_dataset
-    from mmbehave.tracking.runs import log_to_finished_run
 
     source, trained, out_dir = loaded.path, loaded.trained, paths["onnx_fp32"].parent
     dataset = split_dataset(trained, cfg.split, cfg.data_root)
     check = write_onnx_files(trained, paths, dataset, cfg)
     timed = [dataset[i % len(dataset)] for i in range(int(cfg.latency.clips))]
     rows = compare_runtimes({"torch_fp32": source, **paths}, trained, dataset, timed, cfg)
-    table = pd.DataFrame(rows)
-    report = {"format": "onnx", "source_checkpoint": str(source), "source_size_mb": source.stat().st_size / 2**20,
-              "split": cfg.split, "num_clips": len(dataset), "latency_clips": len(timed),
-              "latency_threads": int(cfg.latency.threads or torch.get_num_threads()),
-              "onnx_atol": float(cfg.onnx.atol), "export_check_max_prob_diff": check, "models": rows}
-    write_json(report, out_dir / "export_report.json")
-    write_csv(table, out_dir / "export_report.csv")
-    print(table.drop(columns=["file", "runtime", "latency_ms_mean"]).to_string(
-        index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 1e-3 and v else f"{v:.3f}"))
-    logged = bool(cfg.mlflow.log and trained.mlflow_run_id)
-    if logged:
-        keys = ("size_mb", "latency_ms", f"{cfg.split}_macro_f1", "agreement_with_fp32", "max_abs_prob_diff")
-        log_to_finished_run(loaded.tracking_uri, trained.mlflow_run_id,
-                            {f"export/{row['model']}_{key}": row[key] for row in rows for key in keys},
-                            int(trained.checkpoint.get("epoch", 0)),
-                            [out_dir / "export_report.json", out_dir / "export_report.csv"], "export")
+    report = {"format": "onnx", **report_header(source, cfg, dataset, timed), "onnx_atol": float(cfg.onnx.atol),
+              "export_check_max_prob_diff": check, "models": rows}
+    keys = ("size_mb", "latency_ms", f"{cfg.split}_macro_f1", "agreement_with_fp32", "max_abs_prob_diff")
+    logged = publish_report(report, out_dir, cfg, loaded.tracking_uri, trained, keys,
+                            hidden=["file", "runtime", "latency_ms_mean"],
+                            float_format=lambda v: f"{v:.3g}" if abs(v) < 1e-3 and v else f"{v:.3f}")
     print_onnx_summary(rows, report, paths, trained.mlflow_run_id if logged else None)
     return report
 

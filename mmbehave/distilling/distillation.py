@@ -60,15 +60,16 @@ class Distillation:
 
         answers = teacher_answers(self.teacher, view(trained.modalities, trained.mel_mean, trained.mel_std),
                                   settings.cache_dir, "unlabeled", settings.teacher_batch_size)
-        kept = kept_clips(answers.probabilities(trained.heads), trained.heads, settings.min_confidence,
-                          settings.balance, settings.max_unlabeled)
+        probabilities = answers.probabilities(trained.heads)
+        kept = kept_clips(probabilities, trained.heads, settings.min_confidence, settings.balance,
+                          settings.max_unlabeled)
         student_view = view(run_settings.modalities, prepared.mel_mean, prepared.mel_std)
         self.pool, self.pool_answers = Subset(student_view, kept.tolist()), answers
         self.counts.update(unlabeled_files=len(files), unlabeled_unreadable=decoded.unreadable,
                            unlabeled_kept=len(kept))
         first = trained.heads[0]
         if len(kept) and not first.multi:
-            top = answers.probabilities(trained.heads)[first.name][kept].argmax(axis=1)
+            top = probabilities[first.name][kept].argmax(axis=1)
             per_class = {trained.classes[first.name][i]: int(n) for i, n in enumerate(np.bincount(
                 top, minlength=len(trained.classes[first.name]))) if n}
         else:
