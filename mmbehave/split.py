@@ -3,6 +3,9 @@
     python -m mmbehave.split labels=<table.csv> output_dir=<dir> group_by=site 'fractions={train:0.7,val:0.15,test:0.15}' seed=0
     cp <dir>/{train,val,test}.csv <root>/raw/metadata/      # then preprocess and train as usual
     python -m mmbehave.split labels=<table.csv> output_dir=<dir> group_by=site folds=5   # or folds=loo: <dir>/fold_<i>/
+    python -m mmbehave.split reviewed=<stem>_reviewed.csv labels_dir=<root>/raw/metadata output_dir=<round dir>
+        # a review's decisions added to the existing tables: every clip already there stays in its split
+        # (reviewing/corrections.py); train on them with data.labels_dir=<round dir> training.init_from=<best.pth>
 
 Whole groups go to one split each, so the test split measures places the model never saw; among such
 splits, the one that puts every class of every head in every split (where the groups allow it) and comes
@@ -23,6 +26,19 @@ def main(cfg: DictConfig) -> None:
     from mmbehave.data.splits.maker import split_table, summary_lines, write_outputs
     from mmbehave.data.splits.options import SplitOptions
 
+    if cfg.get("reviewed"):
+        from mmbehave.reviewing.corrections import (
+            CorrectionOptions,
+            add_reviewed,
+            correction_lines,
+            write_corrections,
+        )
+
+        result = add_reviewed(CorrectionOptions.from_config(cfg))
+        written = write_corrections(result)
+        print("\n".join(correction_lines(result)))
+        print(f"\nWrote {', '.join(path.name for path in written)} in {result.options.output_dir}")
+        return
     options = SplitOptions.from_config(cfg)
     if options.folds is not None:
         from mmbehave.data.splits.folds import (

@@ -13,7 +13,7 @@ from mmbehave.checkpoints.trained_model import DYNAMIC_INT8
 
 # Keys of a training checkpoint that inference needs; optimizer, scheduler and RNG states are left behind.
 EXPORTED_KEYS = ("classes", "data_stats", "preprocess", "modalities", "config", "mlflow_run_id", "epoch",
-                 "train_class_counts", "thresholds")
+                 "train_class_counts", "thresholds", "review_round")
 
 
 def export_state(trained, model) -> dict:

@@ -18,7 +18,6 @@ in eval mode BatchNorm uses its running statistics, so the placeholder shifts no
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from mmbehave.checkpoints.files import file_sha256
 from mmbehave.core.errors import CheckpointError, UserError
 
 FORMAT_VERSION = 1
@@ -99,14 +99,6 @@ def example_batch(preprocess, modalities: tuple[str, ...], batch: int = 2) -> di
         inputs[modality] = torch.rand((batch, *one.shape[1:]), generator=generator)
         inputs[f"{modality}_present"] = torch.arange(batch) != (1 if modality == "audio" else 0)
     return {name: inputs[name] for name in input_names(modalities)}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def json_metadata(trained) -> dict[str, str]:

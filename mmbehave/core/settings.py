@@ -46,6 +46,7 @@ class TrainingSettings:
     test_at_end: bool = False        # evaluate the best checkpoint on the test split when the run finishes
     frozen_in_checkpoints: str = "copy"         # copy | reference (mmbehave.checkpoints.frozen_weights)
     background_saves: bool = True               # checkpoints written by a thread (checkpoints.background_writer)
+    init_from: str | None = None                # an earlier model's weights to start from (training.warm_start)
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,10 @@ than a header comment, which pandas and spreadsheets drop) keeps each row tied t
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
+from mmbehave.checkpoints.files import file_sha256
 
 HASH_DIGITS = 12
-CHUNK_BYTES = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["HASH_DIGITS", "file_sha256", "model_provenance"]
 
 
 def model_provenance(trained) -> dict[str, str]:

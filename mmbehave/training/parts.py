@@ -27,10 +27,12 @@ from mmbehave.data.metadata import ClassLists
 from mmbehave.data.prepared import PreparedData, make_dataset, make_dataset_files, make_loader
 from mmbehave.domain.heads import HeadSpec, class_counts
 from mmbehave.models.precision_plan import PrecisionPlan, plan_and_apply
+from mmbehave.tracking.store import resolve_tracking_uri
 from mmbehave.training.distributed import ProcessGroup, ShardSampler
 from mmbehave.training.feature_cache import prepare_feature_caches
 from mmbehave.training.loop import StepSettings
 from mmbehave.training.settings import RunSettings
+from mmbehave.training.warm_start import WarmStart, warm_start
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class TrainingParts:
     train_model: nn.Module | None = None    # what training steps call: the model, or its DDP wrapper
     frozen_digests: dict[str, str] = field(default_factory=dict)  # encoders checkpoints name, not copy
     precision: PrecisionPlan | None = None  # each part's precision (hardware.precision), logged with the run
+    warm_start: WarmStart | None = None     # training.init_from: the earlier model the weights came from
 
     @property
     def stepped_model(self) -> nn.Module:
@@ -133,6 +136,9 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
     # ---- model and optimizer
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = build(cfg.model, num_classes=classes.sizes()).to(device)
+    # Before the feature caches: a frozen encoder's cached outputs must be those of the weights it starts from.
+    warm = (warm_start(model, training.init_from, resolve_tracking_uri(settings.mlflow.tracking_uri), classes)
+            if training.init_from else None)
     # Constant over epochs, logged with them so that optimized_metric can name it (hparams_search=mbt_pareto).
     fusion_params = float(sum(p.numel() for p in model.fusion.parameters()))
     log.info("Instantiating optimizer <%s>", cfg.optimizer._target_)
@@ -179,4 +185,5 @@ def build_parts(cfg: DictConfig, settings: RunSettings, prepared: PreparedData,
                          train_loader=train_loader, val_loader=val_loader, generator=generator, step=step,
                          classes=classes, modalities=modalities, fusion_params=fusion_params, feature_cache=cache_info,
                          frozen_digests=named, precision=precision,
-                         train_counts=train_counts, heads=tuple(prepared.heads), group=group, train_model=train_model)
+                         train_counts=train_counts, heads=tuple(prepared.heads), group=group, train_model=train_model,
+                         warm_start=warm)

@@ -30,6 +30,7 @@ from mmbehave.checkpoints.files import (
 from mmbehave.checkpoints.mlflow_models import log_model, should_log
 from mmbehave.core.redact import RedactingFilter, redact
 from mmbehave.core.signals import stop_on_signals
+from mmbehave.data.layout import DatasetLayout
 from mmbehave.data.prepared import PreparedData, prepare_data
 from mmbehave.tracking.runs import SilentRun, TrackedRun, hydra_command, hydra_overrides, log_run_setup
 from mmbehave.tracking.store import bound_http_requests, resolve_tracking_uri
@@ -54,6 +55,7 @@ from mmbehave.training.resume import (
 )
 from mmbehave.training.seeding import seed_everything
 from mmbehave.training.settings import RunSettings, read_run_settings
+from mmbehave.training.warm_start import ROUND_KEY, reviewed_clips
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +165,10 @@ def run_record(settings: RunSettings, prepared: PreparedData, parts: TrainingPar
     return {"classes": prepared.classes.to_dict(), "data_stats": prepared.stats(), "preprocess": prepared.preprocess,
             "modalities": list(settings.modalities), "config": settings.record.yaml(),
             "mlflow_run_id": run_id, "train_class_counts": parts.train_counts,
-            "thresholds": plan.checkpoint.get("thresholds", {}) if plan.checkpoint else {}}
+            "thresholds": plan.checkpoint.get("thresholds", {}) if plan.checkpoint else {},
+            # which round of review -> train this model is (training.init_from counts them; 0: trained from scratch)
+            ROUND_KEY: (plan.checkpoint.get(ROUND_KEY, 0) if plan.checkpoint
+                        else parts.warm_start.review_round if parts.warm_start else 0)}
 
 
 def restore_or_start(settings: RunSettings, plan: ResumePlan, parts: TrainingParts, tracker: TrackedRun,
@@ -183,6 +188,9 @@ def restore_or_start(settings: RunSettings, plan: ResumePlan, parts: TrainingPar
         log_run_setup(tracker, settings.record, parts.model, parts.classes, run_dir, settings.modalities,
                       {**{f"feature_cache.{m}": value for m, value in parts.feature_cache.items()},
                        **(parts.precision.params() if parts.precision else {})})
+        if parts.warm_start:
+            layout = DatasetLayout(settings.data.root, settings.data.labels_dir)
+            tracker.set_tags(parts.warm_start.tags(reviewed_clips([layout.metadata_csv(s) for s in ("train", "val")])))
     return Monitor(training.monitor, training.monitor_mode, training.early_stopping_patience), 0
 
 
