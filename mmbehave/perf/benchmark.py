@@ -67,8 +67,12 @@ def run_benchmark(cfg: DictConfig) -> dict:
         from mmbehave.perf.distill_rows import distill_comparison
 
         results["distill"] = distill_comparison(cfg, overrides)
+    if "active_learning" in wanted:
+        from mmbehave.perf.active_learning_rows import active_learning_comparison
+
+        results["active_learning"] = active_learning_comparison(cfg, overrides)
     if wanted - {"peak", "model", "predict", "predict_memory", "schedule", "frozen_sweep", "time_to_good", "precision",
-                 "distill"}:
+                 "distill", "active_learning"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.pipeline import pipeline
 

@@ -22,7 +22,9 @@ def markdown(results: dict) -> str:
             ("time_to_good", "pruned sweep: time to the unpruned best ÷ the unpruned sweep's wall (s)",
              "pruned_to_best_s", "unpruned_wall_s"),
             ("precision", "precision=auto: test clips given fp32's top-1 answer, lowest head ÷ all", "ratio", "all"),
-            ("distill", "distilled student's test macro-F1 ÷ its teacher's (mean over seeds)", "ratio", "all")]
+            ("distill", "distilled student's test macro-F1 ÷ its teacher's (mean over seeds)", "ratio", "all"),
+            ("active_learning", "active learning: the best strategy's last-round test macro-F1 ÷ all labels'", "ratio",
+             "all")]
     lines = ["| measurement | real | bound | ratio | target | |", "|---|---|---|---|---|---|"]
     for key, label, real, bound in rows:
         if key not in results:
@@ -32,7 +34,7 @@ def markdown(results: dict) -> str:
         met = row["ratio"] >= target if sign == ">=" else row["ratio"] <= target
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
-    lines += sweep_details(results) + precision_details(results) + distill_details(results)
+    lines += sweep_details(results) + precision_details(results) + distill_details(results) + active_learning_details(results)
     if "epoch" in results:
         row = results["epoch"]
         lines += ["", f"whole epoch {row['whole_epoch_s']:.2f} s: training {row['train_s']:.2f} s, validation "
@@ -71,6 +73,32 @@ def distill_details(results: dict) -> list[str]:
               + (f", student ONNX fp32 {row['student_onnx_fp32_clips_per_s']:.0f}, ONNX int8 "
                  f"{row['student_onnx_int8_clips_per_s']:.0f} (top-1 agreement with fp32 "
                  f"{row['int8_top1_agreement']:.3f})" if "student_onnx_int8_clips_per_s" in row else "") + "."]
+    return lines
+
+
+def active_learning_details(results: dict) -> list[str]:
+    """Test macro-F1 (and the rare behaviours') against labels used, per strategy, mean ± std over seeds."""
+    if "active_learning" not in results:
+        return []
+    row = results["active_learning"]
+    strategies = row["strategies"]
+    labels = next(iter(strategies.values()))["labels"]
+    lines = ["", f"Active learning, {row['start_per_class']} labelled clips per class to start, {row['k']} reviewed a "
+                 f"round, {len(row['seeds'])} seeds: test macro-F1 on held-out sites (rare behaviours' macro-F1), mean ± std",
+             "", "| labels | " + " | ".join(strategies) + " |", "|---" * (len(strategies) + 1) + "|"]
+    for index, count in enumerate(labels):
+        lines.append(f"| {count} | " + " | ".join(
+            f"{s['f1_mean'][index]:.3f} ± {s['f1_std'][index]:.3f} ({s['rare_mean'][index]:.3f})"
+            for s in strategies.values()) + " |")
+    everything = row["all_labels"]
+    lines.append(f"| all {everything['labels']} | " + " | ".join(
+        f"{everything['test_macro_f1']:.3f} ({everything['rare_macro_f1']:.3f})" for _ in strategies) + " |")
+    reach = ", ".join(f"{name} {s['labels_to_95'] if s['labels_to_95'] is not None else f'more than {labels[-1]}'}"
+                      for name, s in strategies.items())
+    lines += ["", f"Labels to reach 0.95 of the all-labels score: {reach}."]
+    if "margin_beats_random" in row:
+        lines.append("Least-certain-first " + ("beat" if row["margin_beats_random"] else "did not beat") +
+                     " random beyond their spreads in the last round.")
     return lines
 
 
