@@ -317,3 +317,28 @@ def test_a_warm_start_moves_head_rows_by_class_name_and_a_new_class_keeps_its_fr
     assert merged["heads.species.1.bias"].tolist() == [1.0, 9.0, 2.0]
     with pytest.raises(Exception, match=r"fusion.w is \(3,\) there, \(2, 2\) here"):
         merged_state(own, {**earlier, "fusion.w": torch.ones(3)}, {"species": ["badger", "fox"]}, now, "x")
+
+
+def test_the_decisions_export_as_a_camtrap_dp_package_of_human_observations(predicted, trained_run, tmp_path):
+    from mmbehave.data.camtrap_dp.package import read_package
+    from mmbehave.reviewing.camtrap_export import export_decisions
+
+    for name in (predicted.name, "season.csv"):
+        shutil.copy(predicted.with_name(name), tmp_path / name)
+    queue = queue_of(tmp_path / predicted.name, trained_run)
+    store = DecisionStore(queue)
+    other = next(name for name in queue.classes["species"] if name != queue.clips[0].answers["species"][0][0])
+    store.record(queue.clips[0], "species", "relabel", other, "ana")
+    store.record(queue.clips[0], "behavior", "accept", "", "ana")
+    store.record(queue.clips[1], "species", "empty", "", "ben")
+    store.record(queue.clips[2], "species", "unsure", "", "ben")
+    store.record(queue.clips[3], "species", "accept", "", "ben")        # behaviour not decided: not reviewed yet
+    folder, clips = export_decisions(store.all(), queue, tmp_path / "package")
+    assert clips == 3
+    package = read_package(folder / "datapackage.json")                 # mmbehave's own Camtrap DP reader takes it
+    observations = package.observations.set_index("classifiedBy", drop=False)
+    assert set(package.observations["classificationMethod"]) == {"human"}
+    assert list(package.observations["observationType"]) == ["animal", "blank", "unknown"]
+    assert observations.loc["ana", "scientificName"] == other
+    assert observations.loc["ana", "behavior"] == queue.clips[0].answers["behavior"][0][0]
+    assert len(package.media) == 3 and "Human observations" in (folder / "datapackage.json").read_text()

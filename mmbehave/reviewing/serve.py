@@ -73,6 +73,14 @@ def bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def export_package(session: ReviewSession, folder: str, package: str | None) -> None:
+    """camtrap_dp=<folder>: the decisions so far as a Camtrap DP package, then exit."""
+    from mmbehave.reviewing.camtrap_export import export_decisions
+
+    written, clips = export_decisions(session.store.all(), session.queue, Path(folder).expanduser(), package)
+    print(f"Wrote the decisions on {clips} clips as a Camtrap DP package (classificationMethod human) in {written}")
+
+
 def serve(session: ReviewSession) -> None:
     import uvicorn
 

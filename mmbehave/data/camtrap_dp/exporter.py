@@ -101,7 +101,9 @@ class CamtrapExport:
             root = find_imported_dataset(Path(input_path))
         return cls(Path(input_path).expanduser(), load_imported_dataset(root) if root else None)
 
-    def write(self, folder: str | os.PathLike, rows: list[dict], classified_by: str) -> Path:
+    def write(self, folder: str | os.PathLike, rows: list[dict], classified_by: str, title: str = "Machine") -> Path:
+        """``rows``: predict's (or review's) rows; a row may carry its own classificationMethod, classifiedBy and
+        classificationTimestamp (a person's decision: human, the reviewer, when) and observationType."""
         folder = Path(folder).expanduser()
         now = iso_utc(pd.Timestamp.now(tz="UTC"))
         observations, media, deployments, taken = [], {}, {}, set()
@@ -109,11 +111,14 @@ class CamtrapExport:
             known = self.dataset.clips.get(Path(row["path"]).resolve()) if self.dataset else None
             clip = self._known_clip(known, media, deployments) if known else self._placeholder(row, media, deployments)
             species = str(row["species"])
-            kind = species if species in OBSERVATION_TYPES and species != "animal" else "animal"
+            kind = row.get("observationType") or (species if species in OBSERVATION_TYPES and species != "animal"
+                                                  else "animal")
             observation = dict.fromkeys(OBSERVATION_FIELDS, "")
             observation.update(clip, observationType=kind, scientificName="" if kind != "animal" else species,
-                               behavior=row.get("behavior", ""), classificationMethod="machine",
-                               classifiedBy=classified_by, classificationTimestamp=now,
+                               behavior=row.get("behavior", ""),
+                               classificationMethod=row.get("classificationMethod", "machine"),
+                               classifiedBy=row.get("classifiedBy", classified_by),
+                               classificationTimestamp=row.get("classificationTimestamp", now),
                                classificationProbability=row.get("species_prob", ""),
                                observationTags=(f"behaviorProbability:{row['behavior_prob']}"
                                                 if "behavior_prob" in row else ""))
@@ -125,7 +130,7 @@ class CamtrapExport:
         for name, (table_rows, fields) in tables.items():
             with atomic_path(folder / f"{name}.csv") as tmp:
                 pd.DataFrame(table_rows, columns=list(fields)).to_csv(tmp, index=False)
-        descriptor = self._descriptor(observations, list(deployments.values()), classified_by, now)
+        descriptor = self._descriptor(observations, list(deployments.values()), classified_by, now, title)
         write_text_atomic(folder / "datapackage.json", json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n")
         return folder
 
@@ -175,7 +180,8 @@ class CamtrapExport:
                        deploymentComments="placeholder written by mmbehave predict: location and dates unknown")
             deployments[deployment] = row
 
-    def _descriptor(self, observations: list[dict], deployments: list[dict], classified_by: str, now: str) -> dict:
+    def _descriptor(self, observations: list[dict], deployments: list[dict], classified_by: str, now: str,
+                    title: str = "Machine") -> dict:
         source = self.dataset.descriptor if self.dataset else {}
         levels = sorted({o["observationLevel"] for o in observations})
         project = dict(source.get("project") or {"title": "mmbehave predictions", "samplingDesign": "opportunistic",
@@ -191,7 +197,7 @@ class CamtrapExport:
             "profile": PROFILE_URL,
             "name": "mmbehave-predictions",
             "created": now,
-            "title": f"Machine observations by {classified_by}"
+            "title": f"{title} observations by {classified_by}"
                      + (f" of: {source['title']}" if source.get("title") else ""),
             "contributors": source.get("contributors") or [{"title": "mmbehave", "role": "contributor"}],
             "sources": [{"title": classified_by}],
