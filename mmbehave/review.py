@@ -4,6 +4,7 @@
     python -m mmbehave.review queue=season_review.csv checkpoint=<best.pth>        # open the printed address
     python -m mmbehave.split reviewed=season_reviewed.csv labels_dir=<root>/raw/metadata output_dir=round1/
     python -m mmbehave.review queue=season_review.csv camtrap_dp=reviewed_package/   # the decisions as Camtrap DP
+    python -m mmbehave.review queue=season_review.csv camtrap_dp_import=agouti_export/  # and a package reviewed elsewhere in
 
 The page plays each clip (a browser-playable copy made on first view for AVI, ASF, MTS ...), its sound and the
 model's spectrogram, with the top answers per head; keys accept, relabel, mark unsure or empty. It binds to
@@ -20,9 +21,12 @@ from mmbehave.core.cli import command
 
 @command("review")
 def main(cfg: DictConfig) -> None:
-    from mmbehave.reviewing.serve import export_package, open_session, serve
+    from mmbehave.reviewing.serve import export_package, import_package, open_session, serve
 
     session = open_session(cfg)
+    if cfg.get("camtrap_dp_import"):
+        import_package(session, str(cfg.camtrap_dp_import))
+        return
     if cfg.get("camtrap_dp"):
         export_package(session, str(cfg.camtrap_dp), cfg.get("package"))
         return

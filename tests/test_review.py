@@ -342,3 +342,35 @@ def test_the_decisions_export_as_a_camtrap_dp_package_of_human_observations(pred
     assert observations.loc["ana", "scientificName"] == other
     assert observations.loc["ana", "behavior"] == queue.clips[0].answers["behavior"][0][0]
     assert len(package.media) == 3 and "Human observations" in (folder / "datapackage.json").read_text()
+
+
+def test_a_package_reviewed_elsewhere_comes_back_as_the_same_decisions_and_unknown_classes_are_refused(
+        predicted, trained_run, tmp_path):
+    from mmbehave.reviewing.camtrap_export import export_decisions
+    from mmbehave.reviewing.camtrap_import import import_decisions
+
+    def fresh_queue(folder: Path):
+        folder.mkdir()
+        for name in (predicted.name, "season.csv"):
+            shutil.copy(predicted.with_name(name), folder / name)
+        return queue_of(folder / predicted.name, trained_run)
+
+    first = fresh_queue(tmp_path / "here")
+    store = DecisionStore(first)
+    for head in ("species", "behavior"):  # another class than the model's: an accept would come back as an accept
+        top = first.clips[0].answers[head][0][0]
+        store.record(first.clips[0], head, "relabel", next(c for c in first.classes[head] if c != top), "ana")
+    store.record(first.clips[1], "species", "empty", "", "ben")
+    store.record(first.clips[2], "species", "unsure", "", "ben")
+    folder, _ = export_decisions(store.all(), first, tmp_path / "package")   # as Agouti would hand it back
+    elsewhere = DecisionStore(fresh_queue(tmp_path / "there"))
+    assert import_decisions(str(folder), elsewhere) == 3
+
+    def said(table):
+        return sorted(zip(table["clip_id"], table["head"], table["decision"], table["answer"], table["reviewer"]))
+    assert said(elsewhere.all()) == said(store.all())
+    observations = pd.read_csv(folder / "observations.csv", dtype=str, keep_default_na=False)
+    observations.loc[0, "scientificName"] = "unicorn"
+    observations.to_csv(folder / "observations.csv", index=False)
+    with pytest.raises(Exception, match=r"observations.csv: row\(s\) 2 name classes the model does not know"):
+        import_decisions(str(folder), DecisionStore(fresh_queue(tmp_path / "again")))

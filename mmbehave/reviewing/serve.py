@@ -81,6 +81,14 @@ def export_package(session: ReviewSession, folder: str, package: str | None) -> 
     print(f"Wrote the decisions on {clips} clips as a Camtrap DP package (classificationMethod human) in {written}")
 
 
+def import_package(session: ReviewSession, package: str) -> None:
+    """camtrap_dp_import=<package>: a package reviewed elsewhere as decisions on the queue, then exit."""
+    from mmbehave.reviewing.camtrap_import import import_decisions
+
+    clips = import_decisions(package, session.store)
+    print(f"Took the human observations of {clips} clips from {package} as decisions in {session.store.path}")
+
+
 def serve(session: ReviewSession) -> None:
     import uvicorn
 
