@@ -180,6 +180,7 @@ def review_server(predicted, trained_run, tmp_path):
                     reason="needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver (.ci/run does)")
 def test_in_chromium_the_clip_plays_a_keyboard_decision_lands_and_a_reload_shows_it_done(review_server, tmp_path):
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -194,16 +195,23 @@ def test_in_chromium_the_clip_plays_a_keyboard_decision_lands_and_a_reload_shows
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
-        wait = WebDriverWait(driver, 60)
+        # The page redraws its answers after every decision: read text in one script call (never a stale element)
+        wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
+
+        def text(selector: str) -> str:
+            return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.textContent : ''",
+                                         selector)
+
         driver.get(url)
-        wait.until(lambda d: d.find_element(By.ID, "clip-name").text.startswith("1. "))
+        wait.until(lambda d: text("#clip-name").startswith("1. "))
         wait.until(lambda d: d.execute_script("return document.getElementById('video').currentTime") > 0.2)
-        choices = [b.text for b in driver.find_elements(By.CSS_SELECTOR, ".head[data-head=behavior] .choice")]
+        choices = driver.execute_script("return [...document.querySelectorAll('.head[data-head=behavior] .choice')]"
+                                        ".map(b => b.textContent)")
         picked = choices[2].split(". ", 1)[1].split(" ")[0]     # "3. walking 0.123" -> walking
         ActionChains(driver).send_keys("a").perform()           # accept the species head's top answer
-        wait.until(lambda d: "— accept" in d.find_element(By.CSS_SELECTOR, ".head[data-head=species] h3").text)
+        wait.until(lambda d: "— accept" in text(".head[data-head=species] h3"))
         ActionChains(driver).send_keys("3").perform()           # behaviour: the third choice
-        wait.until(lambda d: d.find_element(By.ID, "clip-name").text.startswith("2. "))  # done: on to the next clip
+        wait.until(lambda d: text("#clip-name").startswith("2. "))  # done: on to the next clip
         reviewed = read_decisions(queue_file.with_name("season_reviewed.csv"))
         first = pd.read_csv(queue_file, dtype=str, keep_default_na=False).iloc[0]
         decided = {row["head"]: row for _, row in reviewed.iterrows() if row["path"] == first["path"]}
@@ -211,12 +219,11 @@ def test_in_chromium_the_clip_plays_a_keyboard_decision_lands_and_a_reload_shows
         assert (decided["behavior"]["answer"], decided["behavior"]["reviewer"]) == (picked, "tester")
         driver.get_screenshot_as_file(str(tmp_path / "review_page.png"))
         driver.refresh()
-        wait.until(lambda d: d.find_element(By.ID, "clip-name").text.startswith("2. "))  # continues where it stopped
-        first_item = driver.find_element(By.CSS_SELECTOR, "#queue li[data-index='0']")
-        assert "done" in first_item.get_attribute("class")
-        assert driver.find_element(By.ID, "progress").text.startswith("1 of 5 clips reviewed")
-        first_item.click()                                      # the AVI and the done clip still show
-        wait.until(lambda d: d.find_element(By.ID, "status").text == "done")
+        wait.until(lambda d: text("#clip-name").startswith("2. "))  # continues where it stopped
+        assert "done" in driver.execute_script("return document.querySelector(\"#queue li[data-index='0']\").className")
+        assert text("#progress").startswith("1 of 5 clips reviewed")
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#queue li[data-index='0']").click() or True)  # done clip
+        wait.until(lambda d: text("#status") == "done")
     finally:
         driver.quit()
 
