@@ -20,12 +20,11 @@ from mmbehave.reviewing.queue import ReviewClip
 HEAD_FIELDS = {"species": "scientificName", "behavior": "behavior"}
 
 
-def clip_for(file_path: str, package_dir: Path, by_path: dict[str, ReviewClip],
+def clip_for(file_path: str, package_dir: Path, by_resolved: dict[str, ReviewClip],
              by_name: dict[str, list[ReviewClip]]) -> ReviewClip | None:
-    full = str((package_dir / file_path).resolve()) if file_path else ""
-    for clip in by_path.values():
-        if full and str(Path(clip.path).resolve()) == full:
-            return clip
+    """The queue clip a media row is: its filePath under the package, else the one clip of that file name."""
+    if file_path and (clip := by_resolved.get(str((package_dir / file_path).resolve()))) is not None:
+        return clip
     named = by_name.get(Path(file_path).name, [])
     return named[0] if len(named) == 1 else None
 
@@ -38,12 +37,13 @@ def import_decisions(package_path: str, store: DecisionStore) -> int:
     by_name: dict[str, list[ReviewClip]] = {}
     for clip in queue.clips:
         by_name.setdefault(Path(clip.path).name, []).append(clip)
+    by_resolved = {str(Path(clip.path).resolve()): clip for clip in queue.clips}  # resolved once, not per observation
     with open_package(package_path) as package:
         files = dict(zip(package.media["mediaID"], package.media["filePath"]))
         human = package.observations[package.observations["classificationMethod"].str.lower() == "human"]
         planned, outside, unknown = [], [], []
         for _, row in human.iterrows():
-            clip = clip_for(files.get(row["mediaID"], ""), package.folder, queue.by_path, by_name)
+            clip = clip_for(files.get(row["mediaID"], ""), package.folder, by_resolved, by_name)
             if clip is None:
                 outside.append(int(row.name))
                 continue

@@ -19,6 +19,7 @@ import pandas as pd
 from mmbehave.core.atomic import atomic_path
 from mmbehave.core.errors import InputError
 from mmbehave.core.locks import exclusive
+from mmbehave.data.metadata import csv_row
 from mmbehave.reviewing.queue import ReviewClip, ReviewQueue
 
 COLUMNS = ("clip_id", "path", "head", "model_answer", "answer", "decision", "reviewer", "time", "model_sha256")
@@ -56,7 +57,7 @@ def read_decisions(path: Path) -> pd.DataFrame:
 
 
 def named_rows(rows: list[int], what: str) -> str:
-    shown = ", ".join(str(row + 2) for row in rows[:ROWS_NAMED])  # +2: the header is line 1
+    shown = ", ".join(str(csv_row(row)) for row in rows[:ROWS_NAMED])
     more = f" (+{len(rows) - ROWS_NAMED} more)" if len(rows) > ROWS_NAMED else ""
     return f"row(s) {shown}{more} {what}"
 

@@ -122,7 +122,9 @@ def read_queue(queue: Path | None, predictions: Path | None, classes: dict[str, 
         ordered = ordered.sort_values(["_margin", "path"], kind="stable")
         table_path = predictions
     by_path = {row["path"]: row for _, row in full.iterrows()} if full is not None else {}
-    clips = [clip_of(index, row, by_path.get(row["path"])) for index, (_, row) in enumerate(ordered.iterrows())]
+    tops = {**top_columns(ordered), **(top_columns(full) if full is not None else {})}  # the tables' columns, once
+    clips = [clip_of(index, row, by_path.get(row["path"]), tops)
+             for index, (_, row) in enumerate(ordered.iterrows())]
     heads = [first_head, *sorted({head for clip in clips for head in clip.answers} - {first_head})]
     known = classes or {}
     named = {head: sorted({name for clip in clips for name, _ in clip.answers.get(head, ())}) for head in heads}
@@ -138,11 +140,11 @@ def margin(answers: list[tuple[str, float]]) -> float:
     return probs[0] - (probs[1] if len(probs) > 1 else 0.0) if probs else 1.0
 
 
-def clip_of(index: int, row: pd.Series, full: pd.Series | None) -> ReviewClip:
+def clip_of(index: int, row: pd.Series, full: pd.Series | None, tops: dict[str, str]) -> ReviewClip:
+    """``tops``: {head: its top-k column} of the queue and the predictions table; the full row's cell first."""
     source = full if full is not None else row
-    answers = {head: parse_top(source[column]) for head, column in top_columns(source.to_frame().T).items()}
-    for head, column in top_columns(row.to_frame().T).items():
-        answers.setdefault(head, parse_top(row[column]))
+    answers = {head: parse_top(source[column] if column in source else row[column]) for head, column in tops.items()
+               if column in source or column in row}
     context = {column: source[column] for column in CONTEXT_COLUMNS if column in source and source[column]}
     return ReviewClip(index, row["path"], row["clip_id"], answers, context,
                       str(source.get("model_sha256", "") or row.get("model_sha256", "")))
