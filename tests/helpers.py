@@ -212,6 +212,12 @@ def _distill(cfg):
     return run_distillation(cfg)
 
 
+def _pretrain(cfg):
+    from mmbehave.pretraining.run import run_pretraining
+
+    return run_pretraining(cfg)
+
+
 def _import_camtrap_dp(cfg):
     from mmbehave.data.camtrap_dp.importer import import_package
 
@@ -227,7 +233,7 @@ def _train(cfg):
 # The function each command's `main` calls on its composed config (mmbehave/<command>.py).
 COMMANDS: dict[str, Callable[[DictConfig], Any]] = {
     "train": _train, "evaluate": _evaluate, "export": _export, "predict": _predict, "preprocess": _preprocess,
-    "import_camtrap_dp": _import_camtrap_dp, "distill": _distill,
+    "import_camtrap_dp": _import_camtrap_dp, "distill": _distill, "pretrain": _pretrain,
 }
 
 

@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from mmbehave.checkpoints.files import read_checkpoint
+from mmbehave.core.digests import file_sha256
 from mmbehave.distilling.loss import LABELED_KEY, TEACHER_KEY, DistillationLoss, soft_loss
 from mmbehave.distilling.pool import kept_clips
 from mmbehave.domain.heads import HeadSpec
-from mmbehave.predicting.provenance import file_sha256
 from mmbehave.training.loss import HeadsLoss
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ PACKAGE = Path(mmbehave.__file__).parent
 LAYERS = {"core": 0, "domain": 1, "data": 2, "models": 2, "metrics": 2, "tracking": 3, "checkpoints": 4,
           "training": 5, "sweeps": 6, "analysis": 6, "predicting": 6, "reviewing": 6, "perf": 7, "commands": 8}
 COMMANDS = {"train", "evaluate", "predict", "export", "report", "benchmark", "preprocess", "synthetic", "cache", "distill",
-            "import_camtrap_dp", "split", "review"}
+            "import_camtrap_dp", "split", "review", "pretrain"}
 
 
 def layer_of(module: str) -> str:

@@ -25,7 +25,6 @@ latest.pth has them all; best.pth, for inference, leaves out optimizer, schedule
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import shutil
 import warnings
@@ -45,15 +44,6 @@ WHAT_A_CHECKPOINT_IS = ("An mmbehave checkpoint is the checkpoints/best.pth or l
 MODEL_KEYS = {"model": dict, "classes": dict, "config": str, "preprocess": dict, "data_stats": dict}
 RESUME_KEYS = {**MODEL_KEYS, "optimizer": dict, "scheduler": dict, "epoch": int, "history": list, "rng": dict,
                "mlflow_run_id": str}
-
-
-def file_sha256(path: str | Path) -> str:
-    """The file's SHA-256 (hex), read in 1 MiB chunks: what provenance columns and tags name a model file by."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:

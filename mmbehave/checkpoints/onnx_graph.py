@@ -28,7 +28,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from mmbehave.checkpoints.files import file_sha256
+from mmbehave.core.digests import file_sha256
 from mmbehave.core.errors import CheckpointError, UserError
 
 FORMAT_VERSION = 1

@@ -6,6 +6,7 @@ Everything that can be wrong with the data is found here, before a model is buil
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from mmbehave.data.metadata import (
     read_metadata,
 )
 from mmbehave.data.settings import DataSettings, group_by_columns
+from mmbehave.data.splits.label_subset import label_subset
+
+log = logging.getLogger(__name__)
 from mmbehave.data.validation import (
     check_processed_clips,
     manifest_settings,
@@ -100,6 +104,12 @@ def prepare_data(data: DataSettings, modalities: tuple[str, ...], *, heads: tupl
     check_groups_in_one_split(layout, tables, data.group_by)
     check_trainable_classes(layout, tables, heads)
     check_labels_seen_in_train(layout, tables, heads)
+    classes = class_lists(tables, heads)  # before the share below: a model's outputs do not depend on it
+    if data.label_share.active:
+        every = len(tables["train"])
+        tables["train"] = label_subset(tables["train"], tuple(heads), data.label_share, str(layout.metadata_csv("train")))
+        log.info("%s: training on %d of %d labelled clips (each class its share, events whole; val/test whole)",
+                 data.label_share.describe(), len(tables["train"]), every)
     manifest = read_manifest(layout)
     recorded = manifest_settings(layout, manifest)
     if recorded is not None:
@@ -107,7 +117,7 @@ def prepare_data(data: DataSettings, modalities: tuple[str, ...], *, heads: tupl
     settings = data.preprocess
     check_processed_clips(layout, {split: tables[split] for split in splits}, modalities, settings.num_frames,
                           settings.image_size, settings.n_mels, progress=show_progress(), manifest=manifest)
-    prepared = PreparedData(layout, tables, tuple(heads), class_lists(tables, heads), modality_flags(manifest, "audio"),
+    prepared = PreparedData(layout, tables, tuple(heads), classes, modality_flags(manifest, "audio"),
                             modality_flags(manifest, "video"), preprocess=recorded or preprocess_values(settings))
     if mel_stats:
         prepared.mel_mean, prepared.mel_std = mel_stats["mel_mean"], mel_stats["mel_std"]

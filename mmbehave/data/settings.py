@@ -19,6 +19,7 @@ from mmbehave.core.errors import ConfigError
 from mmbehave.core.settings import typed_view
 from mmbehave.data.clip_inputs import PreprocessSettings
 from mmbehave.data.dataset import Augmentation
+from mmbehave.data.splits.label_subset import LabelShare
 
 GroupColumn = tuple[str, ...] | None   # None: the usual group columns where present; (): none on purpose
 
@@ -31,6 +32,7 @@ class DataSettings:
     augment: Augmentation = Augmentation()  # training-time only
     generated: bool = False          # data.prepare makes the dataset (the built-in benchmarks)
     labels_dir: Path | None = None   # train/val/test.csv elsewhere than <root>/raw/metadata (a fold)
+    label_share: LabelShare = LabelShare()  # data.label_fraction / labels_per_class: a share of the training labels
 
     @classmethod
     def from_config(cls, data_cfg: Mapping[str, Any]) -> DataSettings:
@@ -50,7 +52,8 @@ class DataSettings:
         augmentation = typed_view(Augmentation, container.get("augment") or {}, "data.augment", defaults=True)
         labels = container.get("labels_dir")
         return cls(Path(str(container["root"])).expanduser(), preprocess, group_by_columns(container.get("group_by")),
-                   augmentation, bool(container.get("prepare")), Path(str(labels)).expanduser() if labels else None)
+                   augmentation, bool(container.get("prepare")), Path(str(labels)).expanduser() if labels else None,
+                   LabelShare.from_config(container))
 
 
 def group_by_columns(value: Any) -> GroupColumn:

@@ -16,10 +16,11 @@ from torch.utils.data import Dataset, Subset
 
 from mmbehave.core.errors import ConfigError
 from mmbehave.data.dataset import ClipDataset
-from mmbehave.distilling.pool import decode_pool, kept_clips, pool_files
+from mmbehave.distilling.pool import kept_clips
 from mmbehave.distilling.settings import DistillSettings
 from mmbehave.distilling.teacher import Teacher, TeacherAnswers, teacher_answers
 from mmbehave.distilling.training_set import placeholder_table, student_training_set
+from mmbehave.predicting.clip_pool import decode_pool, pool_files
 
 log = logging.getLogger(__name__)
 

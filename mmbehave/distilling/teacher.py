@@ -54,7 +54,7 @@ class Teacher:
 
 def load_teacher(source: str, tracking_uri: str, precision: str, download_to: Path, device: str = "cpu") -> Teacher:
     from mmbehave.checkpoints.loading import ModelSource, load_command_model
-    from mmbehave.predicting.provenance import file_sha256
+    from mmbehave.core.digests import file_sha256
 
     text = str(source).strip()
     if not text or text == "???":

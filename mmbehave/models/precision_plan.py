@@ -19,6 +19,7 @@ faster in bf16 and the fusion over its 1,568 tokens (14.5 GFLOP) 3.4x, while the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -79,42 +80,61 @@ def part_gflop(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, f
     """GFLOP one clip costs each encoder and the fusion (one eval forward pass, counted, in bf16 to be quick)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    device = next(model.parameters()).device
+    encoders = {modality: getattr(model, f"{modality}_encoder", None) for modality in inputs}
+    costs, tokens = encoder_gflop({m: e for m, e in encoders.items() if e is not None}, inputs)
     was_training = model.training
     model.eval()
-    costs, tokens = {}, {}
     try:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
-            for modality, x in inputs.items():
-                encoder = getattr(model, f"{modality}_encoder", None)
-                if encoder is None:
-                    continue
-                with FlopCounterMode(display=False) as counter:
-                    tokens[modality] = encoder(x.to(device)).float()
-                costs[f"{modality}_encoder"] = counter.get_total_flops() / 1e9
+        with torch.autocast(device_type=next(model.parameters()).device.type, dtype=torch.bfloat16):
             with FlopCounterMode(display=False) as counter:
                 model.fusion(tokens)
-            costs["fusion"] = counter.get_total_flops() / 1e9
     finally:
         model.train(was_training)
-    return costs
+    return {**costs, "fusion": counter.get_total_flops() / 1e9}
+
+
+@torch.no_grad()
+def encoder_gflop(encoders: dict[str, nn.Module], inputs: dict[str, torch.Tensor]
+                  ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """({"<modality>_encoder": GFLOP a clip}, {modality: its tokens}) for each encoder of ``encoders``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    costs, tokens = {}, {}
+    for modality, encoder in encoders.items():
+        device = next(encoder.parameters()).device
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16), \
+                    FlopCounterMode(display=False) as counter:
+                tokens[modality] = encoder(inputs[modality].to(device)).float()
+        finally:
+            encoder.train(was_training)
+        costs[f"{modality}_encoder"] = counter.get_total_flops() / 1e9
+    return costs, tokens
 
 
 def plan_precision(model: nn.Module, requested: str, device: torch.device, inputs: dict[str, torch.Tensor],
                    min_gflop: float = BF16_MIN_GFLOP) -> PrecisionPlan:
-    parts = model_parts(model)
+    return plan_parts(model_parts(model), requested, device, lambda: part_gflop(model, inputs), min_gflop)
+
+
+def plan_parts(parts: list[str], requested: str, device: torch.device, costs_of: Callable[[], dict[str, float]],
+               min_gflop: float = BF16_MIN_GFLOP) -> PrecisionPlan:
+    """The plan for ``parts`` (``costs_of``: their GFLOP a clip, counted only where the choice needs it). Also what
+    pretraining plans its encoders by, which have no fusion or heads."""
     if requested != "auto":
         return PrecisionPlan(requested, {part: requested for part in parts})
     if device.type == "cuda":
         supported = torch.cuda.is_bf16_supported()
         chosen = "bf16" if supported else "fp32"
-        return PrecisionPlan("auto", {**{part: chosen for part in parts if part != HEADS}, HEADS: "fp32"},
-                             {HEADS: "the answers"},
+        return PrecisionPlan("auto", {part: "fp32" if part == HEADS else chosen for part in parts},
+                             {HEADS: "the answers"} if HEADS in parts else {},
                              f"{torch.cuda.get_device_name(device)} {'supports' if supported else 'lacks'} bf16")
     units = bf16_matrix_units()
     if not units.present:
         return PrecisionPlan("auto", {part: "fp32" for part in parts}, {}, f"this CPU {units}")
-    costs = part_gflop(model, inputs)
+    costs = costs_of()
     chosen, reasons = {}, {}
     for part in parts:
         if part == HEADS:

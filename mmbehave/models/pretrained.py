@@ -219,3 +219,28 @@ def announce_fallback(reason: str) -> None:
     """Make a fallback impossible to miss: a Python warning (shown once per place) and a log line."""
     warnings.warn(f"PRETRAINED WEIGHTS MISSING: {reason}", RuntimeWarning, stacklevel=3)
     logger.warning("PRETRAINED WEIGHTS MISSING: %s", reason)
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # what a VideoMAE folder holds its weights in
+
+
+def pretrained_weight_tags(resolved: dict) -> dict[str, str]:
+    """{tag: value} naming the local files a run's pretrained encoders were loaded from, with their SHA-256, so a
+    run says exactly which weights it fine-tuned (an in-domain pretrain's output, a copied checkpoint). Hub ids
+    and the torch hub cache are named by their id alone: their files are versioned by their source."""
+    from mmbehave.core.digests import file_sha256
+
+    tags = {}
+    video, audio = resolved.get("video_encoder") or {}, resolved.get("audio_encoder") or {}
+    if video.get("pretrained") and video.get("model_name"):
+        folder = Path(str(video["model_name"])).expanduser()
+        weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+        tags["pretrained.video_encoder"] = str(folder.resolve() if folder.is_dir() else video["model_name"])
+        if weights is not None:
+            tags["pretrained.video_encoder_sha256"] = file_sha256(weights)
+    if audio.get("pretrained"):
+        path = audio.get("weights_path")
+        tags["pretrained.audio_encoder"] = str(Path(str(path)).expanduser().resolve()) if path else "torch hub cache"
+        if path and Path(str(path)).expanduser().is_file():
+            tags["pretrained.audio_encoder_sha256"] = file_sha256(Path(str(path)).expanduser())
+    return tags

@@ -6,7 +6,7 @@ than a header comment, which pandas and spreadsheets drop) keeps each row tied t
 
 from __future__ import annotations
 
-from mmbehave.checkpoints.files import file_sha256
+from mmbehave.core.digests import file_sha256
 
 HASH_DIGITS = 12
 __all__ = ["HASH_DIGITS", "file_sha256", "model_provenance"]

@@ -19,6 +19,7 @@ from mmbehave.core.paths import project_root
 from mmbehave.core.redact import redact
 from mmbehave.core.signals import RunInterrupted, signals_held
 from mmbehave.domain.folds import fold_tags
+from mmbehave.models.pretrained import pretrained_weight_tags
 from mmbehave.tracking.store import (
     check_server_answers,
     ensure_experiment,
@@ -198,7 +199,8 @@ def log_run_setup(tracker: TrackedRun, record: ConfigRecord, model, classes, run
                         "num_params_total": total, "num_params_trainable": trainable, **(extra_params or {})})
     tracker.set_tags({"hydra_overrides": redact(hydra_overrides()), "git_commit": git_commit(), "run_dir": str(run_dir),
                       **fold_tags(record.section("data").get("labels_dir")),
-                      **{f"fallback.{name}": reason for name, reason in model.fallbacks.items()}})
+                      **{f"fallback.{name}": reason for name, reason in model.fallbacks.items()},
+                      **pretrained_weight_tags(record.resolved)})
     tracker.log_text(record.yaml(), "config.yaml")
     tracker.log_text(json.dumps(classes.to_dict(), indent=2), "classes.json")
     log.info("Model: %s, %s parameters (%s trainable)", "+".join(modalities), f"{total:,}", f"{trainable:,}")

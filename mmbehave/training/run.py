@@ -187,7 +187,9 @@ def restore_or_start(settings: RunSettings, plan: ResumePlan, parts: TrainingPar
     if main:
         log_run_setup(tracker, settings.record, parts.model, parts.classes, run_dir, settings.modalities,
                       {**{f"feature_cache.{m}": value for m, value in parts.feature_cache.items()},
-                       **(parts.precision.params() if parts.precision else {})})
+                       **(parts.precision.params() if parts.precision else {}),
+                       # what data.label_fraction / labels_per_class left: the x axis of a label-efficiency plot
+                       "train_clips": len(parts.train_loader.dataset)})
         if parts.warm_start:
             layout = DatasetLayout(settings.data.root, settings.data.labels_dir)
             tracker.set_tags(parts.warm_start.tags(reviewed_clips([layout.metadata_csv(s) for s in ("train", "val")])))

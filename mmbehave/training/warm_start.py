@@ -47,8 +47,9 @@ class WarmStart:
 
 def warm_start(model: nn.Module, source: str, tracking_uri: str, classes: ClassLists) -> WarmStart:
     """Copy the earlier model's weights into ``model`` (built for ``classes``), in place."""
-    from mmbehave.checkpoints.files import file_sha256, read_checkpoint
+    from mmbehave.checkpoints.files import read_checkpoint
     from mmbehave.checkpoints.sources import checkpoint_path
+    from mmbehave.core.digests import file_sha256
 
     is_uri = "://" in source or source.startswith("models:/") or source.startswith("runs:/")
     path = checkpoint_path(None if is_uri else source, None, tracking_uri, source if is_uri else None,

@@ -1,0 +1,1 @@
+"""In-domain self-supervised pretraining of the encoders (python -m mmbehave.pretrain)."""
