@@ -71,8 +71,12 @@ def run_benchmark(cfg: DictConfig) -> dict:
         from mmbehave.perf.active_learning_rows import active_learning_comparison
 
         results["active_learning"] = active_learning_comparison(cfg, overrides)
+    if "pretraining" in wanted:
+        from mmbehave.perf.pretraining_rows import pretraining_comparison
+
+        results["pretraining"] = pretraining_comparison(cfg, overrides)
     if wanted - {"peak", "model", "predict", "predict_memory", "schedule", "frozen_sweep", "time_to_good", "precision",
-                 "distill", "active_learning"}:
+                 "distill", "active_learning", "pretraining"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.pipeline import pipeline
 
