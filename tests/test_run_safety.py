@@ -225,3 +225,26 @@ def test_a_stop_signal_inside_a_held_block_is_raised_when_the_block_ends():
             finished.append("write")
         finished.append("after")  # not reached: raised as the held block ended
     assert finished == ["write"] and stopped.value.signal_name == "SIGTERM" and "resume=x" in str(stopped.value)
+
+
+def test_a_pretraining_killed_outright_continues_from_its_last_epoch_each_epoch_in_mlflow_once(tmp_path,
+                                                                                              synthetic_root):
+    overrides = [f"data.root={synthetic_root}", *TINY_SPLITS.split(), "pretrain.batch_size=8", "audio_encoder=none",
+                 "pretrain.max_clips=16", f"pretrain.cache_dir={tmp_path / 'clips'}"]
+    process = start([sys.executable, "-m", "mmbehave.pretrain", f"hydra.run.dir={tmp_path / 'run'}", *overrides,
+                     "pretrain.num_epochs=100"], tmp_path)
+    latest = tmp_path / "run" / "checkpoints" / "latest.pth"
+    wait_for(latest.exists, process)
+    os.killpg(process.pid, signal.SIGKILL)  # no handler runs: the MLflow run stays RUNNING
+    process.wait()
+    killed_at = torch.load(latest, weights_only=True)["epoch"]
+    from helpers import run_here
+
+    run_here("pretrain", *overrides, f"pretrain.num_epochs={killed_at + 2}", f"resume={latest}",
+             tmp_path=tmp_path, run="resumed")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("pretrain").experiment_id])
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "pretrain/masked_loss"))
+    assert steps == list(range(killed_at + 2))                      # the same run, every epoch exactly once
+    assert run.info.status == "FINISHED"
+    assert (tmp_path / "run" / "pretrained" / "video" / "model.safetensors").is_file()  # written into the run's folder

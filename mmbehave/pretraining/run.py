@@ -37,6 +37,7 @@ from mmbehave.pretraining.settings import PretrainSettings, read_pretrain_settin
 from mmbehave.tracking.runs import TrackedRun, flatten_config, git_commit, hydra_overrides
 from mmbehave.tracking.store import resolve_tracking_uri
 from mmbehave.training.parts import parameter_groups
+from mmbehave.training.resume import logged_epochs
 from mmbehave.training.schedule import warmup_cosine_schedule
 from mmbehave.training.seeding import epoch_seed, restore_rng_states, rng_states, seed_everything
 
@@ -72,6 +73,7 @@ def run_pretraining(cfg: DictConfig) -> Path:
         epochs = Epochs(settings, model, clips, plan.parts, device)
         if resumed:
             epochs.restore(resumed)
+            backfill(tracker, epochs.history)
             log.info("Resumed from %s at epoch %d (MLflow run %s)", settings.resume, epochs.start + 1, tracker.run_id)
         finished = epochs.run(tracker, run_dir, fingerprint)
         if not finished:
@@ -79,13 +81,15 @@ def run_pretraining(cfg: DictConfig) -> Path:
             print(resume_hint(run_dir))
             return run_dir / "pretrained"
         out = write_outputs(cfg, settings, model, run_dir, tracker)
-        summarise(settings, out, tracker, epochs.history[-1])
+        summarise(settings, out, tracker, epochs.history[-1])  # every epoch done: there is a last one
     return out
 
 
 def settings_fingerprint(cfg: DictConfig, settings: PretrainSettings) -> dict:
     """What the weights depend on: a resumed run must have the same (stop_after_epoch and resume may differ)."""
-    options = {k: v for k, v in asdict(settings.options).items() if k not in ("stop_after_epoch", "cache_dir")}
+    # num_epochs may grow (more epochs on the new schedule, as train's resume allows); where it stops may differ
+    options = {k: v for k, v in asdict(settings.options).items()
+               if k not in ("stop_after_epoch", "cache_dir", "num_epochs")}
     return {"input": settings.input, "seed": settings.seed, "pretrain": json.dumps(options, sort_keys=True),
             "video_encoder": json.dumps(OmegaConf.to_container(cfg.video_encoder, resolve=True), sort_keys=True),
             "audio_encoder": json.dumps(OmegaConf.to_container(cfg.audio_encoder, resolve=True), sort_keys=True),
@@ -153,7 +157,7 @@ class Epochs:
         options = self.settings.options
         for epoch in range(self.start, options.num_epochs):
             metrics = self.epoch(epoch)
-            self.history.append(metrics)
+            self.history.append({"epoch": epoch, **metrics})
             log.info("epoch %d/%d: %s", epoch + 1, options.num_epochs,
                      ", ".join(f"{key.split('/')[-1]} {value:.4g}" for key, value in metrics.items()))
             self.save(run_dir / "checkpoints" / "latest.pth", epoch, tracker.run_id, fingerprint)
@@ -208,6 +212,16 @@ class Epochs:
                          "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": self.history,
                          "fingerprint": json.dumps(fingerprint, sort_keys=True), "mlflow_run_id": run_id,
                          "rng": rng_states()}, path)
+
+
+def backfill(tracker: TrackedRun, history: list[dict]) -> None:
+    """Log the saved epochs MLflow lacks: a run killed between an epoch's save and its logging."""
+    logged = set(logged_epochs(tracker.tracking_uri, tracker.run_id, "pretrain/masked_loss"))
+    missing = [row for row in history if row["epoch"] not in logged]
+    for row in missing:
+        tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+    if missing:
+        log.info("Logged %d epoch(s) MLflow had missed: %s", len(missing), [row["epoch"] + 1 for row in missing])
 
 
 def native_grid(cfg: DictConfig, model: PretrainingModel) -> tuple[int, int] | None:
