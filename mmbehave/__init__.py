@@ -44,3 +44,18 @@ def _cv_folds(folder) -> str:
 
 if not OmegaConf.has_resolver("cv_folds"):
     _register("cv_folds", _cv_folds)
+
+
+def _pretrained_file(folder, name) -> str:
+    """``${pretrained_file:${pretrained_from},video}`` (conf/encoder_init/): a file of a pretrain run's output, or
+    one line saying which key is missing (null would otherwise become a folder named "None")."""
+    if folder in (None, "", "None"):
+        from mmbehave.core.errors import ConfigError
+
+        raise ConfigError("encoder_init=pretrained | frozen needs pretrained_from=<the pretrained/ folder a "
+                          "`python -m mmbehave.pretrain` run wrote>.")
+    return f"{folder}/{name}"
+
+
+if not OmegaConf.has_resolver("pretrained_file"):
+    _register("pretrained_file", _pretrained_file)

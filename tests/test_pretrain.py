@@ -172,3 +172,25 @@ def test_a_training_checkpoint_is_not_resumed_as_a_pretraining(synthetic_root, t
     assert "not a pretrain checkpoint" in message
     with pytest.raises(ConfigError):
         LabelShare.from_config({"label_fraction": 1.5})
+
+
+def test_how_the_encoders_start_is_a_config_group_a_study_sweeps():
+    from helpers import compose_config, compose_with_hydra
+    from omegaconf import OmegaConf
+
+    from mmbehave.core.cli import run_with_resolver_errors
+
+    frozen = compose_config(["encoder_init=frozen", "pretrained_from=/runs/p/pretrained"])
+    assert (frozen.video_encoder.pretrained, frozen.video_encoder.freeze_backbone, frozen.audio_encoder.freeze_backbone,
+            frozen.training.feature_cache) == (True, True, True, True)
+    assert frozen.video_encoder.model_name == "/runs/p/pretrained/video"
+    assert frozen.audio_encoder.weights_path == "/runs/p/pretrained/audio_resnet18.pth"
+    tuned = compose_config(["encoder_init=pretrained", "pretrained_from=/runs/p/pretrained"])
+    assert tuned.video_encoder.pretrained and not tuned.video_encoder.freeze_backbone
+    assert not compose_config(["encoder_init=scratch"]).video_encoder.pretrained
+    # pretrained without saying from where: one line naming the key, not a folder named "None"
+    unresolved = compose_config(["encoder_init=pretrained"]).video_encoder
+    assert "needs pretrained_from=" in user_error(  # as every command's wrapper shows it
+        lambda: run_with_resolver_errors(lambda: OmegaConf.to_container(unresolved, resolve=True)))
+    study = compose_with_hydra("hparams_search=pretrained", "pretrained_from=/runs/p/pretrained").hydra.sweeper
+    assert study.params["encoder_init"] == "choice(scratch, pretrained, frozen)" and study.study_name == "pretrained"

@@ -46,7 +46,7 @@ def exit_on_user_error(run: Callable[[], Any]) -> Any:
     """``run()``; on a UserError print ``error: <message>`` and exit 2 (re-raise in a multirun); on a
     RunInterrupted print how to resume and exit 128 + the signal's number."""
     try:
-        return run()
+        return run_with_resolver_errors(run)
     except UserError as error:
         if in_multirun():
             raise
@@ -58,6 +58,23 @@ def exit_on_user_error(run: Callable[[], Any]) -> Any:
             raise
         print(f"stopped: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
+
+
+def run_with_resolver_errors(run: Callable[[], Any]) -> Any:
+    """``run()``, where a config resolver's UserError (``${pretrained_file:...}``) arrives as itself, not wrapped in
+    OmegaConf's InterpolationResolutionError with a traceback."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        return run()
+    except InterpolationResolutionError as error:
+        cause, seen = error, set()
+        while cause is not None and id(cause) not in seen:  # OmegaConf re-raises it wrapped, more than once
+            seen.add(id(cause))
+            if isinstance(cause, UserError):
+                raise cause from None
+            cause = cause.__cause__ or cause.__context__
+        raise
 
 
 def guard_credentials() -> None:
