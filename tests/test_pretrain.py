@@ -5,6 +5,7 @@ what it saves (data.label_fraction / data.labels_per_class)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -194,3 +195,24 @@ def test_how_the_encoders_start_is_a_config_group_a_study_sweeps():
         lambda: run_with_resolver_errors(lambda: OmegaConf.to_container(unresolved, resolve=True)))
     study = compose_with_hydra("hparams_search=pretrained", "pretrained_from=/runs/p/pretrained").hydra.sweeper
     assert study.params["encoder_init"] == "choice(scratch, pretrained, frozen)" and study.study_name == "pretrained"
+
+
+def test_the_benchmark_row_says_whether_pretraining_lifted_the_score_beyond_the_folds_spread(tmp_path):
+    from mmbehave.perf.benchmark_table import markdown
+    from mmbehave.perf.pretraining_rows import summarise
+
+    def runs(*scores):
+        return [{"test_macro_f1": s, "rare_macro_f1": s / 2, "train_clips": 50} for s in scores]
+
+    fractions = [0.1, 1.0]
+    scores = {"scratch": {0.1: runs(0.30, 0.32, 0.34), 1.0: runs(0.60, 0.62, 0.64)},
+              "archive": {0.1: runs(0.50, 0.52, 0.54), 1.0: runs(0.61, 0.63, 0.62)},
+              "training_sites": {0.1: runs(0.20, 0.40, 0.36), 1.0: runs(0.58, 0.62, 0.66)}}
+    pretraining = {"seconds_per_1000_clips_epoch": 15.0}
+    result = summarise(tmp_path, fractions, scores, pretraining, [pretraining], folds=3)
+    assert result["lift_beyond_spread"]["archive"] == [True, False]   # +0.20 against spreads of 0.016 + 0.016
+    assert result["lift_beyond_spread"]["training_sites"] == [False, False]
+    assert result["ratio"] == pytest.approx(0.52 / 0.32)
+    assert (tmp_path / "summary.json").is_file() and Path(result["figure"]).is_file()
+    text = markdown({"pretraining": result})
+    assert "0.520 ± 0.016" in text and "10% of the labels" in text and "15.0 s per 1,000 clips" in text

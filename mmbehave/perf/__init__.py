@@ -28,4 +28,7 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
     active_learning  review -> train rounds simulated on the field-like benchmark: least certain first, audio-video
               disagreement and random, test macro-F1 against labels used, over seeds, with a figure
               (perf/active_learning_rows.py; on request, each round's result kept so a killed measurement continues)
+    pretraining  in-domain pretraining on the field-like benchmark: from scratch, pretrained on every clip, on the
+              training sites' clips only, at shares of the labels, over site folds, with a figure and the cost
+              (perf/pretraining_rows.py; on request, each run's result kept so a killed measurement continues)
 """

@@ -24,7 +24,9 @@ def markdown(results: dict) -> str:
             ("precision", "precision=auto: test clips given fp32's top-1 answer, lowest head ÷ all", "ratio", "all"),
             ("distill", "distilled student's test macro-F1 ÷ its teacher's (mean over seeds)", "ratio", "all"),
             ("active_learning", "active learning: the best strategy's last-round test macro-F1 ÷ all labels'", "ratio",
-             "all")]
+             "all"),
+            ("pretraining", "in-domain pretraining (archive): test macro-F1 at the fewest labels ÷ from scratch's",
+             "pretrained_f1", "scratch_f1")]
     lines = ["| measurement | real | bound | ratio | target | |", "|---|---|---|---|---|---|"]
     for key, label, real, bound in rows:
         if key not in results:
@@ -35,6 +37,7 @@ def markdown(results: dict) -> str:
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
     lines += sweep_details(results) + precision_details(results) + distill_details(results) + active_learning_details(results)
+    lines += pretraining_details(results)
     if "epoch" in results:
         row = results["epoch"]
         lines += ["", f"whole epoch {row['whole_epoch_s']:.2f} s: training {row['train_s']:.2f} s, validation "
@@ -156,3 +159,23 @@ def sweep_details(results: dict) -> list[str]:
 
 def _seconds(value: float | None) -> str:
     return "never" if value is None else f"{value:.0f}"
+
+
+def pretraining_details(results: dict) -> list[str]:
+    """Test macro-F1 (rare behaviours') per start and label fraction, mean ± std over the site folds."""
+    if "pretraining" not in results:
+        return []
+    row = results["pretraining"]
+    names = {"scratch": "from scratch", "archive": "pretrained on the archive (every site's clips)",
+             "training_sites": "pretrained on the training sites' clips only"}
+    fractions = row["fractions"]
+    lines = ["", f"In-domain pretraining, {row['folds']} site folds: test macro-F1 on held-out sites (rare behaviours' "
+                 "macro-F1), mean ± std", "",
+             "| start | " + " | ".join(f"{100 * f:g}% of the labels" for f in fractions) + " |",
+             "|---" * (len(fractions) + 1) + "|"]
+    for condition, entry in row["conditions"].items():
+        lines.append(f"| {names[condition]} | " + " | ".join(
+            f"{entry['f1_mean'][i]:.3f} ± {entry['f1_std'][i]:.3f} ({entry['rare_mean'][i]:.3f})"
+            for i in range(len(fractions))) + " |")
+    lines += ["", f"Pretraining: {row['seconds_per_1000_clips_epoch']:.1f} s per 1,000 clips an epoch on this machine."]
+    return lines
