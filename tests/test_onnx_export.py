@@ -170,3 +170,41 @@ def test_an_export_that_disagrees_with_torch_leaves_nothing(trained_run, tmp_pat
     assert "onnx.atol=1e-30" in message and ("species" in message or "behavior" in message)
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx"]
     assert (out / "model.onnx").read_bytes() == b"an earlier export"
+
+
+def test_the_int8_row_measures_both_int8_models_against_fp32_and_keeps_the_faster_that_agrees(onnx_export, trained_run,
+                                                                                           tmp_path):
+    """The benchmark's int8 row on the session's model: every runtime predicts the same held-in-memory test split,
+    torch fp32 is the reference, and the kept int8 model follows the issue's rule (faster, agreeing >= 0.98)."""
+    from mmbehave.perf.benchmark_table import int8_details
+    from mmbehave.perf.int8_rows import RUNTIMES, measure_seed, summarise
+
+    pth_dir = tmp_path / "pth"
+    run_here("export", f"checkpoint={trained_run.checkpoint}", f"output_dir={pth_dir}", "latency.clips=3",
+             "latency.warmup=1", "mlflow.log=false", tmp_path=tmp_path)
+    seed = measure_seed(pth_dir, onnx_export[0], batch_size=8)
+    assert seed["clips"] == 20 and set(seed["runtimes"]) == set(RUNTIMES)
+    fp32 = seed["runtimes"]["torch_fp32"]
+    assert fp32["agreement"] == {"species": 1.0, "behavior": 1.0} and fp32["latency_ms_batch1"] > 0
+    assert seed["runtimes"]["onnx_fp32"]["agreement"] == {"species": 1.0, "behavior": 1.0}  # exported within atol
+    for runtime in ("torch_dynamic_int8", "onnx_static_int8"):
+        assert all(INT8_AGREEMENT_FLOOR <= share <= 1.0 for share in seed["runtimes"][runtime]["agreement"].values())
+        assert seed["runtimes"][runtime]["clips_per_s"] > 0 and seed["runtimes"][runtime]["latency_ms_batch1"] > 0
+    assert seed["runtimes"]["torch_auto"]["plan"].startswith("precision=auto")
+
+    # The rule, on this seed's numbers made to disagree one way and then the other.
+    def with_int8(fast: str, agreeing: set[str]) -> dict:
+        out = json.loads(json.dumps(seed))
+        for runtime in ("torch_dynamic_int8", "onnx_static_int8"):
+            entry = out["runtimes"][runtime]
+            entry["clips_per_s"] = 2 * fp32["clips_per_s"] if runtime == fast else 1.5 * fp32["clips_per_s"]
+            entry["agreement"] = {head: 1.0 if runtime in agreeing else 0.9 for head in entry["agreement"]}
+        return out
+
+    both = summarise([with_int8("onnx_static_int8", {"torch_dynamic_int8", "onnx_static_int8"})], [0])
+    assert both["kept"] == "onnx_static_int8" and both["ratio"] == pytest.approx(2.0)
+    slower = summarise([with_int8("onnx_static_int8", {"torch_dynamic_int8"})], [0])
+    assert slower["kept"] == "torch_dynamic_int8" and slower["ratio"] == pytest.approx(1.5)
+    neither = summarise([with_int8("onnx_static_int8", set())], [0])
+    assert neither["kept"] is None and neither["ratio"] == 0.0
+    assert "int8 kept: neither" in "\n".join(int8_details({"int8": neither}))

@@ -22,6 +22,9 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
     precision  models trained in fp32, their test split predicted in fp32, with precision=auto's plan and all
               in bf16: top-1 agreement per head, macro-F1 against the seed spread, clips/s of the model pass and
               of feature-cache encoding (perf/precision_rows.py; on request)
+    int8      models trained per seed, exported as dynamic int8 (torch) and static int8 (ONNX): clips/s on the test
+              split held in memory against torch fp32 and precision=auto, top-1 agreement per head, batch-1 latency;
+              the faster int8 that agrees >= 0.98 is the one kept (perf/int8_rows.py; on request, resumable)
     distill   the teacher, a student on labels alone, distilled, and distilled with an unlabelled pool, over
               seeds: test macro-F1, FLOPs a clip, clips/s on pre-decoded inputs (torch, ONNX fp32 and int8;
               perf/distill_rows.py; on request, each run's result kept so a killed measurement continues)

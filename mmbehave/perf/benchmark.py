@@ -43,6 +43,10 @@ def run_benchmark(cfg: DictConfig) -> dict:
 
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             results["precision"] = precision_comparison(cfg, overrides, Path(scratch))
+    if "int8" in wanted:
+        from mmbehave.perf.int8_rows import int8_comparison
+
+        results["int8"] = int8_comparison(cfg, overrides)
     if wanted & {"predict", "predict_memory"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.prediction_rows import predict_rows
@@ -76,7 +80,7 @@ def run_benchmark(cfg: DictConfig) -> dict:
 
         results["pretraining"] = pretraining_comparison(cfg, overrides)
     if wanted - {"peak", "model", "predict", "predict_memory", "schedule", "frozen_sweep", "time_to_good", "precision",
-                 "distill", "active_learning", "pretraining"}:
+                 "int8", "distill", "active_learning", "pretraining"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.pipeline import pipeline
 

@@ -22,6 +22,7 @@ def markdown(results: dict) -> str:
             ("time_to_good", "pruned sweep: time to the unpruned best ÷ the unpruned sweep's wall (s)",
              "pruned_to_best_s", "unpruned_wall_s"),
             ("precision", "precision=auto: test clips given fp32's top-1 answer, lowest head ÷ all", "ratio", "all"),
+            ("int8", "int8 kept (agrees >= 0.98 with fp32 per head): clips/s ÷ torch fp32's", "ratio", "all"),
             ("distill", "distilled student's test macro-F1 ÷ its teacher's (mean over seeds)", "ratio", "all"),
             ("active_learning", "active learning: the best strategy's last-round test macro-F1 ÷ all labels'", "ratio",
              "all"),
@@ -37,7 +38,7 @@ def markdown(results: dict) -> str:
         lines.append(f"| {label} | {row[real]:.3g} | {row[bound]:.3g} | {row['ratio']:.2f} | {sign} {target} | "
                      f"{'met' if met else 'not met'} |")
     lines += sweep_details(results) + precision_details(results) + distill_details(results) + active_learning_details(results)
-    lines += pretraining_details(results)
+    lines += pretraining_details(results) + int8_details(results)
     if "epoch" in results:
         row = results["epoch"]
         lines += ["", f"whole epoch {row['whole_epoch_s']:.2f} s: training {row['train_s']:.2f} s, validation "
@@ -124,6 +125,24 @@ def precision_details(results: dict) -> list[str]:
             lines.append(f"| {precision} | {agreement} | {entry['largest_macro_f1_change']:.4f} | "
                          f"{row['seed_spread']:.4f} | {entry['speedup']:.2f}x | {encode} |")
         lines += ["", f"auto's plan: {row['auto']['plan']}"]
+    return lines
+
+
+def int8_details(results: dict) -> list[str]:
+    """Each runtime against torch fp32 on the test split held in memory: speed, agreement, size."""
+    if "int8" not in results:
+        return []
+    row = results["int8"]
+    lines = ["", f"| test split ({row['clips']} clips, batch {row['batch_size']}), {len(row['seeds'])} seeds | clips/s "
+                 "| ÷ torch fp32 | lowest top-1 agreement with torch fp32 | ms a clip, batch 1, 1 thread | MB |",
+             "|---|---|---|---|---|---|"]
+    for runtime, entry in row["runtimes"].items():
+        agreement = ", ".join(f"{head} {share:.3f}" for head, share in entry["lowest_agreement"].items())
+        latency = f"{entry['latency_ms_batch1']:.1f}" if entry["latency_ms_batch1"] is not None else "-"
+        lines.append(f"| {runtime} | {entry['clips_per_s']:.3g} | {entry['speedup']:.2f}x | {agreement} | {latency} | "
+                     f"{entry['size_mb']:.1f} |")
+    kept = row["kept"] or f"neither (no int8 model agreed >= {row['min_agreement']})"
+    lines += ["", f"int8 kept: {kept}; fp32's test macro-F1 spread over the seeds {row['seed_spread']:.4f}."]
     return lines
 
 
