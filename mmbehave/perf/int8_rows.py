@@ -114,6 +114,9 @@ def _batch1_latencies(pth_dir: Path, onnx_dir: Path) -> dict[str, float]:
 
 
 def int8_comparison(cfg: DictConfig, overrides: list[str]) -> dict:
+    from mmbehave.checkpoints.onnx_model import require_onnxruntime
+
+    require_onnxruntime()  # the static int8 model is onnxruntime's: say so before a model is trained for nothing
     bench = cfg.benchmark
     seeds, epochs = [int(s) for s in bench.precision_seeds], int(bench.precision_epochs)
     settings = {"overrides": sorted(overrides), "epochs": epochs}
