@@ -158,3 +158,21 @@ def test_the_student_sweep_preset_sweeps_distill_options_over_the_distill_comman
     assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.sweeper.study_name == "student"
     assert {"distill.alpha", "distill.temperature"} <= set(cfg.hydra.sweeper.params)
     assert cfg.training.loss._target_ == "mmbehave.distilling.loss.distillation_loss"
+
+
+def test_the_distill_rows_site_folds_train_each_fold_on_its_own_sites_and_refuse_a_pool(tmp_path):
+    """benchmark.distill_folds=N: every run of a fold reads that fold's label tables, a distilled run learns from its
+    own fold's teacher, and asking for the pool as well is one line naming both keys (before anything is made)."""
+    from mmbehave.perf.distill_rows import _command, site_folds
+
+    fold = tmp_path / "folds" / "fold_1"
+    teacher = tmp_path / "teacher_fold_1" / "run" / "checkpoints" / "best.pth"
+    args = _command("distilled", tmp_path / "distilled_fold_1", [], 0, "small_fused", teacher, None, fold)
+    assert f"data.labels_dir={fold}" in args and f"teacher={teacher}" in args and "student=small_fused" in args
+    assert not any(a.startswith("data.labels_dir") for a in _command("teacher", tmp_path, [], 0, "small_fused", None,
+                                                                     None))
+    cfg = compose_config(["data=synthetic_field", "benchmark.distill_folds=3", f"paths.data_dir={tmp_path}"],
+                         config_name="benchmark")
+    message = user_error(lambda: site_folds(cfg, tmp_path, 3))
+    assert "benchmark.distill_folds=3" in message and "benchmark.distill_pool=0" in message
+    assert not (tmp_path / "folds").exists() and not (tmp_path / "synthetic").exists()

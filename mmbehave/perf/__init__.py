@@ -27,7 +27,8 @@ measured in the same run on the same machine, so that the ratio, not a raw numbe
               the faster int8 that agrees >= 0.98 is the one kept (perf/int8_rows.py; on request, resumable)
     distill   the teacher, a student on labels alone, distilled, and distilled with an unlabelled pool, over
               seeds: test macro-F1, FLOPs a clip, clips/s on pre-decoded inputs (torch, ONNX fp32 and int8;
-              perf/distill_rows.py; on request, each run's result kept so a killed measurement continues)
+              perf/distill_rows.py; on request, each run's result kept so a killed measurement continues;
+              benchmark.distill_folds=N: site folds instead of seeds, on the field-like benchmark)
     active_learning  review -> train rounds simulated on the field-like benchmark: least certain first, audio-video
               disagreement and random, test macro-F1 against labels used, over seeds, with a figure
               (perf/active_learning_rows.py; on request, each round's result kept so a killed measurement continues)

@@ -67,7 +67,8 @@ def distill_details(results: dict) -> list[str]:
     if "distill" not in results:
         return []
     row, scores = results["distill"], results["distill"]["test_macro_f1"]
-    lines = ["", f"| {row['student']} student, {len(row['seeds'])} seeds | test macro-F1 (mean ± spread) |", "|---|---|"]
+    repeats = f"{row['folds']} site folds" if row.get("folds") else f"{len(row['seeds'])} seeds"
+    lines = ["", f"| {row['student']} student, {repeats} | test macro-F1 (mean ± spread) |", "|---|---|"]
     names = {"teacher": "teacher (the default model)", "labels_only": "student, labels only",
              "distilled": "student, distilled", "distilled_pool": f"student, distilled + {row['pool_clips']} unlabelled"}
     lines += [f"| {names[kind]} | {entry['mean']:.4f} ± {entry['spread']:.4f} |" for kind, entry in scores.items()]

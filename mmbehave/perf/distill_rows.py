@@ -7,12 +7,18 @@ faster is it, and do clips nobody labelled help it?
           pre-decoded test inputs (batch 8), teacher against student, torch and, where onnxruntime is there,
           the student's ONNX fp32 and static-int8 files
 
+With ``benchmark.distill_folds=N`` (the field-like benchmark, ``data=synthetic_field``) each repeat is a site fold
+instead of a seed (``python -m mmbehave.split folds=N group_by=site_id``, as the pretraining row makes them): every
+run of a fold trains on its training sites and is tested on its held-out ones. The pool is then left out
+(``benchmark.distill_pool=0``): the generator writes unlabelled clips for the built-in benchmark only.
+
 Every run's result is written (atomically) to ``benchmark.distill_dir`` as it ends, and a run whose result is
 there is not run again: a killed measurement continues where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -27,7 +33,7 @@ KINDS = ("teacher", "labels_only", "distilled", "distilled_pool")
 
 
 def _command(kind: str, work: Path, overrides: list[str], seed: int, student: str, teacher: Path | None,
-             pool: Path | None) -> list[str]:
+             pool: Path | None, labels_dir: Path | None = None) -> list[str]:
     module = "mmbehave.distill" if kind.startswith("distilled") else "mmbehave.train"
     args = ["-m", module, *overrides, f"seed={seed}", "training.test_at_end=true", "mlflow.log_model=false",
             "print_config=false", f"hydra.run.dir={work / 'run'}", f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
@@ -38,6 +44,8 @@ def _command(kind: str, work: Path, overrides: list[str], seed: int, student: st
         args.append(f"teacher={teacher}")
     if pool is not None:
         args.append(f"distill.unlabeled={pool}")
+    if labels_dir is not None:  # a site fold: its train/val/test tables
+        args.append(f"data.labels_dir={labels_dir}")
     return args
 
 
@@ -49,15 +57,17 @@ def _test_score(work: Path) -> float:
     return float(run.data.metrics["test/macro_f1"])
 
 
-def one_run(kind: str, root: Path, overrides: list[str], seed: int, student: str, pool: Path | None) -> dict:
-    work = root / f"{kind}_seed{seed}"
+def one_run(kind: str, root: Path, overrides: list[str], seed: int, student: str, pool: Path | None,
+            labels_dir: Path | None = None) -> dict:
+    tag = labels_dir.name if labels_dir is not None else f"seed{seed}"  # fold_<i> or seed<n>
+    work = root / f"{kind}_{tag}"
     done = work / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    teacher = root / f"teacher_seed{seed}" / "run" / "checkpoints" / "best.pth" if kind.startswith("distilled") else None
+    teacher = root / f"teacher_{tag}" / "run" / "checkpoints" / "best.pth" if kind.startswith("distilled") else None
     started = time.perf_counter()
-    run_command(_command(kind, work, overrides, seed, student, teacher, pool if kind == "distilled_pool" else None),
-                cwd=work, timeout=7200)
+    run_command(_command(kind, work, overrides, seed, student, teacher, pool if kind == "distilled_pool" else None,
+                         labels_dir), cwd=work, timeout=7200)
     result = {"kind": kind, "seed": seed, "test_macro_f1": _test_score(work), "seconds": time.perf_counter() - started,
               "checkpoint": str(work / "run" / "checkpoints" / "best.pth")}
     write_text_atomic(done, json.dumps(result, indent=2))
@@ -73,22 +83,45 @@ def distill_comparison(cfg: DictConfig, overrides: list[str]) -> dict:
 
     bench = cfg.benchmark
     root = Path(str(bench.distill_dir)).expanduser().resolve()
+    folds = int(bench.get("distill_folds") or 0)
+    pool_clips = int(bench.distill_pool)
+    if folds:  # each fold's results apart from the built-in benchmark's, per settings
+        fingerprint = hashlib.sha256(json.dumps([folds, *sorted(overrides)]).encode()).hexdigest()[:10]
+        root = root / f"folds_{fingerprint}"
     root.mkdir(parents=True, exist_ok=True)
+    repeats = site_folds(cfg, root, folds) if folds else [(int(s), None) for s in bench.distill_seeds]
     pool = root / "pool"
-    if int(bench.distill_pool):
-        write_unlabeled_pool(pool, cfg.data, int(bench.distill_pool), num_workers=2)
-    seeds = [int(s) for s in bench.distill_seeds]
+    if pool_clips:
+        write_unlabeled_pool(pool, cfg.data, pool_clips, num_workers=2)
+    seeds = [seed for seed, _ in repeats]
     student = str(bench.distill_student)
-    runs = {kind: [one_run(kind, root, overrides, seed, student, pool) for seed in seeds] for kind in KINDS}
+    kinds = KINDS if pool_clips else tuple(k for k in KINDS if k != "distilled_pool")
+    runs = {kind: [one_run(kind, root, overrides, seed, student, pool, labels) for seed, labels in repeats]
+            for kind in kinds}
     scores = {kind: _spread([r["test_macro_f1"] for r in rows]) for kind, rows in runs.items()}
     kept = [s / t for s, t in zip(scores["distilled"]["values"], scores["teacher"]["values"])]
     speed = inference_speeds(Path(runs["teacher"][0]["checkpoint"]), Path(runs["distilled"][0]["checkpoint"]), root)
-    result = {"seeds": seeds, "student": student, "pool_clips": int(bench.distill_pool), "test_macro_f1": scores,
+    result = {"seeds": seeds, "folds": folds, "student": student, "pool_clips": pool_clips, "test_macro_f1": scores,
               "kept_share": _spread(kept), **speed}
     # the row's ratio: the share of the teacher's macro-F1 the distilled student keeps (target >= 0.95)
     result["ratio"], result["all"] = result["kept_share"]["mean"], 1.0
     write_text_atomic(root / "summary.json", json.dumps(result, indent=2))
     return result
+
+
+def site_folds(cfg: DictConfig, root: Path, folds: int) -> list[tuple[int, Path]]:
+    """(the run's seed, fold_<i>/ label folder) per site fold of the configured dataset (made once)."""
+    from mmbehave.data.prepared import make_dataset_files
+    from mmbehave.perf.pretraining_rows import make_folds
+
+    if int(cfg.benchmark.distill_pool):
+        from mmbehave.core.errors import ConfigError
+
+        raise ConfigError(f"benchmark.distill_folds={folds} needs benchmark.distill_pool=0: the unlabelled pool is "
+                          "written for data=synthetic only.")
+    make_dataset_files(cfg.data)
+    labels = make_folds(root, Path(str(cfg.data.root)).expanduser().resolve(), folds)
+    return [(int(cfg.seed), fold) for fold in labels]
 
 
 def inference_speeds(teacher: Path, student: Path, root: Path, batch_size: int = 8, repeats: int = 5) -> dict:
