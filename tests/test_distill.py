@@ -4,6 +4,7 @@ labelled, and is refused a teacher it cannot learn from."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -176,3 +177,13 @@ def test_the_distill_rows_site_folds_train_each_fold_on_its_own_sites_and_refuse
     message = user_error(lambda: site_folds(cfg, tmp_path, 3))
     assert "benchmark.distill_folds=3" in message and "benchmark.distill_pool=0" in message
     assert not (tmp_path / "folds").exists() and not (tmp_path / "synthetic").exists()
+
+    # distill_fold_pool: the fold's archive is every clip its training does not label (validation and held-out sites)
+    from mmbehave.perf.distill_rows import archive_pool
+
+    fold.mkdir(parents=True)
+    for split, ids in {"train": ["c0", "c1"], "val": ["c2"], "test": ["c3", "c4"]}.items():
+        pd.DataFrame({"clip_id": ids, "site_id": split}).to_csv(fold / f"{split}.csv", index=False)
+    table = pd.read_csv(archive_pool(cfg, fold, tmp_path))
+    videos = Path(str(cfg.data.root)).resolve() / "raw" / "videos"
+    assert list(table["path"]) == [str(videos / f"c{i}.mp4") for i in (2, 3, 4)]

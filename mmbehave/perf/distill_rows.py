@@ -9,8 +9,10 @@ faster is it, and do clips nobody labelled help it?
 
 With ``benchmark.distill_folds=N`` (the field-like benchmark, ``data=synthetic_field``) each repeat is a site fold
 instead of a seed (``python -m mmbehave.split folds=N group_by=site_id``, as the pretraining row makes them): every
-run of a fold trains on its training sites and is tested on its held-out ones. The pool is then left out
-(``benchmark.distill_pool=0``): the generator writes unlabelled clips for the built-in benchmark only.
+run of a fold trains on its training sites and is tested on its held-out ones. The generated pool is then left out
+(``benchmark.distill_pool=0``: the generator writes unlabelled clips for the built-in benchmark only);
+``benchmark.distill_fold_pool=true`` gives each fold its archive instead, the clips of its validation and
+held-out sites without their labels.
 
 Every run's result is written (atomically) to ``benchmark.distill_dir`` as it ends, and a run whose result is
 there is not run again: a killed measurement continues where it stopped.
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig
 
 from mmbehave.core.atomic import write_text_atomic
@@ -89,18 +92,24 @@ def distill_comparison(cfg: DictConfig, overrides: list[str]) -> dict:
         fingerprint = hashlib.sha256(json.dumps([folds, *sorted(overrides)]).encode()).hexdigest()[:10]
         root = root / f"folds_{fingerprint}"
     root.mkdir(parents=True, exist_ok=True)
-    repeats = site_folds(cfg, root, folds) if folds else [(int(s), None) for s in bench.distill_seeds]
     pool = root / "pool"
+    if folds:  # (seed, the fold's labels, its pool: the clips its training does not label, or None)
+        fold_pool = bool(bench.get("distill_fold_pool"))
+        repeats = [(seed, labels, archive_pool(cfg, labels, root) if fold_pool else None)
+                   for seed, labels in site_folds(cfg, root, folds)]
+    else:
+        repeats = [(int(s), None, pool if pool_clips else None) for s in bench.distill_seeds]
     if pool_clips:
         write_unlabeled_pool(pool, cfg.data, pool_clips, num_workers=2)
-    seeds = [seed for seed, _ in repeats]
+    seeds = [seed for seed, _, _ in repeats]
     student = str(bench.distill_student)
-    kinds = KINDS if pool_clips else tuple(k for k in KINDS if k != "distilled_pool")
-    runs = {kind: [one_run(kind, root, overrides, seed, student, pool, labels) for seed, labels in repeats]
-            for kind in kinds}
+    kinds = KINDS if repeats[0][2] is not None else tuple(k for k in KINDS if k != "distilled_pool")
+    runs = {kind: [one_run(kind, root, overrides, seed, student, pool_of, labels)
+                   for seed, labels, pool_of in repeats] for kind in kinds}
     scores = {kind: _spread([r["test_macro_f1"] for r in rows]) for kind, rows in runs.items()}
     kept = [s / t for s, t in zip(scores["distilled"]["values"], scores["teacher"]["values"])]
     speed = inference_speeds(Path(runs["teacher"][0]["checkpoint"]), Path(runs["distilled"][0]["checkpoint"]), root)
+    pool_clips = len(pd.read_csv(repeats[0][2])) if folds and repeats[0][2] is not None else pool_clips
     result = {"seeds": seeds, "folds": folds, "student": student, "pool_clips": pool_clips, "test_macro_f1": scores,
               "kept_share": _spread(kept), **speed}
     # the row's ratio: the share of the teacher's macro-F1 the distilled student keeps (target >= 0.95)
@@ -122,6 +131,18 @@ def site_folds(cfg: DictConfig, root: Path, folds: int) -> list[tuple[int, Path]
     make_dataset_files(cfg.data)
     labels = make_folds(root, Path(str(cfg.data.root)).expanduser().resolve(), folds)
     return [(int(cfg.seed), fold) for fold in labels]
+
+
+def archive_pool(cfg: DictConfig, labels_dir: Path, root: Path) -> Path:
+    """A table of the clips a fold's training does not label (its validation and held-out sites): what an archive
+    holds unlabelled beside the labelled sites, as in the pretraining row's archive setting (transductive: the
+    held-out sites' clips are seen, without labels)."""
+    clips = Path(str(cfg.data.root)).expanduser().resolve() / "raw" / "videos"
+    ids = pd.concat([pd.read_csv(labels_dir / f"{split}.csv", dtype=str)["clip_id"] for split in ("val", "test")])
+    table = root / "pools" / f"{labels_dir.name}.csv"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(table, pd.DataFrame({"path": [str(clips / f"{i}.mp4") for i in ids]}).to_csv(index=False))
+    return table
 
 
 def inference_speeds(teacher: Path, student: Path, root: Path, batch_size: int = 8, repeats: int = 5) -> dict:
