@@ -32,14 +32,14 @@ from mmbehave.data.metadata import (
 )
 from mmbehave.data.settings import DataSettings, group_by_columns
 from mmbehave.data.splits.label_subset import label_subset
-
-log = logging.getLogger(__name__)
 from mmbehave.data.validation import (
     check_processed_clips,
     manifest_settings,
     modality_flags,
     read_manifest,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -66,20 +65,17 @@ def runtime_pass(path: Path, precision: str | None, batches: list[dict], trained
     """(SplitPredictions, clips/s, the plan's line or the runtime) of ``path``'s model over ``batches``."""
     import torch
 
-    from mmbehave.analysis.predictions import predict_split
     from mmbehave.checkpoints.trained_model import load_trained_model
     from mmbehave.models.precision_plan import plan_and_apply
+    from mmbehave.perf.precision_rows import timed_predictions
 
     loaded = load_trained_model(path, "cpu")
     described = "onnxruntime"
     if precision is not None:
         described = plan_and_apply(loaded.model, precision, torch.device("cpu"), loaded.preprocess,
                                    loaded.modalities).line()
-    predict_split(loaded.model, batches[:2], heads=trained.heads, with_variants=False)  # warm-up: kernels, casts
-    started = time.perf_counter()
-    predictions = predict_split(loaded.model, batches, heads=trained.heads, with_variants=False)
-    clips = sum(len(batch["clip_id"]) for batch in batches)
-    return predictions, clips / (time.perf_counter() - started), described
+    predictions, speed = timed_predictions(loaded.model, batches, batches[:2], trained.heads, torch.device("cpu"))
+    return predictions, speed, described
 
 
 def measure_seed(pth_dir: Path, onnx_dir: Path, batch_size: int) -> dict:
@@ -98,7 +94,7 @@ def measure_seed(pth_dir: Path, onnx_dir: Path, batch_size: int) -> dict:
                         "size_mb": (folders[file_name] / file_name).stat().st_size / 2**20,
                         "macro_f1": summary_metrics(predictions, 1, thresholds=trained.thresholds)["macro_f1"],
                         "agreement": head_agreement(reference, predictions, trained.heads, trained.thresholds)}
-    return {"clips": sum(len(b["clip_id"]) for b in batches), "batch_size": batch_size, "runtimes": row}
+    return {"clips": len(reference.clip_ids), "batch_size": batch_size, "runtimes": row}
 
 
 def _batch1_latencies(pth_dir: Path, onnx_dir: Path) -> dict[str, float]:

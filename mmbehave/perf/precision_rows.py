@@ -37,19 +37,26 @@ def head_agreement(reference, other, heads, thresholds: dict) -> dict[str, float
 
 
 def predicted_in(trained, dataset, precision: str, batch_size: int, min_gflop: float):
-    """(SplitPredictions, clips/s, the plan's line) of the test split with ``precision`` planned."""
-    from mmbehave.analysis.predictions import predict_split
+    """(SplitPredictions, clips/s, the plan) of the test split with ``precision`` planned."""
     from mmbehave.data.prepared import make_loader
 
     device = next(trained.model.parameters()).device
     plan = plan_and_apply(trained.model, precision, device, trained.preprocess, trained.modalities, min_gflop)
-    loader = make_loader(dataset, batch_size)
-    # Warm-up: a few batches settle the kernels and each weight's cast; the whole split would only double the time.
     warm = Subset(dataset, range(min(len(dataset), 2 * batch_size)))
-    predict_split(trained.model, make_loader(warm, batch_size), heads=trained.heads, device=device, with_variants=False)
+    predictions, speed = timed_predictions(trained.model, make_loader(dataset, batch_size), make_loader(warm, batch_size),
+                                           trained.heads, device)
+    return predictions, speed, plan
+
+
+def timed_predictions(model, batches, warm, heads, device) -> tuple:
+    """(SplitPredictions of ``batches``, clips/s), after one untimed pass over ``warm``: a few batches settle the
+    kernels and each weight's cast (the whole split would only double the time)."""
+    from mmbehave.analysis.predictions import predict_split
+
+    predict_split(model, warm, heads=heads, device=device, with_variants=False)
     started = time.perf_counter()
-    predictions = predict_split(trained.model, loader, heads=trained.heads, device=device, with_variants=False)
-    return predictions, len(dataset) / (time.perf_counter() - started), plan
+    predictions = predict_split(model, batches, heads=heads, device=device, with_variants=False)
+    return predictions, len(predictions.clip_ids) / (time.perf_counter() - started)
 
 
 def encoding_speed(trained, dataset, precision_plan, batch_size: int) -> float | None:

@@ -182,8 +182,9 @@ class Epochs:
             losses = model(batch, mask_ratio=options.mask_ratio, temperature=options.temperature,
                            contrastive_weight=options.contrastive_weight, precision=self.precision,
                            generator=self.mask_generator)
-            if not math.isfinite(float(losses.total.detach())):
-                raise FloatingPointError(f"pretraining loss became {float(losses.total.detach())} at epoch {epoch + 1}; lower "
+            total = float(losses.total.detach())
+            if not math.isfinite(total):
+                raise FloatingPointError(f"pretraining loss became {total} at epoch {epoch + 1}; lower "
                                          f"pretrain.lr (now {options.lr:g}) or use hardware.precision=fp32.")
             self.optimizer.zero_grad(set_to_none=True)
             losses.total.backward()
