@@ -5,6 +5,7 @@ sweep), prediction_rows, sweep_schedule, frozen_sweep, time_to_good; benchmark_t
 from __future__ import annotations
 
 import tempfile
+from importlib import import_module
 from pathlib import Path
 
 import torch
@@ -15,6 +16,17 @@ from mmbehave.perf.benchmark_table import markdown
 from mmbehave.perf.targets import MEASUREMENTS
 
 __all__ = ["markdown", "run_benchmark"]
+
+# Rows measured by one function of (cfg, overrides, scratch folder), imported only when asked for
+SCRATCH_ROWS = {"precision": ("mmbehave.perf.precision_rows", "precision_comparison"),
+                "schedule": ("mmbehave.perf.sweep_schedule", "schedule_comparison"),
+                "frozen_sweep": ("mmbehave.perf.frozen_sweep", "frozen_sweep_against_one_training"),
+                "time_to_good": ("mmbehave.perf.time_to_good", "time_to_good")}
+# Rows of (cfg, overrides) that keep each run's result in a folder of their own, so a killed measurement continues
+KEPT_ROWS = {"int8": ("mmbehave.perf.int8_rows", "int8_comparison"),
+             "distill": ("mmbehave.perf.distill_rows", "distill_comparison"),
+             "active_learning": ("mmbehave.perf.active_learning_rows", "active_learning_comparison"),
+             "pretraining": ("mmbehave.perf.pretraining_rows", "pretraining_comparison")}
 
 
 def run_benchmark(cfg: DictConfig) -> dict:
@@ -38,49 +50,19 @@ def run_benchmark(cfg: DictConfig) -> dict:
         from mmbehave.perf.model_speed import model_on_random_inputs
 
         results["model"] = model_on_random_inputs(cfg, results["peak"])
-    if "precision" in wanted:
-        from mmbehave.perf.precision_rows import precision_comparison
-
-        with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
-            results["precision"] = precision_comparison(cfg, overrides, Path(scratch))
-    if "int8" in wanted:
-        from mmbehave.perf.int8_rows import int8_comparison
-
-        results["int8"] = int8_comparison(cfg, overrides)
     if wanted & {"predict", "predict_memory"}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.prediction_rows import predict_rows
 
             results.update(predict_rows(cfg, Path(scratch), wanted))
-    if "schedule" in wanted:
-        from mmbehave.perf.sweep_schedule import schedule_comparison
-
-        with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
-            results["schedule"] = schedule_comparison(cfg, overrides, Path(scratch))
-    if "frozen_sweep" in wanted:
-        from mmbehave.perf.frozen_sweep import frozen_sweep_against_one_training
-
-        with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
-            results["frozen_sweep"] = frozen_sweep_against_one_training(cfg, overrides, Path(scratch))
-    if "time_to_good" in wanted:
-        from mmbehave.perf.time_to_good import time_to_good
-
-        with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
-            results["time_to_good"] = time_to_good(cfg, overrides, Path(scratch))
-    if "distill" in wanted:
-        from mmbehave.perf.distill_rows import distill_comparison
-
-        results["distill"] = distill_comparison(cfg, overrides)
-    if "active_learning" in wanted:
-        from mmbehave.perf.active_learning_rows import active_learning_comparison
-
-        results["active_learning"] = active_learning_comparison(cfg, overrides)
-    if "pretraining" in wanted:
-        from mmbehave.perf.pretraining_rows import pretraining_comparison
-
-        results["pretraining"] = pretraining_comparison(cfg, overrides)
-    if wanted - {"peak", "model", "predict", "predict_memory", "schedule", "frozen_sweep", "time_to_good", "precision",
-                 "int8", "distill", "active_learning", "pretraining"}:
+    for name, (module, function) in SCRATCH_ROWS.items():
+        if name in wanted:
+            with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
+                results[name] = getattr(import_module(module), function)(cfg, overrides, Path(scratch))
+    for name, (module, function) in KEPT_ROWS.items():
+        if name in wanted:
+            results[name] = getattr(import_module(module), function)(cfg, overrides)
+    if wanted - {"peak", "model", "predict", "predict_memory", *SCRATCH_ROWS, *KEPT_ROWS}:
         with tempfile.TemporaryDirectory(prefix="mmbehave-benchmark-") as scratch:
             from mmbehave.perf.pipeline import pipeline
 
