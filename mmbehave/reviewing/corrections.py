@@ -176,13 +176,7 @@ def place_new_groups(sizes: dict[str, int], counts: dict[str, int], fractions: d
 
 def add_reviewed(options: CorrectionOptions) -> Corrections:
     """Everything checked and decided in memory; nothing written (``write_corrections``)."""
-    if options.output_dir.resolve() == options.labels_dir.resolve():
-        raise InputError(f"output_dir={options.output_dir} is labels_dir=: the tables read would be replaced. Give a new "
-                         "folder (train with data.labels_dir=<it>, or copy its tables to raw/metadata/ when content).")
-    there = [s for s in (*SPLITS, OUTCOME_NAME.removesuffix(".csv")) if (options.output_dir / f"{s}.csv").exists()]
-    if there and not options.overwrite:
-        raise InputError(f"output_dir={options.output_dir} already holds {', '.join(f'{s}.csv' for s in there)}; pass "
-                         "overwrite=true to replace them, or choose another output_dir=.")
+    check_output_folder(options)
     tables = read_existing(options)
     classes = known_classes(tables, options.heads)
     reviewed = read_decisions(options.reviewed)
@@ -192,10 +186,37 @@ def add_reviewed(options: CorrectionOptions) -> Corrections:
     if missing_heads:
         raise InputError(f"heads={list(options.heads)}: the review's model has no head {', '.join(missing_heads)} "
                          f"(its heads: {', '.join(queue.heads)}).")
-
-    where = {cid: split for split, table in tables.items() for cid in table["clip_id"]}
+    outcome, additions, corrected = decide_each_clip(options, tables, reviewed, classes)
     group_split = ({g: split for split, table in tables.items() for g in table[options.group_by] if g}
                    if all(options.group_by in t.columns for t in tables.values()) else {})
+    sizes: dict[str, int] = {}
+    for addition in additions:
+        if addition["group"] not in group_split:
+            sizes[addition["group"]] = sizes.get(addition["group"], 0) + 1
+    counts = {split: len(table) for split, table in tables.items()}
+    placed = {**place_new_groups(sizes, counts, options.fractions, options.seed), **group_split}
+    new_tables = tables_with_decisions(options, tables, corrected, additions, placed)
+    outcome += [{"clip_id": a["clip_id"], "path": a["path"], "outcome": "added", "split": split, "reason": ""}
+                for split in SPLITS for a in additions if placed[a["group"]] == split]
+    return Corrections(options, new_tables, pd.DataFrame(outcome, columns=["clip_id", "path", "outcome", "split",
+                                                                          "reason"]))
+
+
+def check_output_folder(options: CorrectionOptions) -> None:
+    if options.output_dir.resolve() == options.labels_dir.resolve():
+        raise InputError(f"output_dir={options.output_dir} is labels_dir=: the tables read would be replaced. Give a new "
+                         "folder (train with data.labels_dir=<it>, or copy its tables to raw/metadata/ when content).")
+    there = [s for s in (*SPLITS, OUTCOME_NAME.removesuffix(".csv")) if (options.output_dir / f"{s}.csv").exists()]
+    if there and not options.overwrite:
+        raise InputError(f"output_dir={options.output_dir} already holds {', '.join(f'{s}.csv' for s in there)}; pass "
+                         "overwrite=true to replace them, or choose another output_dir=.")
+
+
+def decide_each_clip(options: CorrectionOptions, tables: dict, reviewed: pd.DataFrame, classes
+                     ) -> tuple[list[dict], list[dict], dict]:
+    """(outcome rows of the clips left out or corrected, the clips to add with their groups, {clip_id: (labels,
+    reviewer)} of the clips corrected in place)."""
+    where = {cid: split for split, table in tables.items() for cid in table["clip_id"]}
     sources = {cid: source_file(options.labels_dir, cid, row_path)
                for t in tables.values() for cid, row_path in zip(t["clip_id"], t.get("video_path", [""] * len(t)))}
     taken = set(where)
@@ -213,9 +234,8 @@ def add_reviewed(options: CorrectionOptions) -> Corrections:
             continue
         new_id = new_clip_id(clip_id, path, taken)
         taken.add(new_id)
-        group = clip_group(rows.iloc[0], path, options)
-        additions.append({"clip_id": new_id, "path": path, "group": group, "labels": labels,
-                          "reviewer": rows["reviewer"].iloc[-1]})
+        additions.append({"clip_id": new_id, "path": path, "group": clip_group(rows.iloc[0], path, options),
+                          "labels": labels, "reviewer": rows["reviewer"].iloc[-1]})
     lacking = [a["path"] for a in additions if not a["group"]]
     if lacking and options.empty_group != "own":
         raise InputError(f"{options.reviewed}: {len(lacking)} reviewed clip(s) have no {options.group_by} (e.g. "
@@ -224,13 +244,12 @@ def add_reviewed(options: CorrectionOptions) -> Corrections:
                          "empty_group=own (each such clip a group of its own).")
     for addition in additions:
         addition["group"] = addition["group"] or f"own:{addition['clip_id']}"
-    sizes: dict[str, int] = {}
-    for addition in additions:
-        if addition["group"] not in group_split:
-            sizes[addition["group"]] = sizes.get(addition["group"], 0) + 1
-    counts = {split: len(table) for split, table in tables.items()}
-    placed = {**place_new_groups(sizes, counts, options.fractions, options.seed), **group_split}
+    return outcome, additions, corrected
 
+
+def tables_with_decisions(options: CorrectionOptions, tables: dict, corrected: dict, additions: list[dict],
+                          placed: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Every split's table: its rows in place (corrected ones relabelled), then the clips added to it."""
     new_tables = {}
     for split in SPLITS:
         table = tables.get(split, pd.DataFrame(columns=tables["train"].columns)).copy()
@@ -245,10 +264,7 @@ def add_reviewed(options: CorrectionOptions) -> Corrections:
                  REVIEWED_BY: a["reviewer"]} for a in additions if placed[a["group"]] == split]
         if rows or split in tables:
             new_tables[split] = pd.concat([table, pd.DataFrame(rows)], ignore_index=True).fillna("")
-        outcome += [{"clip_id": a["clip_id"], "path": a["path"], "outcome": "added", "split": split, "reason": ""}
-                    for a in additions if placed[a["group"]] == split]
-    return Corrections(options, new_tables, pd.DataFrame(outcome, columns=["clip_id", "path", "outcome", "split",
-                                                                          "reason"]))
+    return new_tables
 
 
 def write_corrections(result: Corrections) -> list[Path]:
